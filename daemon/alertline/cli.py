@@ -1,0 +1,282 @@
+"""The ``alertline`` command: run, send, status, check-config, providers (and provider tools)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import voluptuous as vol
+
+from . import __version__
+from .config import Config, load_config
+from .errors import AlertlineError, ConfigError, NotFoundError, ValidationError
+from .model import Channel, Report
+from .providers.registry import adapter_class, adapter_types
+from .redact import MASK
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="alertline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"alertline {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the MQTT daemon")
+    _common(run)
+    run.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+
+    send = commands.add_parser("send", help="send an alert and follow it until final")
+    _common(send)
+    send.add_argument("--to", action="append", required=True, metavar="NUMBER",
+                      help="a number (E.164), contact or group; repeatable")
+    send.add_argument("--provider", help="provider instance name from the config")
+    send.add_argument("--channel", action="append", choices=[c.value for c in Channel],
+                      help="sms or voice; repeatable (default from the config: sms)")
+    send.add_argument("--id", dest="alert_id", help="alert id (idempotency key)")
+    send.add_argument("--title", help="title (SMS prefix)")
+    send.add_argument("--route", help="named route from the config")
+    send.add_argument("--priority", choices=["normal", "high"])
+    send.add_argument("--no-wait", action="store_true", help="return once accepted")
+    send.add_argument("--json", action="store_true", help="print the final report as JSON")
+    send.add_argument("--timeout", type=float, default=None,
+                      help="give up waiting after this many seconds (exit 1)")
+    send.add_argument("message", help="the message text")
+
+    status = commands.add_parser("status", help="show an alert's report from the store")
+    _common(status)
+    status.add_argument("alert_id")
+    status.add_argument("--json", action="store_true")
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", nargs="?", default=None)
+    check.add_argument("--config", dest="file_option", help=argparse.SUPPRESS)
+
+    providers = commands.add_parser("providers", help="list adapter types and their options")
+    providers.add_argument("--json", action="store_true")
+
+    _optional_commands(commands)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="YAML configuration file (default: embedded)")
+    parser.add_argument("--log-level", default=None,
+                        choices=["debug", "info", "warning", "error"], help="log verbosity")
+
+
+def _optional_commands(commands: Any) -> None:
+    """Sub-commands that live in their own modules (MQTT tools, provider resources)."""
+    try:
+        from .cli_mqtt import add_mqtt_parsers
+    except ImportError:
+        pass
+    else:
+        add_mqtt_parsers(commands)
+    try:
+        from .cli_exolve import add_exolve_parser
+    except ImportError:
+        pass
+    else:
+        add_exolve_parser(commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alertline`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as err:
+        _print_config_problems(err)
+        return EXIT_BAD_INPUT
+    except ValidationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AlertlineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check-config":
+        return _check_config(args.file or args.file_option)
+    if args.command == "providers":
+        return _providers(args.json)
+    config = load_config(args.config)
+    _setup_logging(args.log_level or config.raw["logging"]["level"],
+                   getattr(args, "log_json", False) or config.raw["logging"]["json"], config)
+    if args.command == "run":
+        from .daemon import run_daemon
+
+        return run_daemon(config, config_path=args.config)
+    if args.command == "send":
+        return asyncio.run(_send(config, args))
+    if args.command == "status":
+        return asyncio.run(_status(config, args))
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        result: int = handler(config, args)
+        return result
+    raise AlertlineError(f"unknown command {args.command}")
+
+
+def _setup_logging(level: str, as_json: bool, config: Config) -> None:
+    from .logs import configure_logging
+
+    configure_logging(level, as_json=as_json, secrets=config.secrets)
+
+
+def _check_config(path: str | None) -> int:
+    if path is None:
+        print("usage: alertline check-config FILE", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    config = load_config(path)
+    print(f"{path}: OK — {len(config.providers)} provider(s), {len(config.contacts)} contact(s), "
+          f"{len(config.groups)} group(s), {len(config.routes)} route(s)")
+    return EXIT_OK
+
+
+def _print_config_problems(err: ConfigError) -> None:
+    print(f"configuration has {len(err.problems)} problem(s):", file=sys.stderr)
+    for path, reason in err.problems:
+        print(f"  {path or '(file)'}: {reason}", file=sys.stderr)
+
+
+def _providers(as_json: bool) -> int:
+    listing = [_describe_adapter(name) for name in adapter_types()]
+    if as_json:
+        print(json.dumps(listing, indent=2))
+        return EXIT_OK
+    for entry in listing:
+        caps = entry["capabilities"]
+        print(f"{entry['type']}: {entry['description']}")
+        print(f"  channels: {', '.join(caps['channels'])}; up to {caps['max_recipients']} "
+              f"recipient(s) per request; status by {caps['status']}")
+        for option in entry["options"]:
+            flags = "required" if option["required"] else f"default {option['default']!r}"
+            secret = ", secret" if option["secret"] else ""
+            print(f"  - {option['name']} ({flags}{secret}): {option['description']}")
+    return EXIT_OK
+
+
+def _describe_adapter(name: str) -> dict[str, Any]:
+    cls = adapter_class(name)
+    options = []
+    for marker in cls.options_schema:
+        key = str(marker.schema) if isinstance(marker, vol.Marker) else str(marker)
+        default = marker.default() if isinstance(marker, vol.Optional) and \
+            marker.default is not vol.UNDEFINED else None
+        options.append({
+            "name": key,
+            "required": isinstance(marker, vol.Required),
+            "default": MASK if key in cls.secret_options and default else default,
+            "secret": key in cls.secret_options,
+            "description": getattr(marker, "description", None) or "",
+        })
+    return {"type": name, "description": cls.description,
+            "capabilities": cls.default_capabilities.to_json(), "options": options}
+
+
+async def _send(config: Config, args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .request import parse_request
+    from .store import Store
+
+    payload: dict[str, Any] = {"message": args.message, "to": args.to}
+    for key, value in (("id", args.alert_id), ("channel", args.channel),
+                       ("provider", args.provider), ("title", args.title),
+                       ("route", args.route), ("priority", args.priority)):
+        if value:
+            payload[key] = value
+    request = parse_request(payload)
+    engine = Engine(config, Store(config.store_path, exclusive=True))
+    printer = ProgressPrinter(quiet=args.json)
+    engine.subscribe(printer)
+    await engine.start()
+    try:
+        accepted = await engine.accept(request, source="cli")
+        if accepted.duplicate:
+            print(f"alert {accepted.alert_id} was already accepted: following it",
+                  file=sys.stderr)
+        if args.no_wait:
+            print(json.dumps(accepted.to_json()))
+            return EXIT_OK
+        try:
+            report = await engine.wait_final(accepted.alert_id, args.timeout)
+        except TimeoutError:
+            print(f"gave up waiting after {args.timeout}s; the alert goes on when alertline runs "
+                  "again", file=sys.stderr)
+            return EXIT_FAILED
+    finally:
+        await engine.stop()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_summary(report)
+    return EXIT_OK if report.state.value == "delivered" else EXIT_FAILED
+
+
+async def _status(config: Config, args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .store import Store
+
+    store = Store(config.store_path)
+    engine = Engine(config, store)
+    await store.open()
+    try:
+        report = await engine.report(args.alert_id)
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_summary(report)
+    return EXIT_OK
+
+
+class ProgressPrinter:
+    """Prints each delivery's state changes as reports arrive."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._seen: dict[str, tuple[str, str | None]] = {}
+
+    def __call__(self, report: Report) -> None:
+        """Print what changed since the last report."""
+        for delivery in report.deliveries:
+            now = (delivery.state.value, delivery.provider_status)
+            if self._seen.get(delivery.id) == now:
+                continue
+            self._seen[delivery.id] = now
+            if self.quiet:
+                continue
+            extra = f" ({delivery.provider_status})" if delivery.provider_status else ""
+            reason = f" — {delivery.reason}" if delivery.reason else ""
+            print(f"{delivery.recipient.number:>16}  {delivery.channel.value:<5} "
+                  f"{delivery.state.value}{extra}{reason}", file=sys.stderr, flush=True)
+
+
+def print_summary(report: Report) -> None:
+    """A short human-readable report."""
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(report.counts().items()))
+    print(f"alert {report.alert.id}: {report.state.value} ({counts})")
+    for delivery in report.deliveries:
+        reason = f": {delivery.reason}" if delivery.reason else ""
+        print(f"  {delivery.recipient.number} {delivery.channel.value} via {delivery.provider}: "
+              f"{delivery.state.value}{reason}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    sys.exit(main())

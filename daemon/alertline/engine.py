@@ -1,0 +1,577 @@
+"""The engine: accept → validate → persist → batch → submit → track → report; ack, cancel, resolve."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .config import Config
+from .dispatch import BatchKey, Dispatcher
+from .errors import (
+    AuthError,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    RejectedError,
+    TransientError,
+    ValidationError,
+)
+from .expand import build_alert, personalise, provider_candidates, provider_for
+from .model import (
+    Acknowledgement,
+    Alert,
+    AlertStatus,
+    Channel,
+    Delivery,
+    DeliveryState,
+    Report,
+    can_transition,
+)
+from .providers.base import Batch, BatchItem, Provider, ProviderContext, StatusUpdate, Submission
+from .providers.registry import create_provider
+from .redact import Redactor
+from .request import AlertRequest
+from .scheduler import ApsScheduler, Scheduler
+from .store import Op, Phase, Store, StoredDelivery
+from .tracking import Tracker
+
+_LOGGER = logging.getLogger(__name__)
+
+ReportListener = Callable[[Report], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class AlertRecord:
+    """An open alert in memory: the source of truth while it is not final (written through)."""
+
+    alert: Alert
+    status: AlertStatus
+    deliveries: dict[str, Delivery]
+    phases: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def report(self, at: datetime) -> Report:
+        """The current report."""
+        return Report(alert=self.alert, deliveries=tuple(self.deliveries.values()),
+                      status=self.status, updated_at=at)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer to an accepted request."""
+
+    alert_id: str
+    deliveries: int
+    duplicate: bool
+    report: Report
+
+    def to_json(self) -> dict[str, Any]:
+        """The payload of ``alertline/accepted/<id>``."""
+        return {"id": self.alert_id, "state": "accepted", "deliveries": self.deliveries,
+                "duplicate": self.duplicate}
+
+
+class Engine:
+    """One alertline engine: the daemon and the Home Assistant integration each run one."""
+
+    def __init__(self, config: Config, store: Store, *, clock: Clock | None = None,
+                 scheduler: Scheduler | None = None, providers: dict[str, Provider] | None = None,
+                 context: ProviderContext | None = None, max_in_flight: int = 4) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.scheduler = scheduler or ApsScheduler()
+        self.redactor = Redactor(config.secrets)
+        self.context = context or ProviderContext(clock=self.clock, redactor=self.redactor)
+        for secret in config.secrets:
+            self.context.redactor.add(secret)
+        self.providers = providers if providers is not None else {
+            name: create_provider(name, p.type, p.options, self.context)
+            for name, p in config.providers.items()}
+        self._dispatchers = {
+            name: Dispatcher(provider, self._prepare_batch, self._batch_finished,
+                             max_in_flight=max_in_flight)
+            for name, provider in self.providers.items()}
+        self.tracker = Tracker(self)
+        self._open: dict[str, AlertRecord] = {}
+        self._recent: OrderedDict[str, Report] = OrderedDict()
+        self._accepting: dict[str, asyncio.Future[Accepted]] = {}
+        self._listeners: list[ReportListener] = []
+        self._events: list[tuple[str, str | None, datetime, str, str | None, str | None,
+                                 str | None, str | None]] = []
+        self._final_waiters: dict[str, list[asyncio.Future[Report]]] = {}
+        self.metrics: dict[str, float] = {"alerts_received": 0, "alerts_rejected": 0,
+                                          "alerts_duplicate": 0, "provider_requests": 0,
+                                          "provider_errors": 0, "provider_seconds": 0.0}
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, resume unfinished work, start timers."""
+        await self.store.open()
+        self.scheduler.start()
+        self._started = True
+        await self._resume()
+
+    async def stop(self, *, drain_timeout: float = 10.0) -> None:
+        """Finish in-flight submissions (bounded), stop timers, close providers and the store."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(d.drain() for d in self._dispatchers.values())),
+                                   drain_timeout)
+        except TimeoutError:
+            _LOGGER.warning("stopping with submissions still in flight; they resume on restart")
+        self.scheduler.shutdown()
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.store.close()
+        self._started = False
+
+    async def drain(self) -> None:
+        """Wait until every queued delivery has been handed to its provider and recorded."""
+        await asyncio.gather(*(d.drain() for d in self._dispatchers.values()))
+
+    def subscribe(self, listener: ReportListener) -> Callable[[], None]:
+        """Call ``listener`` with every report; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    # -- accepting -------------------------------------------------------------------------
+
+    async def accept(self, request: AlertRequest, *, source: str | None = None,
+                     keys: Iterable[str] = ()) -> Accepted:
+        """Validate, persist and queue an alert; a known id or key returns the existing alert."""
+        self.metrics["alerts_received"] += 1
+        key_list = list(keys)
+        known = await self._known(request.id, key_list)
+        if known is not None:
+            self.metrics["alerts_duplicate"] += 1
+            return known
+        try:
+            alert = build_alert(request, self.config, self.providers, now=self.clock.now(),
+                                source=source)
+        except ValidationError:
+            self.metrics["alerts_rejected"] += 1
+            raise
+        pending = self._accepting.get(alert.id)
+        if pending is not None:
+            self.metrics["alerts_duplicate"] += 1
+            first = await asyncio.shield(pending)
+            return dataclasses.replace(first, duplicate=True)
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._accepting[alert.id] = future
+        try:
+            accepted = await self._persist_new(alert, key_list)
+            future.set_result(accepted)
+            return accepted
+        except BaseException as err:
+            future.set_exception(err)
+            future.exception()  # retrieved: concurrent duplicates re-raise it themselves
+            raise
+        finally:
+            del self._accepting[alert.id]
+
+    async def _known(self, alert_id: str | None, keys: list[str]) -> Accepted | None:
+        for key in ([alert_id] if alert_id else []) + keys:
+            existing = key if key in self._open else await self.store.alert_for_key(key)
+            if existing is not None:
+                report = await self.report(existing)
+                return Accepted(existing, len(report.deliveries), True, report)
+        return None
+
+    async def _persist_new(self, alert: Alert, keys: list[str]) -> Accepted:
+        now = self.clock.now()
+        record = AlertRecord(alert=alert, status=AlertStatus(), deliveries={})
+        for channel in alert.channels:
+            provider = provider_for(alert, channel, self.config, self.providers)
+            for recipient in alert.recipients:
+                delivery_id = f"{alert.id}-{len(record.deliveries) + 1}"
+                record.deliveries[delivery_id] = Delivery(
+                    id=delivery_id, alert_id=alert.id, recipient=recipient, channel=channel,
+                    provider=provider, state=DeliveryState.PENDING, created_at=now,
+                    updated_at=now)
+                record.phases[delivery_id] = (Phase.QUEUED, None)
+        report = record.report(now)
+        ops = [Store.op_insert_alert(alert, record.status, report.state.value, False, keys),
+               Store.op_save_deliveries([(d, Phase.QUEUED, None)
+                                         for d in record.deliveries.values()]),
+               Store.op_events([(alert.id, None, now, "accepted", None, None, None, alert.source)])]
+        await self.store.commit(ops)
+        self._open[alert.id] = record
+        await self._emit(record)
+        self._queue(record, list(record.deliveries.values()))
+        return Accepted(alert.id, len(record.deliveries), False, report)
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def _queue(self, record: AlertRecord, deliveries: list[Delivery]) -> None:
+        """Hand pending deliveries to their providers' dispatchers (or hold until not_before)."""
+        alert = record.alert
+        now = self.clock.now()
+        if alert.not_before is not None and alert.not_before > now:
+            self.scheduler.call_at(f"hold:{alert.id}", alert.not_before,
+                                   lambda: self._release(alert.id))
+            return
+        groups: dict[tuple[str, Channel], list[BatchItem]] = {}
+        for delivery in deliveries:
+            if delivery.state is not DeliveryState.PENDING:
+                continue
+            template = alert.text_for(delivery.channel)
+            item = BatchItem(
+                delivery_id=delivery.id, alert_id=alert.id, number=delivery.recipient.number,
+                text=personalise(template, delivery.recipient.personalization,
+                                 delivery.recipient.number),
+                template=template, personalization=dict(delivery.recipient.personalization),
+                locale=delivery.recipient.locale or alert.locale,
+                contact=delivery.recipient.contact)
+            groups.setdefault((delivery.provider, delivery.channel), []).append(item)
+        for (provider, channel), items in groups.items():
+            self._dispatchers[provider].enqueue(BatchKey.for_alert(alert, channel), items)
+
+    async def _release(self, alert_id: str) -> None:
+        record = self._open.get(alert_id)
+        if record is not None:
+            record.alert = dataclasses.replace(record.alert, not_before=None)
+            self._queue(record, list(record.deliveries.values()))
+
+    async def _prepare_batch(self, batch: Batch) -> Batch | None:
+        """Drop items cancelled or expired meanwhile; mark the rest in flight (durably)."""
+        now = self.clock.now()
+        keep: list[BatchItem] = []
+        changed: dict[str, list[Delivery]] = {}
+        for item in batch.items:
+            record = self._open.get(item.alert_id)
+            delivery = record.deliveries.get(item.delivery_id) if record else None
+            if record is None or delivery is None or delivery.state is not DeliveryState.PENDING:
+                continue
+            if record.alert.expires is not None and record.alert.expires <= now:
+                self._set_state(record, delivery, DeliveryState.EXPIRED, now,
+                                reason="expired before it could be sent")
+                changed.setdefault(record.alert.id, [])
+                continue
+            record.phases[delivery.id] = (Phase.IN_FLIGHT, None)
+            changed.setdefault(record.alert.id, []).append(delivery)
+            keep.append(item)
+        await self._save(changed.keys())
+        return dataclasses.replace(batch, items=tuple(keep)) if keep else None
+
+    async def _batch_finished(self, batch: Batch, submission: Submission | None,
+                              error: BaseException | None, seconds: float) -> None:
+        """Record a provider request's outcome and start tracking it."""
+        self.metrics["provider_requests"] += 1
+        self.metrics["provider_seconds"] += seconds
+        if submission is None:
+            self.metrics["provider_errors"] += 1
+            await self._submission_failed(batch, error)
+            return
+        await self.tracker.submitted(batch, submission)
+
+    async def _submission_failed(self, batch: Batch, error: BaseException | None) -> None:
+        now = self.clock.now()
+        state, reason = _failure(error, self.redactor)
+        failover = isinstance(error, AuthError | TransientError | RateLimitedError)
+        touched: set[str] = set()
+        requeue: dict[str, list[Delivery]] = {}
+        for item in batch.items:
+            record = self._open.get(item.alert_id)
+            delivery = record.deliveries.get(item.delivery_id) if record else None
+            if record is None or delivery is None:
+                continue
+            touched.add(record.alert.id)
+            nxt = self._next_provider(record.alert, delivery) if failover else None
+            if nxt is not None:
+                record.deliveries[delivery.id] = dataclasses.replace(
+                    delivery, provider=nxt, updated_at=now,
+                    details={**delivery.details, "failover_from": delivery.provider,
+                             "failover_reason": reason})
+                record.phases[delivery.id] = (Phase.QUEUED, None)
+                requeue.setdefault(record.alert.id, []).append(record.deliveries[delivery.id])
+                _LOGGER.warning("%s failed for %s (%s); failing over to %s", delivery.provider,
+                                delivery.id, reason, nxt)
+                continue
+            self._set_state(record, delivery, state, now, reason=reason)
+        await self._save(touched)
+        for alert_id, deliveries in requeue.items():
+            self._queue(self._open[alert_id], deliveries)
+        await self._emit_many(touched)
+
+    def _next_provider(self, alert: Alert, delivery: Delivery) -> str | None:
+        tried = {delivery.provider, delivery.details.get("failover_from")}
+        for name in provider_candidates(alert, delivery.channel, self.config, self.providers):
+            if name not in tried:
+                return name
+        return None
+
+    # -- status updates --------------------------------------------------------------------
+
+    def _set_state(self, record: AlertRecord, delivery: Delivery, state: DeliveryState,
+                   at: datetime, **changes: Any) -> bool:
+        """Move ``delivery`` to ``state`` in memory; False (and nothing changes) if illegal."""
+        if not can_transition(delivery.state, state):
+            _LOGGER.debug("ignoring %s -> %s for %s", delivery.state, state, delivery.id)
+            return False
+        updated = delivery.advance(state, at, **changes)
+        record.deliveries[delivery.id] = updated
+        phase, submission_id = record.phases.get(delivery.id, (Phase.QUEUED, None))
+        if state.final:
+            phase = Phase.DONE
+        elif state is DeliveryState.SUBMITTED:
+            phase = Phase.TRACKING
+        record.phases[delivery.id] = (phase, submission_id)
+        if state is not delivery.state:
+            self._events.append((record.alert.id, delivery.id, at, "state", delivery.state.value,
+                                 state.value, updated.provider_status, updated.reason))
+        return True
+
+    def apply_updates(self, record: AlertRecord, updates: Iterable[StatusUpdate]) -> bool:
+        """Apply provider status updates to ``record`` in memory; True if anything changed."""
+        changed = False
+        now = self.clock.now()
+        for update in updates:
+            delivery = record.deliveries.get(update.delivery_id or "")
+            if delivery is None or delivery.state.final:
+                continue
+            if (update.state is delivery.state and update.provider_status ==
+                    delivery.provider_status and not update.details):
+                continue
+            details = {**delivery.details, **update.details}
+            changes: dict[str, Any] = {"provider_status": update.provider_status,
+                                       "details": details}
+            if update.reason is not None:
+                changes["reason"] = update.reason
+            changed |= self._set_state(record, delivery, update.state, update.at or now, **changes)
+        return changed
+
+    async def apply_push(self, provider: str, updates: list[StatusUpdate]) -> int:
+        """Pushed status (e.g. Fortytwo postbacks): match by provider ids; returns matches."""
+        matched = 0
+        touched: set[str] = set()
+        for update in updates:
+            for alert_id in await self.store.find_deliveries(
+                    provider, update.provider_ref, update.provider_message_id):
+                record = self._open.get(alert_id)
+                if record is None:
+                    matched += 1  # a late duplicate for a finished alert: harmless
+                    continue
+                for delivery in list(record.deliveries.values()):
+                    if delivery.provider != provider or not _matches(delivery, update):
+                        continue
+                    matched += 1
+                    resolved = dataclasses.replace(update, delivery_id=delivery.id)
+                    if self.apply_updates(record, [resolved]):
+                        touched.add(alert_id)
+                    await self._on_push_details(record, delivery, update)
+        await self._save(touched)
+        await self._emit_many(touched)
+        return matched
+
+    async def _on_push_details(self, record: AlertRecord, delivery: Delivery,
+                               update: StatusUpdate) -> None:
+        """Hook for keypad input in pushed status (escalation acks)."""
+
+    # -- ack, cancel, resolve --------------------------------------------------------------
+
+    async def ack(self, alert_id: str, *, by: str | None = None, via: str = "api") -> Report:
+        """Acknowledge: stop escalation; record who and how."""
+        record = await self._record(alert_id)
+        if record.status.acknowledged is None:
+            record.status = dataclasses.replace(
+                record.status, acknowledged=Acknowledgement(by=by, via=via, at=self.clock.now()))
+            self._events.append((alert_id, None, self.clock.now(), "ack", None, None, None,
+                                 f"{via}:{by or ''}"))
+            self._cancel_queued(record, "acknowledged")
+        return await self._commit_and_emit(record)
+
+    async def cancel(self, alert_id: str, *, by: str | None = None) -> Report:
+        """Cancel what has not been delivered yet."""
+        record = await self._record(alert_id)
+        record.status = dataclasses.replace(record.status, cancelled=True)
+        self._events.append((alert_id, None, self.clock.now(), "cancel", None, None, None, by))
+        self._cancel_queued(record, "cancelled")
+        return await self._commit_and_emit(record)
+
+    async def resolve(self, alert_id: str, *, by: str | None = None) -> Report:
+        """The alert's cause is gone: stop escalation and queued sends."""
+        record = await self._record(alert_id)
+        record.status = dataclasses.replace(record.status, resolved=True)
+        self._events.append((alert_id, None, self.clock.now(), "resolve", None, None, None, by))
+        self._cancel_queued(record, "resolved")
+        return await self._commit_and_emit(record)
+
+    def _cancel_queued(self, record: AlertRecord, reason: str) -> None:
+        now = self.clock.now()
+        for delivery in list(record.deliveries.values()):
+            if delivery.state is DeliveryState.PENDING and \
+                    record.phases.get(delivery.id, (Phase.QUEUED,))[0] == Phase.QUEUED:
+                self._set_state(record, delivery, DeliveryState.CANCELLED, now, reason=reason)
+
+    async def _record(self, alert_id: str) -> AlertRecord:
+        record = self._open.get(alert_id)
+        if record is not None:
+            return record
+        loaded = await self.store.load_alert(alert_id)
+        if loaded is None:
+            raise NotFoundError(f"unknown alert {alert_id!r}")
+        alert, status, stored = loaded
+        return AlertRecord(alert=alert, status=status,
+                           deliveries={s.delivery.id: s.delivery for s in stored},
+                           phases={s.delivery.id: (s.phase, s.submission_id) for s in stored})
+
+    async def _commit_and_emit(self, record: AlertRecord) -> Report:
+        self._open.setdefault(record.alert.id, record)
+        await self._save([record.alert.id])
+        await self._emit(record)
+        return record.report(self.clock.now())
+
+    # -- reports ---------------------------------------------------------------------------
+
+    async def report(self, alert_id: str) -> Report:
+        """The current report of an alert (NotFoundError if unknown)."""
+        record = self._open.get(alert_id)
+        if record is not None:
+            return record.report(self.clock.now())
+        if alert_id in self._recent:
+            return self._recent[alert_id]
+        return (await self._record(alert_id)).report(self.clock.now())
+
+    async def wait_final(self, alert_id: str, timeout: float | None = None) -> Report:
+        """Wait until the alert's report is final."""
+        report = await self.report(alert_id)
+        if report.final:
+            return report
+        future: asyncio.Future[Report] = asyncio.get_running_loop().create_future()
+        self._final_waiters.setdefault(alert_id, []).append(future)
+        return await asyncio.wait_for(future, timeout)
+
+    @property
+    def open_alerts(self) -> int:
+        """Alerts not final yet."""
+        return len(self._open)
+
+    def queue_depth(self) -> int:
+        """Deliveries waiting for a provider request."""
+        return sum(d.queued for d in self._dispatchers.values())
+
+    async def _save(self, alert_ids: Iterable[str]) -> None:
+        """Write the given alerts' deliveries, status and new events in one group commit."""
+        ops: list[Op] = []
+        now = self.clock.now()
+        for alert_id in set(alert_ids):
+            record = self._open.get(alert_id)
+            if record is None:
+                continue
+            report = record.report(now)
+            ops.append(Store.op_save_deliveries([
+                (d, *record.phases.get(d.id, (Phase.QUEUED, None)))
+                for d in record.deliveries.values()]))
+            ops.append(Store.op_update_alert(alert_id, record.status, report.state.value,
+                                             report.final, now))
+        events, self._events = self._events, []
+        if events:
+            ops.append(Store.op_events(events))
+        await self.store.commit(ops)
+
+    async def _emit_many(self, alert_ids: Iterable[str]) -> None:
+        for alert_id in set(alert_ids):
+            record = self._open.get(alert_id)
+            if record is not None:
+                await self._emit(record)
+
+    async def _emit(self, record: AlertRecord) -> None:
+        report = record.report(self.clock.now())
+        for listener in list(self._listeners):
+            try:
+                result = listener(report)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                _LOGGER.exception("report listener failed for %s", record.alert.id)
+        if report.final:
+            self._open.pop(record.alert.id, None)
+            self._recent[record.alert.id] = report
+            while len(self._recent) > 1000:
+                self._recent.popitem(last=False)
+            for future in self._final_waiters.pop(record.alert.id, []):
+                if not future.done():
+                    future.set_result(report)
+
+    # -- resuming --------------------------------------------------------------------------
+
+    async def _resume(self) -> None:
+        work = await self.store.load_open_work()
+        by_alert: dict[str, list[StoredDelivery]] = {}
+        for stored in work.deliveries:
+            by_alert.setdefault(stored.delivery.alert_id, []).append(stored)
+        for alert_id, (alert, status) in work.alerts.items():
+            stored = by_alert.get(alert_id, [])
+            record = AlertRecord(alert=alert, status=status,
+                                 deliveries={s.delivery.id: s.delivery for s in stored},
+                                 phases={s.delivery.id: (s.phase, s.submission_id)
+                                         for s in stored})
+            self._open[alert_id] = record
+            self._resume_record(record)
+        await self._save(work.alerts)
+        self.tracker.resume(work.submissions)
+        for alert_id in list(work.alerts):
+            record = self._open.get(alert_id)
+            if record is not None and record.report(self.clock.now()).final:
+                await self._emit(record)
+        if work.alerts:
+            _LOGGER.info("resumed %d unfinished alerts", len(work.alerts))
+
+    def _resume_record(self, record: AlertRecord) -> None:
+        now = self.clock.now()
+        requeue = []
+        for delivery in list(record.deliveries.values()):
+            phase, _ = record.phases.get(delivery.id, (Phase.QUEUED, None))
+            if phase == Phase.IN_FLIGHT and delivery.state is DeliveryState.PENDING:
+                if self.providers.get(delivery.provider) and \
+                        self.providers[delivery.provider].capabilities.idempotent_submit:
+                    record.phases[delivery.id] = (Phase.QUEUED, None)
+                    requeue.append(delivery)
+                else:
+                    self._set_state(record, delivery, DeliveryState.FAILED, now,
+                                    reason="interrupted while being submitted; not resent, "
+                                    "to avoid a duplicate call or SMS")
+            elif phase == Phase.QUEUED and delivery.state is DeliveryState.PENDING:
+                requeue.append(delivery)
+        if requeue:
+            self._queue(record, requeue)
+
+    def record(self, alert_id: str) -> AlertRecord | None:
+        """The open record of ``alert_id`` (used by tracking and escalation)."""
+        return self._open.get(alert_id)
+
+    def deadline_for(self, provider: Provider, alert: Alert, submitted_at: datetime) -> datetime:
+        """When tracking of a delivery gives up."""
+        seconds = self.config.tracking_deadline() or provider.capabilities.tracking_deadline
+        deadline = submitted_at + timedelta(seconds=seconds)
+        if alert.expires is not None:
+            deadline = min(deadline, max(alert.expires, submitted_at))
+        return deadline
+
+
+def _matches(delivery: Delivery, update: StatusUpdate) -> bool:
+    if update.provider_message_id and delivery.provider_message_id:
+        return delivery.provider_message_id == update.provider_message_id
+    if update.provider_ref and delivery.provider_ref != update.provider_ref:
+        return False
+    return update.number is None or delivery.recipient.number.lstrip("+") == \
+        update.number.lstrip("+")
+
+
+def _failure(error: BaseException | None, redactor: Redactor) -> tuple[DeliveryState, str]:
+    """The final state and reason for a submission that raised ``error``."""
+    if isinstance(error, ValidationError | RejectedError):
+        return DeliveryState.REJECTED, redactor.text(str(error))
+    if isinstance(error, ProviderError):
+        return DeliveryState.FAILED, redactor.text(str(error))
+    _LOGGER.error("unexpected submission error: %s", redactor.text(repr(error)))
+    return DeliveryState.FAILED, f"internal error: {type(error).__name__}"

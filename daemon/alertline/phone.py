@@ -1,0 +1,64 @@
+"""Phone numbers: parse and validate to E.164, and format them the way each provider wants."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import phonenumbers
+
+from .errors import ValidationError
+
+
+class NumberFormat(StrEnum):
+    """Wire formats providers ask for."""
+
+    E164 = "e164"          # +491701234567
+    DIGITS = "digits"      # 491701234567 (country code, no plus, no leading zero)
+
+
+_REASONS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
+
+
+def parse_e164(raw: str, *, default_region: str | None = None, field: str = "to") -> str:
+    """``raw`` as E.164 (``+4917...``), or :class:`ValidationError` naming the number and why."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text:
+        raise ValidationError(field, "empty phone number")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        parsed = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException as err:
+        reason = _REASONS.get(err.error_type, "not a phone number")
+        if not text.startswith("+") and default_region is None:
+            reason = "needs an international prefix (+ and country code)"
+        raise ValidationError(field, f"invalid phone number {raw!r}: {reason}") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValidationError(field, f"invalid phone number {raw!r}: impossible length")
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(field, f"invalid phone number {raw!r}: not a valid number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def looks_like_number(text: str) -> bool:
+    """Whether ``text`` is meant as a phone number (rather than a contact or group name)."""
+    stripped = text.strip()
+    return bool(stripped) and (stripped[0] in "+0123456789(")
+
+
+def format_number(e164: str, style: NumberFormat) -> str:
+    """An E.164 number in a provider's wire format."""
+    if style is NumberFormat.DIGITS:
+        return e164.lstrip("+")
+    return e164
+
+
+def country_code(e164: str) -> int:
+    """The country calling code of an E.164 number."""
+    return int(phonenumbers.parse(e164, None).country_code)

@@ -1,0 +1,512 @@
+"""SQLite store (WAL): alerts, deliveries, events, idempotency keys, submissions and the outbox.
+
+All SQLite work runs on one dedicated thread. Writes from concurrent callers are coalesced into one
+transaction (group commit): ``await store.commit(ops)`` returns once the ops are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import AlertlineError
+from .model import Alert, AlertStatus, Delivery
+from .providers.base import Submission, SubmittedItem
+
+_LOGGER = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        data TEXT NOT NULL,
+        status TEXT NOT NULL,
+        state TEXT NOT NULL,
+        final INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX alerts_open ON alerts(final) WHERE final = 0;
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        alert_id TEXT NOT NULL REFERENCES alerts(id),
+        state TEXT NOT NULL,
+        final INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        submission_id TEXT,
+        provider_ref TEXT,
+        provider_message_id TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_alert ON deliveries(alert_id);
+    CREATE INDEX deliveries_open ON deliveries(final) WHERE final = 0;
+    CREATE INDEX deliveries_ref ON deliveries(provider, provider_ref);
+    CREATE INDEX deliveries_msg ON deliveries(provider, provider_message_id);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL,
+        delivery_id TEXT,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        from_state TEXT,
+        to_state TEXT,
+        provider_status TEXT,
+        reason TEXT
+    );
+    CREATE INDEX events_alert ON events(alert_id);
+    CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        alert_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE submissions (
+        id TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        provider_ref TEXT,
+        submitted_at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        retain INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE counters (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL,
+        window_start TEXT NOT NULL
+    );
+    CREATE TABLE timers (
+        key TEXT PRIMARY KEY,
+        due TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    """,
+]
+
+
+class StoreBusyError(AlertlineError):
+    """Another process holds the store."""
+
+
+class Phase:
+    """Where a delivery is in the submission outbox."""
+
+    QUEUED = "queued"          # waiting to be submitted
+    IN_FLIGHT = "in_flight"    # handed to the provider; outcome not yet stored
+    TRACKING = "tracking"      # submitted; status being tracked
+    DONE = "done"              # final
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """A delivery with its outbox phase and submission id."""
+
+    delivery: Delivery
+    phase: str
+    submission_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubmission:
+    """A provider request that was made, with what the adapter needs to poll it."""
+
+    id: str
+    provider: str
+    submission: Submission
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWork:
+    """Everything unfinished, loaded at start to resume."""
+
+    alerts: dict[str, tuple[Alert, AlertStatus]]
+    deliveries: list[StoredDelivery]
+    submissions: dict[str, StoredSubmission]
+    timers: list[tuple[str, datetime, dict[str, Any]]]
+
+
+class Store:
+    """The SQLite store; every method that touches the database runs on the store's thread."""
+
+    def __init__(self, path: str | Path, *, exclusive: bool = False) -> None:
+        self.path = str(path)
+        self.exclusive = exclusive
+        self._lock_file: Any = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alertline-store")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    async def open(self) -> None:
+        """Open (and migrate) the database."""
+        await self._run(self._open_sync)
+
+    def _open_sync(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if self.exclusive:
+                self._lock()
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute("BEGIN")
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                         (str(number),))
+            conn.execute("COMMIT")
+            _LOGGER.info("store %s migrated to schema version %d", self.path, number)
+        self._conn = conn
+
+    def _lock(self) -> None:
+        """Take the store's lock file: one process at a time works on a store."""
+        lock = open(f"{self.path}.lock", "a+")  # noqa: SIM115 - held open while the store is open
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise StoreBusyError(
+                f"the store {self.path} is in use by another alertline process (a running "
+                "daemon?): publish to it over MQTT (alertline publish) or use another "
+                "store path") from None
+        self._lock_file = lock
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this code migrates to."""
+        return len(MIGRATIONS)
+
+    async def close(self) -> None:
+        """Flush pending writes and close."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection (store thread only)."""
+        assert self._conn is not None, "store is not open"
+        return self._conn
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def commit(self, ops: Iterable[Op]) -> None:
+        """Apply ``ops`` in a transaction shared with concurrent callers; return once durable."""
+        batch = list(ops)
+        if not batch:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((batch, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            taken, self._pending = self._pending, []
+            try:
+                await self._run(self._write_sync, [op for ops, _ in taken for op in ops])
+            except Exception as err:  # noqa: BLE001 - every waiting caller must hear of it
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for _, future in taken:
+                if not future.done():
+                    future.set_result(None)
+
+    def _write_sync(self, ops: list[Op]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                op(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self.commits += 1
+
+    # -- ops (pure builders; executed in the store thread) ---------------------------------
+
+    @staticmethod
+    def op_insert_alert(alert: Alert, status: AlertStatus, state: str, final: bool,
+                        keys: Iterable[str] = ()) -> Op:
+        """Insert a new alert and its idempotency keys."""
+        created = alert.created_at.isoformat()
+        data = json.dumps(alert.to_json())
+        status_json = json.dumps(status.to_json())
+        key_list = [alert.id, *keys]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO alerts(id, created_at, data, status, state, final, updated_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (alert.id, created, data, status_json, state, int(final), created))
+            conn.executemany("INSERT OR IGNORE INTO idempotency(key, alert_id, created_at) "
+                             "VALUES (?, ?, ?)", [(k, alert.id, created) for k in key_list])
+        return op
+
+    @staticmethod
+    def op_update_alert(alert_id: str, status: AlertStatus, state: str, final: bool,
+                        at: datetime) -> Op:
+        """Store an alert's status and summary state."""
+        status_json = json.dumps(status.to_json())
+        stamp = at.isoformat()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE alerts SET status=?, state=?, final=?, updated_at=? WHERE id=?",
+                         (status_json, state, int(final), stamp, alert_id))
+        return op
+
+    @staticmethod
+    def op_save_deliveries(rows: list[tuple[Delivery, str, str | None]]) -> Op:
+        """Insert or replace deliveries with their ``(phase, submission_id)``."""
+        values = [(d.id, d.alert_id, d.state.value, int(d.state.final), d.provider, phase,
+                   submission_id, d.provider_ref, d.provider_message_id, json.dumps(d.to_json()))
+                  for d, phase, submission_id in rows]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO deliveries(id, alert_id, state, final, provider, phase, "
+                "submission_id, provider_ref, provider_message_id, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        return op
+
+    @staticmethod
+    def op_events(rows: list[tuple[str, str | None, datetime, str, str | None, str | None,
+                                   str | None, str | None]]) -> Op:
+        """Append events ``(alert_id, delivery_id, at, kind, from, to, provider_status, reason)``."""
+        values = [(a, d, at.isoformat(), k, f, t, p, r) for a, d, at, k, f, t, p, r in rows]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO events(alert_id, delivery_id, at, kind, from_state, "
+                             "to_state, provider_status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             values)
+        return op
+
+    @staticmethod
+    def op_save_submission(submission_id: str, provider: str, submission: Submission) -> Op:
+        """Remember a provider request so it can be polled after a restart."""
+        data = json.dumps({"data": submission.data,
+                           "items": [_item_json(i) for i in submission.items]})
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO submissions(id, provider, provider_ref, "
+                         "submitted_at, data) VALUES (?, ?, ?, ?, ?)",
+                         (submission_id, provider, submission.provider_ref,
+                          submission.submitted_at.isoformat(), data))
+        return op
+
+    @staticmethod
+    def op_set_timer(key: str, due: datetime, data: dict[str, Any]) -> Op:
+        """Persist a timer (escalation step, held send) so it survives restarts."""
+        payload = json.dumps(data)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO timers(key, due, data) VALUES (?, ?, ?)",
+                         (key, due.isoformat(), payload))
+        return op
+
+    @staticmethod
+    def op_delete_timer(key: str) -> Op:
+        """Forget a timer."""
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM timers WHERE key=?", (key,))
+        return op
+
+    @staticmethod
+    def op_outbox_add(messages: list[tuple[str, bytes, bool]], at: datetime) -> Op:
+        """Queue MQTT messages ``(topic, payload, retain)`` for publishing."""
+        stamp = at.isoformat()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO outbox(topic, payload, retain, created_at) "
+                             "VALUES (?, ?, ?, ?)",
+                             [(t, p, int(r), stamp) for t, p, r in messages])
+        return op
+
+    @staticmethod
+    def op_outbox_remove(seqs: list[int]) -> Op:
+        """Drop published outbox messages."""
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in seqs])
+        return op
+
+    @staticmethod
+    def op_counter_add(key: str, amount: int, window_start: datetime) -> Op:
+        """Add to a rate counter, resetting it when its window changed."""
+        start = window_start.isoformat()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO counters(key, value, window_start) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN window_start = excluded."
+                "window_start THEN value + excluded.value ELSE excluded.value END, "
+                "window_start = excluded.window_start", (key, amount, start))
+        return op
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def alert_for_key(self, key: str) -> str | None:
+        """The alert id registered under idempotency ``key``."""
+        def read() -> str | None:
+            row = self.conn.execute("SELECT alert_id FROM idempotency WHERE key=?",
+                                    (key,)).fetchone()
+            return str(row[0]) if row else None
+        return await self._run(read)
+
+    async def load_alert(self, alert_id: str) -> tuple[Alert, AlertStatus,
+                                                        list[StoredDelivery]] | None:
+        """An alert, its status and its deliveries."""
+        def read() -> tuple[Alert, AlertStatus, list[StoredDelivery]] | None:
+            row = self.conn.execute("SELECT data, status FROM alerts WHERE id=?",
+                                    (alert_id,)).fetchone()
+            if row is None:
+                return None
+            rows = self.conn.execute(
+                "SELECT data, phase, submission_id FROM deliveries WHERE alert_id=? ORDER BY rowid",
+                (alert_id,)).fetchall()
+            return (Alert.from_json(json.loads(row[0])), AlertStatus.from_json(json.loads(row[1])),
+                    [_stored(r) for r in rows])
+        return await self._run(read)
+
+    async def load_open_work(self) -> OpenWork:
+        """Every alert that is not final, with its deliveries, submissions and timers."""
+        def read() -> OpenWork:
+            conn = self.conn
+            alerts = {
+                r[0]: (Alert.from_json(json.loads(r[1])), AlertStatus.from_json(json.loads(r[2])))
+                for r in conn.execute("SELECT id, data, status FROM alerts WHERE final=0")
+            }
+            deliveries = []
+            for alert_id in alerts:
+                deliveries.extend(_stored(r) for r in conn.execute(
+                    "SELECT data, phase, submission_id FROM deliveries WHERE alert_id=? "
+                    "ORDER BY rowid", (alert_id,)))
+            wanted = {d.submission_id for d in deliveries if d.submission_id}
+            submissions = {}
+            for sub_id in wanted:
+                row = conn.execute("SELECT id, provider, provider_ref, submitted_at, data FROM "
+                                   "submissions WHERE id=?", (sub_id,)).fetchone()
+                if row:
+                    submissions[sub_id] = _submission(row)
+            timers = [(r[0], datetime.fromisoformat(r[1]), json.loads(r[2]))
+                      for r in conn.execute("SELECT key, due, data FROM timers")]
+            return OpenWork(alerts=alerts, deliveries=deliveries, submissions=submissions,
+                            timers=timers)
+        return await self._run(read)
+
+    async def find_deliveries(self, provider: str, provider_ref: str | None,
+                              message_id: str | None) -> list[str]:
+        """Alert ids whose deliveries match a provider job / message id (for pushed status)."""
+        def read() -> list[str]:
+            if message_id:
+                rows = self.conn.execute(
+                    "SELECT DISTINCT alert_id FROM deliveries WHERE provider=? AND "
+                    "provider_message_id=?", (provider, message_id)).fetchall()
+                if rows:
+                    return [r[0] for r in rows]
+            if provider_ref:
+                rows = self.conn.execute("SELECT DISTINCT alert_id FROM deliveries WHERE "
+                                         "provider=? AND provider_ref=?",
+                                         (provider, provider_ref)).fetchall()
+                return [r[0] for r in rows]
+            return []
+        return await self._run(read)
+
+    async def outbox(self, limit: int = 1000) -> list[tuple[int, str, bytes, bool]]:
+        """The oldest queued MQTT messages ``(seq, topic, payload, retain)``."""
+        def read() -> list[tuple[int, str, bytes, bool]]:
+            return [(r[0], r[1], bytes(r[2]), bool(r[3])) for r in self.conn.execute(
+                "SELECT seq, topic, payload, retain FROM outbox ORDER BY seq LIMIT ?", (limit,))]
+        return await self._run(read)
+
+    async def counter(self, key: str, window_start: datetime) -> int:
+        """A rate counter's value in the window starting at ``window_start``."""
+        def read() -> int:
+            row = self.conn.execute("SELECT value, window_start FROM counters WHERE key=?",
+                                    (key,)).fetchone()
+            if row is None or row[1] != window_start.isoformat():
+                return 0
+            return int(row[0])
+        return await self._run(read)
+
+    async def events(self, alert_id: str) -> list[dict[str, Any]]:
+        """The event log of an alert, oldest first."""
+        def read() -> list[dict[str, Any]]:
+            cols = ("delivery_id", "at", "kind", "from_state", "to_state", "provider_status",
+                    "reason")
+            return [dict(zip(cols, r, strict=True)) for r in self.conn.execute(
+                "SELECT delivery_id, at, kind, from_state, to_state, provider_status, reason "
+                "FROM events WHERE alert_id=? ORDER BY seq", (alert_id,))]
+        return await self._run(read)
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts for metrics: deliveries by state and provider, open alerts, outbox depth."""
+        def read() -> dict[str, Any]:
+            conn = self.conn
+            by_state = {f"{r[0]}|{r[1]}": r[2] for r in conn.execute(
+                "SELECT provider, state, COUNT(*) FROM deliveries GROUP BY provider, state")}
+            return {
+                "deliveries": by_state,
+                "alerts_open": conn.execute("SELECT COUNT(*) FROM alerts WHERE final=0")
+                .fetchone()[0],
+                "alerts_total": conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0],
+                "outbox": conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
+            }
+        return await self._run(read)
+
+
+def _item_json(item: SubmittedItem) -> dict[str, Any]:
+    return {"delivery_id": item.delivery_id, "number": item.number,
+            "provider_message_id": item.provider_message_id}
+
+
+def _stored(row: tuple[str, str, str | None]) -> StoredDelivery:
+    return StoredDelivery(delivery=Delivery.from_json(json.loads(row[0])), phase=row[1],
+                          submission_id=row[2])
+
+
+def _submission(row: tuple[str, str, str | None, str, str]) -> StoredSubmission:
+    payload = json.loads(row[4])
+    items = tuple(SubmittedItem(delivery_id=i["delivery_id"], number=i["number"],
+                                provider_message_id=i.get("provider_message_id"))
+                  for i in payload["items"])
+    return StoredSubmission(id=row[0], provider=row[1], submission=Submission(
+        provider_ref=row[2], items=items, submitted_at=datetime.fromisoformat(row[3]),
+        data=payload["data"]))
