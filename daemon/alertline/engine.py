@@ -46,6 +46,7 @@ from .tracking import Tracker
 _LOGGER = logging.getLogger(__name__)
 
 ReportListener = Callable[[Report], Awaitable[None] | None]
+OutboxSink = Callable[[Report], list[tuple[str, bytes, bool]]]
 
 
 @dataclass(slots=True)
@@ -104,6 +105,7 @@ class Engine:
         self._recent: OrderedDict[str, Report] = OrderedDict()
         self._accepting: dict[str, asyncio.Future[Accepted]] = {}
         self._listeners: list[ReportListener] = []
+        self._sinks: list[OutboxSink] = []
         self._events: list[tuple[str, str | None, datetime, str, str | None, str | None,
                                  str | None, str | None]] = []
         self._final_waiters: dict[str, list[asyncio.Future[Report]]] = {}
@@ -137,6 +139,16 @@ class Engine:
     async def drain(self) -> None:
         """Wait until every queued delivery has been handed to its provider and recorded."""
         await asyncio.gather(*(d.drain() for d in self._dispatchers.values()))
+
+    def add_outbox_sink(self, sink: OutboxSink) -> None:
+        """Have ``sink`` turn every report into outbox messages ``(topic, payload, retain)``,
+        committed in the same transaction as the state change they describe (nothing is lost
+        between a change and its publication)."""
+        self._sinks.append(sink)
+
+    def _outbox_ops(self, report: Report) -> list[Op]:
+        messages = [m for sink in self._sinks for m in sink(report)]
+        return [Store.op_outbox_add(messages, report.updated_at)] if messages else []
 
     def subscribe(self, listener: ReportListener) -> Callable[[], None]:
         """Call ``listener`` with every report; returns a function that unsubscribes."""
@@ -202,7 +214,8 @@ class Engine:
         ops = [Store.op_insert_alert(alert, record.status, report.state.value, False, keys),
                Store.op_save_deliveries([(d, Phase.QUEUED, None)
                                          for d in record.deliveries.values()]),
-               Store.op_events([(alert.id, None, now, "accepted", None, None, None, alert.source)])]
+               Store.op_events([(alert.id, None, now, "accepted", None, None, None, alert.source)]),
+               *self._outbox_ops(report)]
         await self.store.commit(ops)
         self._open[alert.id] = record
         await self._emit(record)
@@ -259,7 +272,9 @@ class Engine:
             record.phases[delivery.id] = (Phase.IN_FLIGHT, None)
             changed.setdefault(record.alert.id, []).append(delivery)
             keep.append(item)
-        await self._save(changed.keys())
+        expired = [a for a, d in changed.items() if not d]
+        await self._save(changed.keys(), publish=bool(expired))
+        await self._emit_many(expired)
         return dataclasses.replace(batch, items=tuple(keep)) if keep else None
 
     async def _batch_finished(self, batch: Batch, submission: Submission | None,
@@ -459,8 +474,9 @@ class Engine:
         """Deliveries waiting for a provider request."""
         return sum(d.queued for d in self._dispatchers.values())
 
-    async def _save(self, alert_ids: Iterable[str]) -> None:
-        """Write the given alerts' deliveries, status and new events in one group commit."""
+    async def _save(self, alert_ids: Iterable[str], *, publish: bool = True) -> None:
+        """Write the given alerts' deliveries, status and new events in one group commit
+        (with their reports' outbox messages unless ``publish`` is False)."""
         ops: list[Op] = []
         now = self.clock.now()
         for alert_id in set(alert_ids):
@@ -473,6 +489,8 @@ class Engine:
                 for d in record.deliveries.values()]))
             ops.append(Store.op_update_alert(alert_id, record.status, report.state.value,
                                              report.final, now))
+            if publish:
+                ops.extend(self._outbox_ops(report))
         events, self._events = self._events, []
         if events:
             ops.append(Store.op_events(events))
@@ -517,7 +535,7 @@ class Engine:
                                          for s in stored})
             self._open[alert_id] = record
             self._resume_record(record)
-        await self._save(work.alerts)
+        await self._save(work.alerts, publish=False)
         self.tracker.resume(work.submissions)
         for alert_id in list(work.alerts):
             record = self._open.get(alert_id)
