@@ -258,7 +258,8 @@ class Engine:
         """Drop items cancelled or expired meanwhile; mark the rest in flight (durably)."""
         now = self.clock.now()
         keep: list[BatchItem] = []
-        changed: dict[str, list[Delivery]] = {}
+        in_flight: set[str] = set()
+        expired: set[str] = set()
         for item in batch.items:
             record = self._open.get(item.alert_id)
             delivery = record.deliveries.get(item.delivery_id) if record else None
@@ -267,13 +268,14 @@ class Engine:
             if record.alert.expires is not None and record.alert.expires <= now:
                 self._set_state(record, delivery, DeliveryState.EXPIRED, now,
                                 reason="expired before it could be sent")
-                changed.setdefault(record.alert.id, [])
+                expired.add(record.alert.id)
                 continue
             record.phases[delivery.id] = (Phase.IN_FLIGHT, None)
-            changed.setdefault(record.alert.id, []).append(delivery)
+            in_flight.add(record.alert.id)
             keep.append(item)
-        expired = [a for a, d in changed.items() if not d]
-        await self._save(changed.keys(), publish=bool(expired))
+        if expired:
+            await self._save(expired)
+        await self._save(in_flight - expired, publish=False)
         await self._emit_many(expired)
         return dataclasses.replace(batch, items=tuple(keep)) if keep else None
 
