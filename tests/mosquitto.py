@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -50,6 +51,8 @@ class Mosquitto:
 
     def _write_config(self) -> Path:
         lines = [
+            # as root, mosquitto would drop to the "mosquitto" user and lose access to workdir
+            *(["user root"] if os.geteuid() == 0 else []),
             f"listener {self.port} 127.0.0.1",
             "persistence true",
             f"persistence_location {self.workdir}/",
