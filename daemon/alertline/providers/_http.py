@@ -22,9 +22,25 @@ from ..errors import (
     RejectedError,
     TransientError,
 )
-from ..redact import Redactor
+from ..redact import Redactor, redact_text
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class _UrlSecretFilter(logging.Filter):
+    """Masks credentials in httpx's own request log lines (query ``pass=``, URL userinfo)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message with secrets masked."""
+        message = record.getMessage()
+        masked = redact_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_UrlSecretFilter())
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 
@@ -86,12 +102,13 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 def error_for_status(provider: str, response: httpx.Response,
                      describe: ErrorMessage = default_error_message,
-                     reasons: Mapping[int, str] | None = None) -> ProviderError:
-    """The typed error for a non-success HTTP response."""
+                     reasons: Mapping[int, str] | None = None,
+                     redactor: Redactor | None = None) -> ProviderError:
+    """The typed error for a non-success HTTP response (its text scrubbed of secrets)."""
     status = response.status_code
     code, message = describe(response)
     text = message or (reasons or {}).get(status) or response.reason_phrase or f"HTTP {status}"
-    text = f"HTTP {status}: {text}"
+    text = (redactor or Redactor()).text(f"HTTP {status}: {text}")
     if status in (401, 403):
         return AuthError(provider, text, code=code, status=status)
     if status == 409:
@@ -195,11 +212,16 @@ class HttpApi:
             if not safe_to_repeat:
                 error.no_retry = True  # type: ignore[attr-defined]
             raise error from None
+        except RuntimeError as err:  # httpx raises this for a closed client
+            error = TransientError(self.provider, f"HTTP client unusable: {self._safe(err)}")
+            error.no_retry = True  # type: ignore[attr-defined]
+            raise error from None
         if len(response.content) > MAX_RESPONSE_BYTES:
             raise ProviderAnswerError(self.provider, "answer larger than the size limit")
         if response.status_code in expected:
             return response
-        raise error_for_status(self.provider, response, self._describe, self._reasons)
+        raise error_for_status(self.provider, response, self._describe, self._reasons,
+                               self.redactor)
 
     def _safe(self, err: Exception) -> str:
         return self.redactor.text(str(err) or type(err).__name__)
