@@ -84,7 +84,7 @@ def _optional_commands(commands: Any) -> None:
     except ImportError:
         pass
     else:
-        add_exolve_parser(commands)
+        _common(add_exolve_parser(commands))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,6 +124,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_send(config, args))
     if args.command == "status":
         return asyncio.run(_status(config, args))
+    if args.command == "exolve":
+        return asyncio.run(_exolve(config, args))
     handler = getattr(args, "handler", None)
     if handler is not None:
         result: int = handler(config, args)
@@ -225,6 +227,28 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
     else:
         print_summary(report)
     return EXIT_OK if report.state.value == "delivered" else EXIT_FAILED
+
+
+async def _exolve(config: Config, args: argparse.Namespace) -> int:
+    from .cli_exolve import run_exolve
+    from .providers.base import ProviderContext
+    from .providers.exolve_voice import ExolveVoiceProvider
+    from .redact import Redactor
+
+    names = [n for n, p in config.providers.items() if p.type == "exolve_voice"]
+    if args.provider:
+        names = [n for n in names if n == args.provider]
+    if len(names) != 1:
+        print("error: name the exolve_voice provider of the config with --provider"
+              if names else "error: the config has no exolve_voice provider", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    chosen = config.providers[names[0]]
+    provider = ExolveVoiceProvider(chosen.name, chosen.options,
+                                   ProviderContext(redactor=Redactor(config.secrets)))
+    try:
+        return await run_exolve(args, provider)
+    finally:
+        await provider.aclose()
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
