@@ -1,0 +1,80 @@
+# alertline — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# Home Assistant needs Python 3.13: a pyenv install is preferred (the `python3.13` shim may not be
+# active), then any python3.13 on PATH.
+PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13))
+PY311 ?= $(firstword $(wildcard /usr/bin/python3.11 $(HOME)/.pyenv/versions/3.11*/bin/python3.11 /usr/local/bin/python3.11))
+HA_TEST_PACKAGE := pytest-homeassistant-custom-component==0.13.316
+PYTEST_FLAGS ?= -q -p no:cacheprovider -p no:sugar
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help run test test-lib test-lib311 test-ha lint typecheck bench system-deps clean
+
+help:
+	@echo "make run    start the daemon (embedded broker + simulator when nothing is configured)"
+	@echo "make test   install what the tests need (Mosquitto included) and run every test"
+	@echo "make bench  run the throughput/latency benchmark"
+
+# --- run --------------------------------------------------------------------------------------
+.venv-run/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-run
+	.venv-run/bin/pip install -q --upgrade pip
+	.venv-run/bin/pip install -q -e '.[broker]'
+	touch $@
+
+run: .venv-run/.installed
+	.venv-run/bin/alertline run $(if $(CONFIG),--config $(CONFIG),)
+
+# --- test -------------------------------------------------------------------------------------
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2>&1 || { \
+	  echo "installing mosquitto and mosquitto-clients"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; }
+	@# the packaged service is not needed: tests start their own brokers on free ports
+	@-$(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || true
+
+.venv/.installed: pyproject.toml
+	@test -n "$(PY313)" || { echo "Python 3.13 not found (needed for the Home Assistant tests); set PY313=/path/to/python3.13"; exit 1; }
+	$(PY313) -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q --ignore-requires-python '$(HA_TEST_PACKAGE)' -e '.[test,broker]'
+	touch $@
+
+.venv311/.installed: pyproject.toml
+	@test -n "$(PY311)" || { echo "Python 3.11 not found; set PY311=/path/to/python3.11"; exit 1; }
+	$(PY311) -m venv .venv311
+	.venv311/bin/pip install -q --upgrade pip
+	.venv311/bin/pip install -q -e '.[test,broker]'
+	touch $@
+
+test: system-deps .venv/.installed .venv311/.installed
+	@echo "== library and daemon tests, Python 3.13"
+	.venv/bin/pytest $(PYTEST_FLAGS) -p no:homeassistant --ignore=tests/homeassistant tests
+	@echo "== Home Assistant integration tests, Python 3.13"
+	.venv/bin/pytest $(PYTEST_FLAGS) tests/homeassistant
+	@echo "== library and daemon tests, Python 3.11"
+	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant tests
+	@echo "== lint and types"
+	$(MAKE) --no-print-directory lint typecheck
+
+test-lib: system-deps .venv311/.installed
+	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant tests
+
+test-ha: .venv/.installed
+	.venv/bin/pytest $(PYTEST_FLAGS) tests/homeassistant
+
+lint: .venv311/.installed
+	.venv311/bin/ruff check .
+
+typecheck: .venv311/.installed
+	.venv311/bin/mypy
+
+bench: system-deps .venv311/.installed
+	.venv311/bin/python -m bench
+
+clean:
+	rm -rf .venv .venv311 .venv-run .pytest_cache .mypy_cache .ruff_cache
