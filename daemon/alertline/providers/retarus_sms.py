@@ -1,0 +1,411 @@
+"""Retarus SMS for Applications, REST API v1: jobs of up to 3,000 recipients, status by polling.
+
+Seed: seeds/retarus-sms-rest-v1.txt; PROVIDERS.md section A (data centres, status table, limits).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+import voluptuous as vol
+
+from ..errors import (
+    ConfigError,
+    DuplicateError,
+    ProviderAnswerError,
+    ProviderError,
+    TransientError,
+    ValidationError,
+)
+from ..model import Channel, Priority
+from ..phone import NumberFormat, format_number
+from . import _retarus_sms_wire as wire
+from ._http import HttpApi, RetryPolicy, first_present, json_object
+from .base import (
+    Batch,
+    Capabilities,
+    Provider,
+    ProviderContext,
+    ProviderInfo,
+    StatusUpdate,
+    Submission,
+    SubmittedItem,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+SEND_URL = "https://sms4a.eu.retarus.com/rest/v1"
+STATUS_URLS = ("https://sms4a.de2.retarus.com/rest/v1", "https://sms4a.de1.retarus.com/rest/v1")
+DUPLICATE_WINDOW = timedelta(minutes=10)
+
+_seconds = vol.All(vol.Coerce(float), vol.Range(min=0.01))
+_ALERT_OPTIONS: dict[Any, Any] = {
+    **wire.job_settings_schema(defaults=False),
+    vol.Optional("job_period", description="ISO 8601 start time (default: not_before)"):
+        wire.check_timestamp,
+    vol.Optional("recipients", description="per number or contact: customer_ref, "
+                 "blackout_periods"): {str: wire.RECIPIENT_SCHEMA},
+}
+_ALERT_SCHEMA = vol.Schema(_ALERT_OPTIONS)
+
+
+class RetarusSmsProvider(Provider):
+    """Retarus SMS for Applications over the REST API v1 (HTTP Basic, JSON)."""
+
+    type = "retarus_sms"
+    description = "Retarus SMS for Applications, REST API v1 (jobs of up to 3,000 recipients)"
+    default_capabilities = Capabilities(
+        channels=frozenset({Channel.SMS}), max_recipients=wire.MAX_RECIPIENTS_PER_JOB,
+        poll_interval=30.0, tracking_deadline=49 * 3600.0, scheduling=True,
+        idempotent_submit=True, number_format=NumberFormat.E164)
+    secret_options = frozenset({"password"})
+    options_schema: ClassVar[dict[Any, Any]] = {
+        vol.Required("username", description="SMS for Applications user (login id)"): str,
+        vol.Required("password", description="password of that user"): str,
+        vol.Optional("base_url", default=SEND_URL, description="URL jobs are sent to"): vol.Url(),
+        vol.Optional("status_urls", default=list(STATUS_URLS),
+                     description="data centres asked for status, in order; 404 = ask the next"):
+            vol.All([vol.Url()], vol.Length(min=1)),
+        vol.Optional("sender", description="default sender id (src)"): wire.sender_validator,
+        **wire.job_settings_schema(defaults=True),
+        vol.Optional("recipient_refs", default=True,
+                     description="send each delivery id as the recipient customerRef"): bool,
+        vol.Optional("max_recipients", default=wire.MAX_RECIPIENTS_PER_JOB,
+                     description="recipients per job, at most 3000"):
+            vol.All(vol.Coerce(int), vol.Range(min=1, max=wire.MAX_RECIPIENTS_PER_JOB)),
+        vol.Optional("timeout", default=15.0, description="seconds per HTTP request"): _seconds,
+        vol.Optional("retry_attempts", default=4, description="tries per request (429/5xx)"):
+            vol.All(vol.Coerce(int), vol.Range(min=1, max=10)),
+        vol.Optional("retry_base_delay", default=0.5, description="first backoff, seconds"):
+            _seconds,
+        vol.Optional("retry_max_delay", default=30.0, description="longest backoff, seconds"):
+            _seconds,
+        vol.Optional("poll_interval", default=30.0, description="seconds between status polls"):
+            _seconds,
+        vol.Optional("tracking_deadline", default=49 * 3600.0,
+                     description="seconds after which an open delivery expires"): _seconds,
+        vol.Optional("duplicate_lookup_limit", default=50,
+                     description="recent jobs searched for the job id after a 409 (0 = off)"):
+            vol.All(vol.Coerce(int), vol.Range(min=0, max=wire.LIST_LIMIT_MAX)),
+    }
+    alert_options_schema: ClassVar[dict[Any, Any]] = _ALERT_OPTIONS
+
+    def __init__(self, name: str, options: dict[str, Any], context: ProviderContext) -> None:
+        super().__init__(name, options, context)
+        try:
+            self.settings = self.validate_options(options)
+        except vol.Invalid as err:
+            raise ConfigError([(".".join(str(p) for p in err.path), err.msg)]) from None
+        cfg = self.settings
+        self.capabilities = Capabilities(
+            channels=self.default_capabilities.channels, max_recipients=cfg["max_recipients"],
+            poll_interval=cfg["poll_interval"],
+            max_poll_interval=max(cfg["poll_interval"], 600.0),
+            tracking_deadline=cfg["tracking_deadline"], scheduling=True,
+            idempotent_submit=cfg["duplicate_detection"], number_format=NumberFormat.E164)
+        self._own_client = context.http is None
+        self._client = context.http or httpx.AsyncClient(
+            timeout=cfg["timeout"],
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100))
+        retry = RetryPolicy(attempts=cfg["retry_attempts"], base_delay=cfg["retry_base_delay"],
+                            max_delay=cfg["retry_max_delay"])
+        common: dict[str, Any] = {
+            "client": self._client, "redactor": context.redactor, "clock": context.clock,
+            "timeout": cfg["timeout"], "retry": retry, "describe_error": wire.describe_error,
+            "auth": (cfg["username"], cfg["password"]),
+            "headers": {"Accept": "application/json"}}
+        self._send_api = HttpApi(name, cfg["base_url"], reasons=wire.JOB_REASONS, **common)
+        self._read_api = HttpApi(name, cfg["status_urls"][0], reasons=wire.READ_REASONS, **common)
+
+    @classmethod
+    def validate_alert_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Per-alert options; the Retarus spellings (``validityMin``...) are accepted too."""
+        if not options:
+            return {}
+        result: dict[str, Any] = _ALERT_SCHEMA(wire.unalias(options))  # compiled once
+        return result
+
+    # ---- sending -------------------------------------------------------------------------
+
+    async def submit(self, batch: Batch) -> Submission:
+        """``POST /jobs``: one job, one message per distinct text, every recipient of the batch."""
+        now = self.context.clock.now()
+        body, refs = self.job_request(batch, now)
+        duplicate_detection = bool(body["options"].get("duplicateDetection"))
+        try:
+            response = await self._send_api.request(
+                "POST", "jobs", json=body, idempotent=duplicate_detection)
+        except DuplicateError:
+            if not duplicate_detection:
+                raise
+            return await self._duplicate(batch, body, refs, now)
+        job_id = first_present(json_object(self.name, response), "jobId", "id")
+        if not job_id:
+            raise ProviderAnswerError(self.name, "job accepted, but the answer has no jobId")
+        _LOGGER.debug("%s: job %s accepted for %d recipients", self.name, job_id,
+                      len(batch.items))
+        items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number)
+                      for i in batch.items)
+        return Submission(provider_ref=str(job_id), items=items, submitted_at=now,
+                          data=self._submission_data(str(job_id), refs))
+
+    def job_request(self, batch: Batch, now: datetime) -> tuple[dict[str, Any], dict[str, str]]:
+        """The JobRequest body for ``batch``, and the custom recipient refs -> delivery ids."""
+        if not batch.items:
+            raise ValidationError("to", "no recipients")
+        if len(batch.items) > wire.MAX_RECIPIENTS_PER_JOB:
+            raise ValidationError("to", f"{len(batch.items)} recipients; a Retarus job takes "
+                                  f"at most {wire.MAX_RECIPIENTS_PER_JOB}")
+        try:
+            alert = self.validate_alert_options(dict(batch.options))
+            extra = [wire.check_period(p) for p in batch.blackout_periods]
+        except vol.Invalid as err:
+            path = ".".join(str(p) for p in err.path)
+            field = f"options.{path}" if path else "blackout_periods"
+            raise ValidationError(field, err.msg) from None
+        options = self._job_options(batch, alert, extra, now)
+        messages: dict[str, list[dict[str, Any]]] = {}
+        refs: dict[str, str] = {}
+        overrides: dict[str, dict[str, Any]] = alert.get("recipients", {})
+        for item in batch.items:
+            if not item.text.strip():
+                raise ValidationError("message", "empty SMS text")
+            recipient: dict[str, Any] = {"dst": format_number(item.number, NumberFormat.E164)}
+            override = overrides.get(item.number) or overrides.get(item.contact or "") or {}
+            if "customer_ref" in override:
+                recipient["customerRef"] = refs_key = override["customer_ref"]
+                refs[refs_key] = item.delivery_id
+            elif self.settings["recipient_refs"]:
+                recipient["customerRef"] = item.delivery_id
+            if "blackout_periods" in override:
+                recipient["blackoutPeriods"] = override["blackout_periods"]
+            messages.setdefault(item.text, []).append(recipient)
+        body = {"options": options,
+                "messages": [{"text": text, "recipients": recipients}
+                             for text, recipients in messages.items()]}
+        return body, refs
+
+    def _job_options(self, batch: Batch, alert: dict[str, Any], extra_periods: list[str],
+                     now: datetime) -> dict[str, Any]:
+        cfg = self.settings
+
+        def pick(name: str) -> Any:
+            return alert[name] if name in alert else cfg.get(name)
+
+        sender = batch.sender or cfg.get("sender")
+        options: dict[str, Any] = {}
+        if sender:
+            options["src"] = wire.check_sender(sender)
+        for name, wire_name in (("encoding", "encoding"), ("billcode", "billcode"),
+                                ("status_requested", "statusRequested"), ("flash", "flash")):
+            if pick(name) is not None:
+                options[wire_name] = pick(name)
+        options["customerRef"] = pick("customer_ref") or batch.reference[:wire.MAX_REF_LENGTH]
+        if "validity_min" in alert:
+            options["validityMin"] = alert["validity_min"]
+        elif batch.expires is not None:
+            options["validityMin"] = wire.validity_minutes(batch.expires, now)
+        elif cfg.get("validity_min") is not None:
+            options["validityMin"] = cfg["validity_min"]
+        for name, wire_name in (("max_parts", "maxParts"),
+                                ("invalid_characters", "invalidCharacters")):
+            if pick(name) is not None:
+                options[wire_name] = pick(name)
+        if "qos" in alert:
+            options["qos"] = alert["qos"]
+        else:
+            options["qos"] = "EXPRESS" if batch.priority is Priority.HIGH else cfg["qos"]
+        if "job_period" in alert:
+            options["jobPeriod"] = alert["job_period"]
+        elif batch.not_before is not None and batch.not_before > now:
+            options["jobPeriod"] = wire.iso_ms(batch.not_before)
+        options["duplicateDetection"] = pick("duplicate_detection")
+        periods = list(dict.fromkeys([*(pick("blackout_periods") or []), *extra_periods]))
+        if periods:
+            options["blackoutPeriods"] = periods
+        return options
+
+    def _submission_data(self, job_id: str | None, refs: dict[str, str]) -> dict[str, Any]:
+        data: dict[str, Any] = {"job_id": job_id, "sent_to": self.settings["base_url"]}
+        if refs:
+            data["refs"] = refs
+        return data
+
+    async def _duplicate(self, batch: Batch, body: dict[str, Any], refs: dict[str, str],
+                         now: datetime) -> Submission:
+        """409 on a resend: Retarus already has this job; find its id, or report the duplicate."""
+        wanted = {r.get("customerRef") or r["dst"]
+                  for m in body["messages"] for r in m["recipients"]}
+        job_id = await self._find_job(wanted, body["options"]["customerRef"], now)
+        if job_id is not None:
+            _LOGGER.info("%s: duplicate of job %s, already accepted", self.name, job_id)
+            items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
+                                        provider_status="DUPLICATE",
+                                        reason=f"already accepted as job {job_id}")
+                          for i in batch.items)
+            return Submission(provider_ref=job_id, items=items, submitted_at=now,
+                              data=self._submission_data(job_id, refs))
+        _LOGGER.warning("%s: duplicate job (409) whose job id could not be found", self.name)
+        reason = ("Retarus already accepted an identical job in the last 10 minutes (duplicate "
+                  "detection); its job id is unknown, so its status cannot be tracked")
+        items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
+                                    provider_status="DUPLICATE", reason=reason)
+                      for i in batch.items)
+        return Submission(provider_ref=None, items=items, submitted_at=now,
+                          data={**self._submission_data(None, refs), "duplicate": True})
+
+    async def _find_job(self, wanted: set[str], job_ref: str, sent: datetime) -> str | None:
+        """The id of the job holding exactly the recipient refs ``wanted``, if found cheaply.
+
+        Looks at jobs received around ``sent`` first, then in the whole 10-minute duplicate
+        window; skips listed jobs whose customerRef differs (when the listing shows it) and
+        reads at most ``duplicate_lookup_limit`` recipient reports.
+        """
+        budget = self.settings["duplicate_lookup_limit"]
+        until = self.context.clock.now() + timedelta(minutes=1)
+        checked: set[str] = set()
+        for since in (sent - timedelta(minutes=1), sent - DUPLICATE_WINDOW):
+            for url in self.settings["status_urls"]:
+                try:
+                    for offset in range(0, 10 * wire.LIST_LIMIT_MAX, wire.LIST_LIMIT_MAX):
+                        if budget <= 0:
+                            return None
+                        entries = await self._list_entries(
+                            since, until, None, limit=wire.LIST_LIMIT_MAX, offset=offset,
+                            urls=[url])
+                        for job_id, ref in entries.items():
+                            if job_id in checked or ref not in (None, job_ref) or budget <= 0:
+                                continue
+                            checked.add(job_id)
+                            budget -= 1
+                            response = await self._read_first("sms", {"jobId": job_id}, [url])
+                            reports = [] if response is None else self._recipients(response)
+                            if {r.customer_ref or r.dst for r in reports} == wanted:
+                                return job_id
+                        if len(entries) < wire.LIST_LIMIT_MAX:
+                            break
+                except ProviderError as err:
+                    _LOGGER.info("%s: job lookup at %s failed: %s", self.name, url,
+                                 self.context.redactor.text(str(err)))
+        return None
+
+    # ---- status --------------------------------------------------------------------------
+
+    async def poll(self, submission: Submission) -> list[StatusUpdate]:
+        """``GET /sms?jobId=`` (de2, then de1): each reported recipient's normalised status."""
+        if not submission.provider_ref:
+            return []
+        reports = await self.recipient_reports(submission.provider_ref)
+        if reports is None:
+            _LOGGER.info("%s: job %s unknown in every data centre", self.name,
+                         submission.provider_ref)
+            return []
+        refs: dict[str, str] = dict(submission.data.get("refs") or {})
+        return [wire.status_update(item, submission.provider_ref, report)
+                for item, report in wire.match_reports(submission.items, refs, reports)]
+
+    async def recipient_reports(self, job_id: str) -> list[wire.RecipientReport] | None:
+        """``GET /sms?jobId=``: per-recipient reports; None if no data centre knows the job."""
+        response = await self._read_first("sms", {"jobId": job_id})
+        return None if response is None else self._recipients(response)
+
+    async def job_report(self, job_id: str) -> wire.JobReport | None:
+        """``GET /jobs/{jobId}``: the job report; None if no data centre knows the job."""
+        response = await self._read_first(f"jobs/{job_id}", None)
+        return None if response is None else wire.JobReport.from_json(
+            json_object(self.name, response))
+
+    async def list_jobs(self, from_ts: datetime, to_ts: datetime, *, open: bool | None = None,
+                        limit: int = 100, offset: int = 0,
+                        base_url: str | None = None) -> list[str]:
+        """``GET /jobs``: job ids in [from_ts, to_ts] (every status data centre unless given)."""
+        if to_ts <= from_ts:
+            raise ValidationError("to_ts", "must be after from_ts")
+        if to_ts - from_ts > timedelta(days=wire.LIST_RANGE_DAYS):
+            raise ValidationError("from_ts", "at most 30 days before to_ts")
+        if not 0 < limit <= wire.LIST_LIMIT_MAX or offset < 0:
+            raise ValidationError("limit", "limit must be 1..1000 and offset >= 0")
+        urls = [base_url] if base_url else self.settings["status_urls"]
+        return list(await self._list_entries(from_ts, to_ts, open, limit=limit, offset=offset,
+                                             urls=urls))
+
+    async def _list_entries(self, from_ts: datetime, to_ts: datetime, open: bool | None,
+                            *, limit: int, offset: int,
+                            urls: list[str]) -> dict[str, str | None]:
+        params: dict[str, Any] = {"fromTs": wire.iso_ms(from_ts), "toTs": wire.iso_ms(to_ts),
+                                  "jobIdsOnly": "true", "limit": limit, "offset": offset}
+        if open is not None:
+            params["open"] = "true" if open else "false"
+        entries: dict[str, str | None] = {}
+        for url in urls:
+            response = await self._read_first("jobs", params, [url])
+            if response is not None:
+                entries.update(wire.parse_job_entries(self._json(response)))
+        return entries
+
+    async def iter_jobs(self, from_ts: datetime, to_ts: datetime, *, open: bool | None = None,
+                        page_size: int = 100) -> AsyncIterator[str]:
+        """Every job id in the range, page by page, from every status data centre."""
+        for url in self.settings["status_urls"]:
+            offset = 0
+            while True:
+                page = await self.list_jobs(from_ts, to_ts, open=open, limit=page_size,
+                                            offset=offset, base_url=url)
+                for job_id in page:
+                    yield job_id
+                if len(page) < page_size:
+                    break
+                offset += page_size
+
+    async def version(self) -> dict[str, Any]:
+        """``GET /version``: the service's version information."""
+        response = await self._read_first("version", None)
+        if response is None:
+            raise ProviderAnswerError(self.name, "no data centre answers /version")
+        return json_object(self.name, response)
+
+    async def check(self) -> ProviderInfo:
+        """Credentials and reachability, through ``GET /version``."""
+        info = await self.version()
+        return ProviderInfo(provider=self.name, version=wire.version_text(info), details=info)
+
+    async def _read_first(self, path: str, params: dict[str, Any] | None,
+                          urls: list[str] | None = None) -> httpx.Response | None:
+        """GET ``path`` from the status data centres in order: 404 or 5xx there = ask the next."""
+        last_error: TransientError | None = None
+        for url in urls or self.settings["status_urls"]:
+            try:
+                response = await self._read_api.request(
+                    "GET", f"{url.rstrip('/')}/{path}", params=params, expected=(200, 404))
+            except TransientError as err:
+                last_error = err
+                continue
+            if response.status_code == 200:
+                return response
+        if last_error is not None:
+            raise last_error
+        return None
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderAnswerError(self.name, "answer is not JSON") from None
+
+    def _recipients(self, response: httpx.Response) -> list[wire.RecipientReport]:
+        data = self._json(response)
+        if not isinstance(data, list | dict):
+            raise ProviderAnswerError(self.name, "recipient report is not a JSON array")
+        return wire.parse_recipient_reports(data)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if the adapter created it."""
+        if self._own_client:
+            await self._client.aclose()
+
+
+ADAPTER = RetarusSmsProvider

@@ -1,0 +1,549 @@
+"""Emulator of Retarus SMS for Applications REST API v1 (seed retarus-sms-rest-v1.txt).
+
+Serves ``POST /jobs``, ``GET /jobs``, ``GET /jobs/{jobId}``, ``GET /sms?jobId=`` and
+``GET /version`` under ``/rest/v1`` on 127.0.0.1, with HTTP Basic auth on every call (401, no
+content). Validation as documented: 400 for a bad qos, encoding, invalidCharacters, src, jobPeriod
+or blackout period; 422 for no messages, more than 3,000 recipients, or non-GSM characters under
+REFUSE with STANDARD encoding; 409 for a duplicate within 10 minutes when ``duplicateDetection`` is
+on; 429 after ``burst`` jobs per 10-second window. Error bodies are empty ("No content") unless
+``error_bodies=True``.
+
+Each recipient walks through (processStatus, status) stages chosen by the last digit of ``dst``
+(``OUTCOMES``; statusRequested picks SUC_FIN and RUNNING, else SUC_ACC): one stage per
+``step_seconds`` of the emulator's clock from the job's start (jobPeriod), or per :meth:`advance`.
+Everything per request is O(1) in the number of stored jobs (listing uses bisect).
+
+Standalone: ``python -m tests.emulators.retarus_sms --port 8080 --user U --password P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import bisect
+import contextlib
+import itertools
+import json
+import re
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from alertline.clock import Clock, SystemClock
+
+PREFIX = "/rest/v1"
+MAX_RECIPIENTS = 3000
+DUPLICATE_WINDOW = timedelta(minutes=10)
+ENUMS = {"qos": {"EXPRESS", "NORMAL"}, "encoding": {"STANDARD", "UTF-16"},
+         "invalidCharacters": {"REFUSE", "REPLACE", "TO_UTF16", "TRANSLITERATE"}}
+SENDER_RE = re.compile(r"\+?[0-9]{1,20}|[a-zA-Z0-9 !\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,11}")
+JOB_ID_RE = re.compile(r"J\..{18,38}")
+GSM_7BIT = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNO"
+               "PQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€\f")
+REASONS = {"SUC_FIN": "message_state:DELIVERED [00000002] (Final) (Message is delivered to "
+                      "destination.)",
+           "SUC_ACC": "Accepted.", "INVALID_DST": "Invalid destination address.",
+           "BLOCKED": "Destination is blocked.", "TIMEOUT": "Validity period expired.",
+           "CON_ERR": "Connection to the carrier failed.",
+           "FAILED_FIN": "message_state:UNDELIVERABLE (Final)",
+           "NOT_ACC_FIN": "Not accepted by the carrier.", "SEND_ERR": "Internal send error.",
+           "STATUS_ERR": "Internal error while querying the delivery notification."}
+VERSION = {"buildNumber": 39, "buildTimestamp": "2018-03-26 17:21:55 +0200", "majorVersion": 2015,
+           "minorVersion": 10, "versionInfo": "REST Interface", "message": "1st version."}
+
+Stage = tuple[str, str]  # (processStatus, status); status "" = none
+OPEN, RUNNING = ("OPEN", ""), ("RUNNING", "SUC_ACC")
+
+
+def _done(status: str) -> Stage:
+    return ("DONE", status)
+
+
+# last digit of dst -> (stages without statusRequested, stages with statusRequested)
+OUTCOMES: dict[str, tuple[tuple[Stage, ...], tuple[Stage, ...]]] = {
+    **{d: ((OPEN, _done("SUC_ACC")), (OPEN, RUNNING, _done("SUC_FIN"))) for d in "0123456789"},
+    "1": ((OPEN, _done("INVALID_DST")),) * 2,
+    "2": ((OPEN, _done("BLOCKED")),) * 2,
+    "3": ((OPEN, _done("SUC_ACC")), (OPEN, RUNNING, _done("TIMEOUT"))),
+    "4": ((OPEN, ("OPEN", "CON_ERR"), _done("CON_ERR")),) * 2,
+    "5": ((OPEN, _done("SUC_ACC")), (OPEN, RUNNING, _done("FAILED_FIN"))),
+    "6": ((OPEN, _done("NOT_ACC_FIN")),) * 2,
+    "7": ((OPEN, _done("SEND_ERR")),) * 2,
+    "9": ((OPEN,),) * 2,
+}
+
+
+@dataclass(slots=True)
+class Recipient:
+    """One SMS of a job."""
+
+    sms_id: str
+    dst: str
+    customer_ref: str
+    stages: tuple[Stage, ...]
+    override: Stage | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """One accepted job: its options as stored, and its recipients."""
+
+    job_id: str
+    options: dict[str, Any]
+    receipt: datetime
+    start: datetime
+    recipients: list[Recipient]
+    steps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """A request as received: method, path, query, JSON body, status answered, client port."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+    peer_port: int | None = None
+
+
+@dataclass(slots=True)
+class _Failure:
+    status: int
+    method: str | None
+    path: str | None
+    retry_after: float | None
+
+
+@dataclass(slots=True)
+class _State:
+    jobs: dict[str, Job] = field(default_factory=dict)
+    times: list[datetime] = field(default_factory=list)   # receipt times, ascending
+    order: list[str] = field(default_factory=list)        # job ids in the same order
+    duplicates: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    duplicate_expiry: deque[tuple[datetime, str]] = field(default_factory=deque)
+    recent_posts: deque[datetime] = field(default_factory=deque)
+    failures: deque[_Failure] = field(default_factory=deque)
+    delays: deque[float] = field(default_factory=deque)
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class RetarusSmsEmulator:
+    """A stateful, in-process Retarus SMS REST v1 server for tests, manual trials and benchmarks."""
+
+    def __init__(self, *, user: str = "user", password: str = "secret", host: str = "127.0.0.1",
+                 port: int = 0, clock: Clock | None = None, step_seconds: float | None = 1.0,
+                 burst: int | None = None, window: float = 10.0, retry_after: float | None = None,
+                 error_bodies: bool = False, list_format: str = "objects",
+                 default_invalid_characters: str = "TRANSLITERATE", record: bool = True) -> None:
+        self.user, self.password, self.host, self.port = user, password, host, port
+        self.clock: Clock = clock or SystemClock()
+        self.step_seconds = step_seconds
+        self.burst, self.window, self.retry_after = burst, window, retry_after
+        self.error_bodies = error_bodies
+        self.list_format = list_format  # "objects", "strings" or "reports"
+        self.default_invalid_characters = default_invalid_characters
+        self.record = record
+        self.outcomes = dict(OUTCOMES)
+        self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._state = _State()
+        self._ids = itertools.count(1)
+        self._released = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start serving; ``port=0`` picks a free port."""
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post(f"{PREFIX}/jobs", self._post_job)
+        app.router.add_get(f"{PREFIX}/jobs", self._list_jobs)
+        app.router.add_get(f"{PREFIX}/jobs/{{job_id}}", self._get_job)
+        app.router.add_get(f"{PREFIX}/sms", self._get_sms)
+        app.router.add_get(f"{PREFIX}/version", self._version)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def close(self) -> None:
+        """Stop serving (slow answers still waiting are released)."""
+        self._released.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> RetarusSmsEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """The URL adapters are configured with, including ``/rest/v1``."""
+        return f"http://{self.host}:{self.port}{PREFIX}"
+
+    # --- control API for tests ---------------------------------------------------------------
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """Accepted jobs by id."""
+        return self._state.jobs
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every request received, in order (when ``record`` is on)."""
+        return self._state.requests
+
+    def count(self, method: str, route: str) -> int:
+        """Requests that hit ``route``: ``("POST", "/jobs")``, ``("GET", "/jobs/{id}")``..."""
+        return self._state.counts[f"{method} {route}"]
+
+    def fail_next(self, status: int = 500, *, count: int = 1, method: str | None = None,
+                  path: str | None = None, retry_after: float | None = None) -> None:
+        """Answer the next ``count`` matching requests with ``status`` (after the auth check)."""
+        for _ in range(count):
+            self._state.failures.append(_Failure(status, method, path, retry_after))
+
+    def slow_next(self, seconds: float, *, count: int = 1) -> None:
+        """Delay the answer (not the processing) of the next ``count`` requests."""
+        self._state.delays.extend([seconds] * count)
+
+    def advance(self, job_id: str | None = None, steps: int = 1) -> None:
+        """Move one job (or every job) ``steps`` stages on, without waiting."""
+        for job in [self._state.jobs[job_id]] if job_id else self._state.jobs.values():
+            job.steps += steps
+
+    def set_status(self, job_id: str, dst: str, process_status: str, status: str = "") -> None:
+        """Force one recipient's (processStatus, status)."""
+        for recipient in self._state.jobs[job_id].recipients:
+            if recipient.dst == dst:
+                recipient.override = (process_status, status)
+
+    def stage_of(self, job: Job, recipient: Recipient) -> Stage:
+        """Where ``recipient`` stands now."""
+        if recipient.override is not None:
+            return recipient.override
+        index = job.steps
+        if self.step_seconds:
+            elapsed = (self.clock.now() - job.start).total_seconds()
+            index += max(0, int(elapsed // self.step_seconds))
+        return recipient.stages[min(index, len(recipient.stages) - 1)]
+
+    # --- handlers ----------------------------------------------------------------------------
+    async def _post_job(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "/jobs", self._create_job)
+
+    async def _list_jobs(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "/jobs", self._job_list)
+
+    async def _get_job(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "/jobs/{id}", self._job_report)
+
+    async def _get_sms(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "/sms", self._recipient_reports)
+
+    async def _version(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "/version", lambda _req, _body: (200, VERSION))
+
+    async def _serve(self, request: web.Request, route: str, handle: Any) -> web.StreamResponse:
+        raw = await request.read()
+        body: Any = None
+        status, payload, headers = 200, None, {}
+        try:
+            if request.headers.get("Authorization") != self._auth:
+                raise _Reject(401, "Authentication failed")
+            self._injected_failure(request.method, route)
+            if request.method == "POST":
+                self._rate_limit()
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    raise _Reject(400, "body is not JSON") from None
+            status, payload = handle(request, body)
+        except _Reject as rejection:
+            status = rejection.status
+            if status == 429 and self.retry_after is not None:
+                headers["Retry-After"] = str(int(self.retry_after))
+            if isinstance(rejection, _Injected) and rejection.retry_after is not None:
+                headers["Retry-After"] = str(int(rejection.retry_after))
+            if self.error_bodies:
+                payload = {"code": status, "message": rejection.detail}
+        self._state.counts[f"{request.method} {route}"] += 1
+        if self.record:
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            self._state.requests.append(ReceivedRequest(
+                request.method, request.path, dict(request.query), body, status,
+                peer[1] if peer else None))
+        if self._state.delays:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), self._state.delays.popleft())
+        if payload is None:
+            return web.Response(status=status, headers=headers)
+        return web.json_response(payload, status=status, headers=headers)
+
+    def _injected_failure(self, method: str, route: str) -> None:
+        for failure in self._state.failures:
+            if failure.method in (None, method) and failure.path in (None, route):
+                self._state.failures.remove(failure)
+                raise _Injected(failure.status, "injected failure", failure.retry_after)
+
+    def _rate_limit(self) -> None:
+        if self.burst is None:
+            return
+        now, recent = self.clock.now(), self._state.recent_posts
+        while recent and (now - recent[0]).total_seconds() >= self.window:
+            recent.popleft()
+        if len(recent) >= self.burst:
+            raise _Reject(429, "Too many requests in the last 10 seconds (retry later)")
+        recent.append(now)
+
+    def _create_job(self, _request: web.Request, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            raise _Reject(400, "JobRequest must be a JSON object")
+        options = self._stored_options(body.get("options") or {})
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _Reject(422, "no messages")
+        total = sum(len(m.get("recipients") or []) for m in messages if isinstance(m, dict))
+        if total > MAX_RECIPIENTS:
+            raise _Reject(422, f"{total} recipients; at most {MAX_RECIPIENTS} per job")
+        for message in messages:
+            self._check_message(message, options)
+        now = self.clock.now()
+        key = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        if options["duplicateDetection"]:
+            self._expire_duplicates(now)
+            if key in self._state.duplicates:
+                raise _Reject(409, "Duplicate job (detected by enabled duplicate-detection)")
+        job = self._store_job(options, messages, now)
+        if options["duplicateDetection"]:
+            self._state.duplicates[key] = (now, job.job_id)
+            self._state.duplicate_expiry.append((now, key))
+        return 201, {"jobId": job.job_id}
+
+    def _stored_options(self, options: Any) -> dict[str, Any]:
+        if not isinstance(options, dict):
+            raise _Reject(400, "options must be an object")
+        for name, allowed in ENUMS.items():
+            if name in options and str(options[name]).upper() not in allowed:
+                raise _Reject(400, f"invalid {name}: {options[name]!r}")
+        src = options.get("src")
+        if src is not None and not (isinstance(src, str) and SENDER_RE.fullmatch(src)):
+            raise _Reject(400, f"invalid src: {src!r}")
+        if "jobPeriod" in options and _ts(options["jobPeriod"]) is None:
+            raise _Reject(400, f"invalid jobPeriod: {options['jobPeriod']!r}")
+        _check_periods(options.get("blackoutPeriods"))
+        try:
+            validity = int(options.get("validityMin") or 0)
+            parts = int(options.get("maxParts") or 1)
+        except (TypeError, ValueError):
+            raise _Reject(400, "validityMin and maxParts must be integers") from None
+        return {
+            "src": src or "retarus",
+            "encoding": str(options.get("encoding") or "STANDARD").upper(),
+            "billcode": options.get("billcode"),
+            "statusRequested": bool(options.get("statusRequested", False)),
+            "flash": bool(options.get("flash", False)),
+            "validityMin": 2880 if validity == 0 else max(5, min(2880, validity)),  # clamped
+            "maxParts": max(1, min(20, parts)),
+            "customerRef": options.get("customerRef"),
+            "qos": str(options.get("qos") or "NORMAL").upper(),
+            "invalidCharacters": str(options.get("invalidCharacters")
+                                     or self.default_invalid_characters).upper(),
+            "jobPeriod": options.get("jobPeriod"),
+            "duplicateDetection": bool(options.get("duplicateDetection", False)),
+            "blackoutPeriods": options.get("blackoutPeriods") or [],
+        }
+
+    @staticmethod
+    def _check_message(message: Any, options: dict[str, Any]) -> None:
+        if not isinstance(message, dict) or not message.get("text"):
+            raise _Reject(422, "message without text")
+        recipients = message.get("recipients")
+        if not isinstance(recipients, list) or not recipients:
+            raise _Reject(422, "message without recipients")
+        for recipient in recipients:
+            if not isinstance(recipient, dict) or not recipient.get("dst"):
+                raise _Reject(422, "recipient without dst")
+            _check_periods(recipient.get("blackoutPeriods"))
+        if options["encoding"] == "STANDARD" and options["invalidCharacters"] == "REFUSE":
+            bad = sorted(set(str(message["text"])) - GSM_7BIT)
+            if bad:
+                raise _Reject(422, f"invalid characters: {''.join(bad)!r}")
+
+    def _store_job(self, options: dict[str, Any], messages: list[Any], now: datetime) -> Job:
+        job_id = self._new_id("J", now)
+        start = max(now, _ts(options["jobPeriod"]) or now)
+        index = 1 if options["statusRequested"] else 0
+        recipients = [
+            Recipient(sms_id=self._new_id("S", now), dst=r["dst"],
+                      customer_ref=r.get("customerRef") or r["dst"],
+                      stages=self.outcomes.get(str(r["dst"])[-1:], OUTCOMES["0"])[index])
+            for m in messages for r in m["recipients"]]
+        job = Job(job_id, options, now, start, recipients)
+        self._state.jobs[job_id] = job
+        self._state.times.append(now)
+        self._state.order.append(job_id)
+        return job
+
+    def _expire_duplicates(self, now: datetime) -> None:
+        expiry = self._state.duplicate_expiry
+        while expiry and now - expiry[0][0] >= DUPLICATE_WINDOW:
+            _, key = expiry.popleft()
+            if key in self._state.duplicates and \
+                    now - self._state.duplicates[key][0] >= DUPLICATE_WINDOW:
+                del self._state.duplicates[key]
+
+    def _job_list(self, request: web.Request, _body: Any) -> tuple[int, Any]:
+        query = request.query
+        if query.get("jobIdsOnly", "true").lower() != "true":
+            raise _Reject(400, "jobIdsOnly must be true")
+        start, end = _ts(query.get("fromTs")), _ts(query.get("toTs"))
+        if start is None or end is None or end <= start or end - start > timedelta(days=30):
+            raise _Reject(400, "fromTs/toTs missing, unordered or more than 30 days apart")
+        try:
+            limit, offset = int(query.get("limit", "100")), int(query.get("offset", "0"))
+        except ValueError:
+            raise _Reject(400, "limit and offset must be integers") from None
+        if not 0 < limit <= 1000 or offset < 0:
+            raise _Reject(400, "0 < limit <= 1000 and offset >= 0")
+        wanted = {"true": True, "false": False}.get(query.get("open", "").lower())
+        lo = bisect.bisect_left(self._state.times, start)
+        hi = bisect.bisect_right(self._state.times, end)
+        ids = [j for j in self._state.order[lo:hi]
+               if wanted is None or self._is_open(self._state.jobs[j]) == wanted]
+        page = ids[offset:offset + limit]
+        if self.list_format == "strings":
+            return 200, page
+        if self.list_format == "reports":
+            return 200, [self._report(self._state.jobs[j]) for j in page]
+        return 200, [{"jobId": j} for j in page]
+
+    def _job_report(self, request: web.Request, _body: Any) -> tuple[int, Any]:
+        job = self._state.jobs.get(request.match_info["job_id"])
+        if job is None:
+            raise _Reject(404, "unknown job")
+        return 200, self._report(job)
+
+    def _recipient_reports(self, request: web.Request, _body: Any) -> tuple[int, Any]:
+        job_id = request.query.get("jobId")
+        if not job_id or not JOB_ID_RE.fullmatch(job_id):
+            raise _Reject(400, "No job-id given")
+        job = self._state.jobs.get(job_id)
+        if job is None:
+            raise _Reject(404, "unknown job")
+        return 200, [self._recipient_json(job, r) for r in job.recipients]
+
+    def _is_open(self, job: Job) -> bool:
+        return any(self.stage_of(job, r)[0] in ("OPEN", "RUNNING") for r in job.recipients)
+
+    def _report(self, job: Job) -> dict[str, Any]:
+        opts = job.options
+        report = {"jobId": job.job_id, "src": opts["src"], "encoding": opts["encoding"].lower(),
+                  "billcode": opts["billcode"], "statusRequested": opts["statusRequested"],
+                  "flash": opts["flash"], "validityMin": opts["validityMin"],
+                  "customerRef": opts["customerRef"], "qos": opts["qos"],
+                  "receiptTs": _iso(job.receipt),
+                  "recipientIds": [r.sms_id for r in job.recipients]}
+        if not self._is_open(job):
+            report["finishedTs"] = _iso(self._finished_at(job))
+        return {key: value for key, value in report.items() if value is not None}
+
+    def _recipient_json(self, job: Job, recipient: Recipient) -> dict[str, Any]:
+        process, status = self.stage_of(job, recipient)
+        out: dict[str, Any] = {"smsId": recipient.sms_id, "dst": recipient.dst,
+                               "processStatus": process}
+        if status:
+            out["status"] = status
+        out["customerRef"] = recipient.customer_ref
+        if status:
+            out["reason"] = REASONS.get(status, status)
+        if process != "OPEN" or status:
+            out["sentTs"] = _iso(job.start + timedelta(seconds=self.step_seconds or 0))
+        if process not in ("OPEN", "RUNNING"):
+            out["finishedTs"] = _iso(self._finished_at(job))
+        return out
+
+    def _finished_at(self, job: Job) -> datetime:
+        return min(self.clock.now(), job.start + timedelta(seconds=2 * (self.step_seconds or 0)))
+
+    def _new_id(self, prefix: str, now: datetime) -> str:
+        return (f"{prefix}.{now:%Y%m%d-%H%M%S}.{now.microsecond // 1000:03d}"
+                f"-0emu{next(self._ids):014d}")
+
+
+class _Injected(_Reject):
+    def __init__(self, status: int, detail: str, retry_after: float | None) -> None:
+        super().__init__(status, detail)
+        self.retry_after = retry_after
+
+
+def _ts(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _check_periods(periods: Any) -> None:
+    if periods is None:
+        return
+    if not isinstance(periods, list):
+        raise _Reject(400, "blackoutPeriods must be a list")
+    for period in periods:
+        parts = period.split("/") if isinstance(period, str) else []
+        if len(parts) != 2 or _ts(parts[0]) is None or _ts(parts[1]) is None:
+            raise _Reject(400, f"invalid blackout period: {period!r}")
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator standalone until interrupted; jobs advance on real time."""
+    parser = argparse.ArgumentParser(description="Retarus SMS REST v1 emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--user", default="user")
+    parser.add_argument("--password", default="secret")
+    parser.add_argument("--step", type=float, default=5.0, help="seconds per recipient stage")
+    parser.add_argument("--burst", type=int, default=None, help="jobs per window before 429")
+    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--error-bodies", action="store_true", help='{"code","message"} bodies')
+    parser.add_argument("--no-record", action="store_true", help="do not keep every request")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        emulator = RetarusSmsEmulator(
+            user=args.user, password=args.password, host=args.host, port=args.port,
+            step_seconds=args.step, burst=args.burst, window=args.window,
+            error_bodies=args.error_bodies, record=not args.no_record)
+        async with emulator:
+            print(f"Retarus SMS REST v1 emulator on {emulator.base_url}", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

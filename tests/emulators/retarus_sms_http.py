@@ -1,0 +1,391 @@
+"""Emulator of the Retarus SMS for Applications HTTP Simple interface (seed retarus-sms-http.txt).
+
+Serves ``POST /sms`` and ``GET /reports`` under ``/httpsimple/v1`` on 127.0.0.1. Parameters are
+read from the query string, an urlencoded body or a multipart body (query and body combine).
+``user``/``pass`` are enforced on every call (401). Each job walks through a list of
+(ProcessStatus, Status) stages chosen by the last digit of ``dst`` (see ``OUTCOMES``): one stage per
+``step_seconds`` of the emulator's clock, or per :meth:`advance` call.
+
+Answer formats are not in the seed (PROVIDERS.md B): by default ``201 text/plain`` with the bare job
+id, and ``200 text/plain`` ``"<ProcessStatus> <Status>"`` for reports; ``answer_format="json"``
+switches both to JSON. Error bodies are empty ("No content") unless ``error_bodies=True``.
+
+Standalone: ``python -m tests.emulators.retarus_sms_http --port 8080 --user U --password P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import math
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from alertline.clock import Clock, SystemClock
+
+PREFIX = "/httpsimple/v1"
+
+# Sender id rule of Retarus REST options.src (PROVIDERS.md A/B): Java regex, \p{Punct} = ASCII punct
+SENDER_RE = re.compile(r"(\+|)[0-9]{1,20}|[a-zA-Z0-9 !\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,11}")
+DST_RE = re.compile(r"(\+|00)?[0-9]{3,20}")
+DN_VALUES = {"true": True, "false": False, "on": True, "off": False, "yes": True, "no": False,
+             "1": True, "0": False}
+QOS_VALUES = {"normal", "express"}
+REASONS = {
+    400: "One or more parameters are invalid. Mandatory parameters might be missing.",
+    401: "Authentication information is missing or invalid.",
+    429: "Too many requests in the last 10 seconds (retry later)",
+    500: "Internal Server Error. Please try again later or contact Retarus support.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One (ProcessStatus, Status) pair of the seed's status table."""
+
+    process_status: str
+    status: str = ""
+
+    @property
+    def final(self) -> bool:
+        """Whether the job cannot change any more."""
+        return self.process_status in ("DONE", "CANCELED", "KILL")
+
+    def text(self) -> str:
+        """The plain-text report line."""
+        return f"{self.process_status} {self.status}".strip()
+
+
+OPEN = Stage("OPEN")
+RETRY = Stage("OPEN", "CON_ERR")
+RUNNING = Stage("RUNNING", "SUC_ACC")
+
+
+def _done(status: str) -> Stage:
+    return Stage("DONE", status)
+
+
+def _both(*stages: Stage) -> tuple[tuple[Stage, ...], tuple[Stage, ...]]:
+    return stages, stages
+
+
+# last digit of dst -> (stages without delivery notification, stages with dn=true); the seed marks
+# SUC_FIN, TIMEOUT, FAILED_FIN and STATUS_ERR as statusRequested=True only, so without dn they
+# end in SUC_ACC. 9 never becomes final.
+OUTCOMES: dict[str, tuple[tuple[Stage, ...], tuple[Stage, ...]]] = {
+    "0": ((OPEN, _done("SUC_ACC")), (OPEN, RUNNING, _done("SUC_FIN"))),
+    "1": _both(OPEN, _done("INVALID_DST")),
+    "2": _both(OPEN, _done("BLOCKED")),
+    "3": ((OPEN, _done("SUC_ACC")), (OPEN, RUNNING, _done("TIMEOUT"))),
+    "4": _both(OPEN, RETRY, _done("CON_ERR")),
+    "5": ((OPEN, _done("SUC_ACC")), (OPEN, RUNNING, _done("FAILED_FIN"))),
+    "6": _both(OPEN, RETRY, _done("NOT_ACC_FIN")),
+    "7": _both(OPEN, _done("SEND_ERR")),
+    "8": ((OPEN, _done("SUC_ACC")), (OPEN, RUNNING, _done("STATUS_ERR"))),
+    "9": _both(OPEN),
+}
+
+
+@dataclass(slots=True)
+class Job:
+    """One accepted SMS job and where it stands."""
+
+    job_id: str
+    params: dict[str, str]
+    created: float
+    stages: tuple[Stage, ...]
+    steps: int = 0
+    override: Stage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """What the emulator received: method, path, query and body parameters, body kind."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: dict[str, str]
+    body_kind: str  # "none", "urlencoded" or "multipart"
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Query and body parameters combined (the body wins)."""
+        return {**self.query, **self.body}
+
+
+@dataclass(slots=True)
+class _Failure:
+    status: int
+    path: str | None
+    body: str
+    retry_after: float | None
+
+
+@dataclass(slots=True)
+class _State:
+    jobs: dict[str, Job] = field(default_factory=dict)
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    failures: deque[_Failure] = field(default_factory=deque)
+    delays: deque[float] = field(default_factory=deque)
+    recent: deque[float] = field(default_factory=deque)
+
+
+class RetarusSmsHttpEmulator:
+    """A stateful, in-process Retarus HTTP Simple server for tests and manual trials."""
+
+    def __init__(self, *, user: str = "user", password: str = "secret",
+                 host: str = "127.0.0.1", port: int = 0, clock: Clock | None = None,
+                 step_seconds: float | None = 1.0, burst: int | None = None,
+                 window: float = 10.0, answer_format: str = "text", error_bodies: bool = False,
+                 unknown_job_status: int = 404, unknown_job_body: str = "unknown job") -> None:
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port
+        self.clock: Clock = clock or SystemClock()
+        self.step_seconds = step_seconds
+        self.burst = burst
+        self.window = window
+        self.answer_format = answer_format
+        self.error_bodies = error_bodies
+        self.unknown_job_status = unknown_job_status
+        self.unknown_job_body = unknown_job_body
+        self._state = _State()
+        self._ids = itertools.count(1)
+        self._released = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start serving; ``port=0`` picks a free port."""
+        app = web.Application()
+        app.router.add_post(f"{PREFIX}/sms", self._send_sms)
+        app.router.add_get(f"{PREFIX}/reports", self._report)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def close(self) -> None:
+        """Stop serving (slow requests still waiting are released)."""
+        self._released.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> RetarusSmsHttpEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """The URL adapters are configured with, including the ``/httpsimple/v1`` prefix."""
+        return f"http://{self.host}:{self.port}{PREFIX}"
+
+    # --- control API for tests ---------------------------------------------------------------
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """Accepted jobs by id."""
+        return self._state.jobs
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every request received, in order."""
+        return self._state.requests
+
+    def fail_next(self, status: int = 500, *, count: int = 1, path: str | None = None,
+                  body: str = "", retry_after: float | None = None) -> None:
+        """Answer the next ``count`` requests (to ``path``, e.g. "/sms") with ``status``."""
+        for _ in range(count):
+            self._state.failures.append(_Failure(status, path, body, retry_after))
+
+    def slow_next(self, seconds: float, *, count: int = 1) -> None:
+        """Delay the next ``count`` answers by up to ``seconds`` (released early on close)."""
+        self._state.delays.extend([seconds] * count)
+
+    def advance(self, job_id: str | None = None, steps: int = 1) -> None:
+        """Move one job (or every job) ``steps`` stages forward."""
+        for job in [self.jobs[job_id]] if job_id else list(self.jobs.values()):
+            job.steps += steps
+
+    def set_status(self, job_id: str, process_status: str, status: str = "") -> None:
+        """Force a job into any (ProcessStatus, Status) pair, e.g. a row no digit produces."""
+        self.jobs[job_id].override = Stage(process_status, status)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job like the EAS portal would; False if it is already final."""
+        stage = self.status_of(job_id)
+        if stage.final:
+            return False
+        if stage.process_status == "RUNNING":
+            self.set_status(job_id, "KILL", stage.status)
+        elif stage.status:
+            self.set_status(job_id, "CANCELED", "NOT_ACC_REC")
+        else:
+            self.set_status(job_id, "CANCELED")
+        return True
+
+    def status_of(self, job_id: str) -> Stage:
+        """A job's current stage at the emulator's time."""
+        job = self.jobs[job_id]
+        if job.override is not None:
+            return job.override
+        index = job.steps
+        if self.step_seconds:
+            elapsed = self.clock.now().timestamp() - job.created
+            index += int(elapsed // self.step_seconds)
+        return job.stages[min(index, len(job.stages) - 1)]
+
+    # --- HTTP handlers ---------------------------------------------------------------------
+    async def _send_sms(self, request: web.Request) -> web.Response:
+        params, problem = await self._admit(request)
+        if problem is not None:
+            return problem
+        invalid = self._invalid_sms(params)
+        if invalid:
+            return self._error(400, invalid)
+        dn = DN_VALUES[params.get("dn", "false").strip().lower()]
+        digit = params["dst"].strip()[-1]
+        job_id = self._new_job_id()
+        self.jobs[job_id] = Job(job_id, params, self.clock.now().timestamp(),
+                                OUTCOMES[digit][1 if dn else 0])
+        if self.answer_format == "json":
+            return web.json_response({"jobId": job_id}, status=201)
+        return web.Response(status=201, text=job_id + "\n", content_type="text/plain")
+
+    async def _report(self, request: web.Request) -> web.Response:
+        params, problem = await self._admit(request)
+        if problem is not None:
+            return problem
+        job_id = params.get("jobid", "").strip()
+        if not job_id:
+            return self._error(400, "missing parameter jobid")
+        if job_id not in self.jobs:
+            return web.Response(status=self.unknown_job_status, text=self.unknown_job_body,
+                                content_type="text/plain")
+        stage = self.status_of(job_id)
+        if self.answer_format == "json":
+            return web.json_response({"jobId": job_id, "processStatus": stage.process_status,
+                                      "status": stage.status})
+        return web.Response(text=stage.text() + "\n", content_type="text/plain")
+
+    async def _admit(self, request: web.Request) -> tuple[dict[str, str], web.Response | None]:
+        """Record the request, then apply injected delays/failures, rate limit and auth."""
+        received = await self._receive(request)
+        self.requests.append(received)
+        params = received.params
+        if self._state.delays:
+            delay = self._state.delays.popleft()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), timeout=delay)
+        subpath = request.path.removeprefix(PREFIX)
+        for failure in list(self._state.failures):
+            if failure.path in (None, subpath):
+                self._state.failures.remove(failure)
+                return params, self._error(failure.status, failure.body, failure.retry_after,
+                                           explicit=True)
+        limited = self._rate_limited()
+        if limited is not None:
+            return params, limited
+        if params.get("user") != self.user or params.get("pass") != self.password:
+            return params, self._error(401, "invalid user or pass")
+        return params, None
+
+    @staticmethod
+    async def _receive(request: web.Request) -> ReceivedRequest:
+        kind = "none"
+        body: dict[str, str] = {}
+        if request.content_type == "application/x-www-form-urlencoded":
+            kind = "urlencoded"
+        elif request.content_type.startswith("multipart/"):
+            kind = "multipart"
+        if kind != "none":
+            form = await request.post()
+            body = {key: str(value) for key, value in form.items()}
+        return ReceivedRequest(request.method, request.path.removeprefix(PREFIX),
+                               dict(request.query), body, kind)
+
+    def _rate_limited(self) -> web.Response | None:
+        if self.burst is None:
+            return None
+        now = self.clock.now().timestamp()
+        recent = self._state.recent
+        while recent and recent[0] <= now - self.window:
+            recent.popleft()
+        if len(recent) >= self.burst:
+            wait = max(1.0, math.ceil(recent[0] + self.window - now))
+            return self._error(429, REASONS[429], retry_after=wait)
+        recent.append(now)
+        return None
+
+    @staticmethod
+    def _invalid_sms(params: dict[str, str]) -> str | None:
+        """Why the ``POST /sms`` parameters are invalid, or None."""
+        for name in ("dst", "msg"):
+            if not params.get(name, "").strip():
+                return f"missing parameter {name}"
+        if not DST_RE.fullmatch(params["dst"].strip()):
+            return "invalid dst"
+        checks: dict[str, Callable[[str], bool]] = {
+            "src": lambda v: SENDER_RE.fullmatch(v) is not None,
+            "qos": lambda v: v.strip().lower() in QOS_VALUES,
+            "dn": lambda v: v.strip().lower() in DN_VALUES,
+            "bc": lambda v: len(v) <= 70,
+            "ref": lambda v: len(v) <= (192 if v.isascii() else 70),
+        }
+        for name, valid in checks.items():
+            if name in params and not valid(params[name]):
+                return f"invalid {name}"
+        return None
+
+    def _error(self, status: int, detail: str, retry_after: float | None = None,
+               explicit: bool = False) -> web.Response:
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        text = detail if explicit else (detail if self.error_bodies else "")
+        return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
+
+    def _new_job_id(self) -> str:
+        stamp = self.clock.now()
+        return (f"J.{stamp:%Y%m%d-%H%M%S}.{stamp.microsecond // 1000:03d}"
+                f"-0lemu{next(self._ids):013d}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator standalone until interrupted; jobs advance on real time."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--user", default="user")
+    parser.add_argument("--password", default="secret")
+    parser.add_argument("--step", type=float, default=5.0, help="seconds per job stage")
+    parser.add_argument("--burst", type=int, default=None, help="requests per window before 429")
+    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true", help="answer JSON instead of plain text")
+    parser.add_argument("--error-bodies", action="store_true", help="short text in error bodies")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        emulator = RetarusSmsHttpEmulator(
+            user=args.user, password=args.password, host=args.host, port=args.port,
+            step_seconds=args.step, burst=args.burst, window=args.window,
+            answer_format="json" if args.json else "text", error_bodies=args.error_bodies)
+        async with emulator:
+            print(f"Retarus SMS HTTP Simple emulator on {emulator.base_url}", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
