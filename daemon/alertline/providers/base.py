@@ -38,6 +38,7 @@ class Capabilities:
     personalization: bool = False
     scheduling: bool = False
     idempotent_submit: bool = False
+    shared_content: bool = False
     number_format: NumberFormat = NumberFormat.E164
 
     def to_json(self) -> dict[str, Any]:
@@ -51,6 +52,7 @@ class Capabilities:
             "personalization": self.personalization,
             "scheduling": self.scheduling,
             "idempotent_submit": self.idempotent_submit,
+            "shared_content": self.shared_content,
         }
 
 

@@ -1,0 +1,488 @@
+"""Emulator of the Retarus Voice API v3 SOAP service (seed retarus-voice-soap-v3.txt).
+
+Serves the WSDL at ``GET /soap/v3?wsdl`` (alertline's shipped copy, with this server's address)
+and answers SOAP 1.1 document/literal envelopes at ``POST /soap/v3``: ``getVersionInfo`` (no
+login), ``sendJob``, ``getAvailableReports`` and ``getJobReport`` (``username``/``password`` must
+be the first two children and match). Faults are SOAP 1.1 ``soap:Fault`` with HTTP 500:
+``soap:Client`` for a bad login ("Authentication failed"), invalid data, an unknown job or a
+duplicate job (duplicateDetection=true, same request within 10 minutes); ``soap:Server`` on demand.
+429 with Retry-After after ``burst`` requests in a 10-second window; 5xx and slow answers on demand.
+
+Each recipient's call progresses by the emulator clock from the job's start (jobPeriod start or
+receipt), outcome by the last digit of ``recipientId`` (``OUTCOMES``): PENDING for
+``step_seconds``, TRANSMITTING for another step, then final. A job period starting later shows
+SCHEDULED until it starts. :meth:`advance` moves the clock; standalone it follows real time.
+
+Standalone: ``python -m tests.emulators.retarus_voice --port 8080 --user U --password P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import itertools
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from lxml import etree
+
+from alertline.clock import Clock, ManualClock, SystemClock
+
+PATH = "/soap/v3"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+NS = "http://retarus.com/voice4a/voicews/3/0"
+WAV_TYPES = {"audio/x-wav", "audio/wav", "audio/wave", "audio/vnd.wave"}
+LIST_FIELDS = {"contents", "recipients", "blackoutPeriods", "entries", "jobIds"}
+DUPLICATE_WINDOW = timedelta(minutes=10)
+RECIPIENT_RE = re.compile(r"\+?[0-9]{6,20}")
+LOCALE_RE = re.compile(r"[a-z]{2}_[A-Z]{2}")
+DURATION_RE = re.compile(
+    r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
+DAYTIME_RE = re.compile(r"\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?")
+VERSION = {"buildNumber": "8", "buildTimestamp": "2014-09-09 11:37:36 +0200",
+           "majorVersion": "2015", "minorVersion": "6", "versionInfo": "Voice SOAP v3 emulator"}
+# last digit -> (final status, statusText, tryCount, callDuration); 9 never finishes
+OUTCOMES: dict[str, tuple[str, str, int, float | None]] = {
+    **{d: ("SUCCESSFUL", "Call completed, message played", 1, 20.0 + int(d)) for d in "012345"},
+    "6": ("SUCCESSFUL", "Call completed on the second attempt", 2, 31.5),
+    "7": ("FAILED", "No answer", 3, 0.0),
+    "8": ("FAILED", "Busy", 3, 0.0),
+}
+
+
+@dataclass(slots=True)
+class Recipient:
+    """A recipient of an emulated job."""
+
+    recipient_id: str
+    caller_id: str
+    override: tuple[str, str, str] | None = None  # (status, state, statusText) from a test
+
+
+@dataclass(slots=True)
+class Job:
+    """An accepted voice job."""
+
+    job_id: str
+    received: datetime
+    start: datetime
+    recipients: list[Recipient]
+    request: dict[str, Any]
+    reference: str | None
+    cost_center: str | None
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """What a test can inspect about one SOAP call."""
+
+    operation: str
+    fields: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Failure:
+    status: int
+    times: int
+    fault: str | None = None  # soap faultcode, e.g. "Server"; None = plain HTTP error
+    message: str = "Service temporarily unavailable"
+    retry_after: float | None = None
+
+
+class _Fault(Exception):
+    def __init__(self, message: str, code: str, kind: str = "Client") -> None:
+        super().__init__(message)
+        self.message, self.code, self.kind = message, code, kind
+
+
+def _local(element: Any) -> str:
+    return etree.QName(element).localname if isinstance(element.tag, str) else ""
+
+
+def _to_data(element: Any) -> Any:
+    """An XML element as plain data; LIST_FIELDS always become lists."""
+    children = [c for c in element if isinstance(c.tag, str)]
+    if not children:
+        return element.text or ""
+    data: dict[str, Any] = {}
+    for child in children:
+        name, value = _local(child), _to_data(child)
+        if name in LIST_FIELDS:
+            data.setdefault(name, []).append(value)
+        else:
+            data[name] = value
+    return data
+
+
+def _timestamp(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _period_start(text: str, *, daily: bool) -> tuple[bool, datetime | None]:
+    """Whether ``text`` is a valid period, and its start timestamp if it has one."""
+    parts = text.split("/")
+    if len(parts) > 2:
+        return False, None
+    if daily and len(parts) == 2 and all(DAYTIME_RE.fullmatch(p) for p in parts):
+        return True, None
+    kinds = ["t" if _timestamp(p) else "d" if DURATION_RE.fullmatch(p) else "x" for p in parts]
+    if "x" in kinds or kinds == ["d", "d"] or kinds == ["d"]:
+        return False, None
+    return True, _timestamp(parts[0]) if kinds[0] == "t" else None
+
+
+class RetarusVoiceEmulator:
+    """A stateful Retarus Voice SOAP v3 service on 127.0.0.1 (``async with``)."""
+
+    def __init__(self, user: str = "user", password: str = "secret", *, port: int = 0,
+                 clock: Clock | None = None, burst: int = 100, window: float = 10.0,
+                 step_seconds: float = 10.0, max_body: int = 1024 * 1024) -> None:
+        self.user, self.password, self.port = user, password, port
+        self.clock: Clock = clock or ManualClock()
+        self.burst, self.window, self.step = burst, window, timedelta(seconds=step_seconds)
+        self.max_body = max_body
+        self.jobs: dict[str, Job] = {}
+        self.requests: list[ReceivedRequest] = []
+        self.wsdl_requests = 0
+        self.wsdl_status = 200  # anything else: the WSDL is unavailable
+        self.extra_report_fields: dict[str, str] = {}  # elements the WSDL does not know
+        self._offset = timedelta()
+        self._failures: list[_Failure] = []
+        self._delays: list[float] = []
+        self._hits: list[datetime] = []
+        self._numbers = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def __aenter__(self) -> RetarusVoiceEmulator:
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_get(PATH, self._get)
+        app.router.add_post(PATH, self._post)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        """The SOAP endpoint address."""
+        return f"http://127.0.0.1:{self.port}{PATH}"
+
+    # -- test controls -------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The emulator's time: its clock plus whatever :meth:`advance` added."""
+        return self.clock.now() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's time forward (job progress, rate-limit window)."""
+        self._offset += timedelta(seconds=seconds)
+
+    def fail_next(self, status: int = 503, times: int = 1, *, retry_after: float | None = None,
+                  message: str = "Service temporarily unavailable") -> None:
+        """Answer the next ``times`` SOAP calls with a plain HTTP error."""
+        self._failures.append(_Failure(status, times, None, message, retry_after))
+
+    def fault_next(self, kind: str = "Server", message: str = "Internal error",
+                   times: int = 1) -> None:
+        """Answer the next ``times`` SOAP calls with a ``soap:<kind>`` fault (HTTP 500)."""
+        self._failures.append(_Failure(500, times, kind, message))
+
+    def delay_next(self, seconds: float, times: int = 1) -> None:
+        """Make the next ``times`` SOAP calls answer only after ``seconds`` of real time."""
+        self._delays.extend([seconds] * times)
+
+    def set_status(self, job_id: str, recipient_id: str, status: str, text: str = "",
+                   state: str | None = None) -> None:
+        """Force a recipient's status (e.g. a value outside the documented vocabulary)."""
+        final = status in ("SUCCESSFUL", "FAILED")
+        for recipient in self.jobs[job_id].recipients:
+            if recipient.recipient_id == recipient_id:
+                recipient.override = (status, state or ("FINISHED" if final else "PROCESSING"),
+                                      text)
+
+    def operations(self) -> list[str]:
+        """The operation of every SOAP call received, in order."""
+        return [r.operation for r in self.requests]
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    async def _get(self, request: web.Request) -> web.Response:
+        if "wsdl" not in request.query:
+            return web.Response(status=404, text="Not found")
+        self.wsdl_requests += 1
+        if self.wsdl_status != 200:
+            return web.Response(status=self.wsdl_status, text="WSDL unavailable")
+        wsdl = (resources.files("alertline.providers") / "wsdl" / "retarus_voice_v3.wsdl")
+        text = wsdl.read_text("utf-8").replace(
+            'location="https://voice4a.retarus.com/soap/v3"', f'location="{self.base_url}"')
+        return web.Response(text=text, content_type="text/xml")
+
+    async def _post(self, request: web.Request) -> web.Response:
+        if self._delays:
+            await asyncio.sleep(self._delays.pop(0))
+        if self._failures:
+            failure = self._failures[0]
+            failure.times -= 1
+            if failure.times <= 0:
+                self._failures.pop(0)
+            if failure.fault:
+                return self._fault(_Fault(failure.message, "INTERNAL_ERROR", failure.fault))
+            headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after else {}
+            return web.Response(status=failure.status, text=failure.message, headers=headers)
+        now = self.now()
+        self._hits = [t for t in self._hits if now - t < timedelta(seconds=self.window)]
+        if len(self._hits) >= self.burst:
+            wait = self.window - (now - self._hits[0]).total_seconds()
+            return web.Response(status=429, text="Too many requests",
+                                headers={"Retry-After": f"{max(1, round(wait))}"})
+        self._hits.append(now)
+        try:
+            body = await request.read()
+            operation, element = self._parse(body)
+            fields = _to_data(element) if len(element) else {}
+            self.requests.append(ReceivedRequest(operation, fields, dict(request.headers)))
+            answer = self._dispatch(operation, element, fields if isinstance(fields, dict) else {})
+        except _Fault as fault:
+            return self._fault(fault)
+        return self._envelope(answer)
+
+    def _parse(self, body: bytes) -> tuple[str, Any]:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                                 huge_tree=False)
+        try:
+            root = etree.fromstring(body, parser)
+        except etree.XMLSyntaxError:
+            raise _Fault("Malformed XML", "MALFORMED_REQUEST") from None
+        if root.getroottree().docinfo.doctype:
+            raise _Fault("DTDs are not allowed", "MALFORMED_REQUEST")
+        body_el = root.find(f"{{{SOAP_ENV}}}Body")
+        if root.tag != f"{{{SOAP_ENV}}}Envelope" or body_el is None or not len(body_el):
+            raise _Fault("Not a SOAP 1.1 envelope", "MALFORMED_REQUEST")
+        return _local(body_el[0]), body_el[0]
+
+    def _dispatch(self, operation: str, element: Any, fields: dict[str, Any]) -> Any:
+        if operation == "getVersionInfo":
+            return etree_element("getVersionInfoResponse", VERSION)
+        handlers = {"sendJob": self._send_job, "getJobReport": self._job_report,
+                    "getAvailableReports": self._available_reports}
+        if operation not in handlers:
+            raise _Fault(f"Unknown operation {operation}", "UNKNOWN_OPERATION")
+        names = [_local(c) for c in element if isinstance(c.tag, str)][:2]
+        if names != ["username", "password"]:
+            raise _Fault("username and password must be the first two parameters",
+                         "AUTHENTICATION_FAILED")
+        if fields.get("username") != self.user or fields.get("password") != self.password:
+            raise _Fault("Authentication failed: invalid login id or password",
+                         "AUTHENTICATION_FAILED")
+        return handlers[operation](element, fields)
+
+    # -- operations ----------------------------------------------------------------------------
+    def _send_job(self, element: Any, fields: dict[str, Any]) -> Any:
+        contents, recipients = fields.get("contents", []), fields.get("recipients", [])
+        if not contents or not recipients:
+            raise _Fault("Validation failed: contents and recipients are required",
+                         "VALIDATION_FAILED")
+        for content in contents:
+            self._check_content(content if isinstance(content, dict) else {})
+        caller_id, locale = fields.get("callerId"), fields.get("locale")
+        if not caller_id or not locale or not LOCALE_RE.fullmatch(str(locale)):
+            raise _Fault("Validation failed: callerId and locale (e.g. de_DE) are required",
+                         "VALIDATION_FAILED")
+        start = self.now()
+        if fields.get("jobPeriod"):
+            ok, begin = _period_start(str(fields["jobPeriod"]), daily=False)
+            if not ok:
+                raise _Fault(f"Validation failed: invalid jobPeriod {fields['jobPeriod']}",
+                             "INVALID_PERIOD")
+            start = max(start, begin or start)
+        periods = list(fields.get("blackoutPeriods", []))
+        for recipient in recipients:
+            if not RECIPIENT_RE.fullmatch(str(recipient.get("recipientId", ""))):
+                raise _Fault(f"Validation failed: invalid recipientId "
+                             f"{recipient.get('recipientId')}", "INVALID_RECIPIENT")
+            periods += recipient.get("blackoutPeriods", [])
+        for period in periods:
+            if not _period_start(str(period), daily=True)[0]:
+                raise _Fault(f"Validation failed: invalid blackoutPeriod {period}",
+                             "INVALID_PERIOD")
+        options = {e.get("key"): e.get("value") for e in
+                   (fields.get("options") or {}).get("entries", []) if isinstance(e, dict)}
+        if options.get("duplicateDetection", "false") not in ("true", "false"):
+            raise _Fault("Validation failed: duplicateDetection must be true or false",
+                         "VALIDATION_FAILED")
+        key = etree.tostring(element, method="c14n")
+        if options.get("duplicateDetection") == "true" and any(
+                job.key == key and self.now() - job.received < DUPLICATE_WINDOW
+                for job in self.jobs.values()):
+            raise _Fault("Duplicate job detected", "DUPLICATE_JOB")
+        job_id = str(uuid.UUID(int=next(self._numbers)))
+        self.jobs[job_id] = Job(
+            job_id, self.now(), start,
+            [Recipient(str(r["recipientId"]), str(r.get("callerId") or caller_id))
+             for r in recipients], fields, fields.get("reference"), fields.get("costCenter"), key)
+        return etree_element("sendJobResponse", {"jobId": job_id})
+
+    @staticmethod
+    def _check_content(content: dict[str, Any]) -> None:
+        kind = str(content.get("contentType") or "text/plain; charset=UTF-8")
+        media = kind.split(";", maxsplit=1)[0].strip().lower()
+        if media != "text/plain" and media not in WAV_TYPES:
+            raise _Fault(f"Validation failed: unsupported contentType {kind}",
+                         "INVALID_CONTENT")
+        if not content.get("content") and not content.get("contentUrl"):
+            raise _Fault("Validation failed: content or contentUrl is required",
+                         "INVALID_CONTENT")
+        if content.get("content"):
+            try:
+                raw = base64.b64decode(str(content["content"]), validate=True)
+                charset = re.search(r"charset=([\w.:-]+)", kind, re.IGNORECASE)
+                if media == "text/plain":
+                    raw.decode(charset.group(1) if charset else "utf-8")
+            except (binascii.Error, LookupError, UnicodeDecodeError):
+                raise _Fault("Validation failed: content cannot be decoded",
+                             "INVALID_CONTENT") from None
+
+    def _job_report(self, element: Any, fields: dict[str, Any]) -> Any:
+        job = self.jobs.get(str(fields.get("jobId", "")))
+        if job is None:
+            raise _Fault(f"Job not found: {fields.get('jobId')}", "JOB_NOT_FOUND")
+        reports = [self._recipient_report(job, r) for r in job.recipients]
+        statuses = [r["status"] for r in reports]
+        finished = all(r["state"] == "FINISHED" for r in reports)
+        state = ("PROCESSING" if not finished else "SUCCESSFUL"
+                 if all(s == "SUCCESSFUL" for s in statuses) else "FAILED"
+                 if all(s == "FAILED" for s in statuses) else "PARTIALLY SUCCESSFUL")
+        answer = etree_element("getJobReportResponse", {
+            "jobId": job.job_id, "createTs": job.received.isoformat(),
+            "status": "FINISHED" if finished else "PROCESSING", "state": state,
+            "reference": job.reference, "costCenter": job.cost_center})
+        for report in reports:
+            etree_child(answer, "recipients", {**report, **self.extra_report_fields})
+        return answer
+
+    def _recipient_report(self, job: Job, recipient: Recipient) -> dict[str, Any]:
+        now, digit = self.now(), recipient.recipient_id[-1]
+        elapsed = now - job.start
+        base = {"recipientId": recipient.recipient_id, "callerId": recipient.caller_id,
+                "lastTryTs": "", "callDuration": "0", "tryCount": "0"}
+        if recipient.override:
+            status, state, text = recipient.override
+            return {**base, "status": status, "state": state, "statusText": text}
+        if now < job.start:
+            return {**base, "status": "SCHEDULED", "state": "PROCESSING",
+                    "statusText": "Scheduled for the job period"}
+        if elapsed < self.step:
+            return {**base, "status": "PENDING", "state": "PROCESSING", "statusText": "Pending"}
+        tried = {**base, "lastTryTs": (job.start + self.step).isoformat(), "tryCount": "1"}
+        if digit not in OUTCOMES or elapsed < 2 * self.step:
+            return {**tried, "status": "TRANSMITTING", "state": "PROCESSING",
+                    "statusText": "Calling"}
+        status, text, tries, duration = OUTCOMES[digit]
+        return {**tried, "status": status, "state": "FINISHED", "statusText": text,
+                "tryCount": str(tries), "callDuration": f"{duration:g}",
+                "lastTryTs": (job.start + 2 * self.step).isoformat()}
+
+    def _available_reports(self, element: Any, fields: dict[str, Any]) -> Any:
+        now = self.now()
+        to_ts = _timestamp(str(fields["toTs"])) if fields.get("toTs") else now
+        from_ts = (_timestamp(str(fields["fromTs"])) if fields.get("fromTs")
+                   else (to_ts or now) - timedelta(days=14))
+        if from_ts is None or to_ts is None:
+            raise _Fault("Validation failed: fromTs/toTs must be ISO-8601", "INVALID_TIMESTAMP")
+        if to_ts <= from_ts or to_ts - from_ts > timedelta(days=30):
+            raise _Fault("Validation failed: toTs must be after fromTs, at most 30 days",
+                         "INVALID_TIMESTAMP")
+        try:
+            offset, limit = int(fields.get("offset") or 0), int(fields.get("limit") or 100)
+        except ValueError:
+            raise _Fault("Validation failed: offset/limit", "VALIDATION_FAILED") from None
+        if offset < 0 or limit < 1:
+            raise _Fault("Validation failed: offset >= 0, limit >= 1", "VALIDATION_FAILED")
+        wanted = {"true": True, "false": False}.get(str(fields.get("open", "")).lower())
+        ids = []
+        for job in sorted(self.jobs.values(), key=lambda j: j.received):
+            is_open = any(self._recipient_report(job, r)["state"] != "FINISHED"
+                          for r in job.recipients)
+            if from_ts <= job.received <= to_ts and wanted in (None, is_open):
+                ids.append(job.job_id)
+        answer = etree_element("getAvailableReportsResponse", {})
+        for job_id in ids[offset:offset + limit]:
+            etree.SubElement(answer, "jobIds").text = job_id
+        return answer
+
+    # -- answers -------------------------------------------------------------------------------
+    @staticmethod
+    def _envelope(payload: Any, status: int = 200) -> web.Response:
+        envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "tns": NS})
+        etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body").append(payload)
+        return web.Response(body=etree.tostring(envelope, xml_declaration=True, encoding="utf-8"),
+                            status=status, content_type="text/xml", charset="utf-8")
+
+    def _fault(self, fault: _Fault) -> web.Response:
+        element = etree.Element(f"{{{SOAP_ENV}}}Fault")
+        etree.SubElement(element, "faultcode").text = f"soap:{fault.kind}"
+        etree.SubElement(element, "faultstring").text = fault.message
+        detail = etree.SubElement(etree.SubElement(element, "detail"), f"{{{NS}}}voiceFault")
+        etree.SubElement(detail, "code").text = fault.code
+        etree.SubElement(detail, "message").text = fault.message
+        return self._envelope(element, status=500)
+
+
+def etree_element(name: str, fields: dict[str, Any]) -> Any:
+    """A response wrapper element ``tns:<name>`` with unqualified children."""
+    element = etree.Element(f"{{{NS}}}{name}")
+    for key, value in fields.items():
+        if value is not None:
+            etree.SubElement(element, key).text = str(value)
+    return element
+
+
+def etree_child(parent: Any, name: str, fields: dict[str, Any]) -> None:
+    """An unqualified complex child ``<name>`` of ``parent``."""
+    child = etree.SubElement(parent, name)
+    for key, value in fields.items():
+        if value not in (None, ""):
+            etree.SubElement(child, key).text = str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator standalone on real time until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--user", default="user")
+    parser.add_argument("--password", default="secret")
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        async with RetarusVoiceEmulator(args.user, args.password, port=args.port,
+                                        clock=SystemClock(), burst=args.burst,
+                                        step_seconds=args.step_seconds) as emulator:
+            print(f"Retarus Voice SOAP emulator: {emulator.base_url} "
+                  f"(WSDL {emulator.base_url}?wsdl)", flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
