@@ -39,15 +39,14 @@ class BatchKey:
 
     @classmethod
     def for_alert(cls, alert: Alert, channel: Channel,
-                  blackout_periods: tuple[str, ...] = (), *, shared_content: bool = False) -> BatchKey:
-        """The key of ``alert``'s deliveries on ``channel``; with ``shared_content`` (providers
-        that give every recipient of a request the same content) alerts with different texts never
-        share a request."""
+                  blackout_periods: tuple[str, ...] = (), *, content: str = "") -> BatchKey:
+        """The key of ``alert``'s deliveries on ``channel``; ``content`` separates texts that
+        may not share a request (providers with one content per request)."""
         return cls(channel=channel, priority=alert.priority, sender=alert.sender,
                    locale=alert.locale, audio_url=alert.audio_url, not_before=alert.not_before,
                    expires=alert.expires, blackout_periods=blackout_periods,
                    options=json.dumps(alert.options, sort_keys=True, default=str),
-                   content=alert.text_for(channel) if shared_content else "")
+                   content=content)
 
     def batch(self, items: tuple[BatchItem, ...]) -> Batch:
         """A :class:`Batch` of ``items`` with these settings."""
