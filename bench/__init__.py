@@ -1,0 +1,1 @@
+"""alertline benchmarks: ``make bench`` (``python -m bench``)."""

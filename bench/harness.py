@@ -1,0 +1,150 @@
+"""Shared pieces of the benchmark: broker, emulator thread, MQTT clients, load generation."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.mosquitto import free_port
+
+USER, PASSWORD = "bench", "bench-secret"
+
+
+class EmulatorProcess:
+    """The Retarus REST emulator in its own process (as a real provider would be)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.arrivals_path = workdir / "arrivals.log"
+        self.arrivals_path.touch()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> EmulatorProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.emulator_proc", "--port", str(self.port),
+             "--user", USER, "--password", PASSWORD, "--arrivals", str(self.arrivals_path)])
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), 0.2):
+                return self
+            time.sleep(0.05)  # readiness probe of another process
+        raise RuntimeError("the emulator did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @property
+    def base_url(self) -> str:
+        """Where adapters send jobs."""
+        return f"http://127.0.0.1:{self.port}/rest/v1"
+
+    def arrivals(self) -> list[tuple[float, int, list[float]]]:
+        """Every job so far: arrival time, recipients, publish stamps."""
+        rows = []
+        for line in self.arrivals_path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                rows.append((float(parts[0]), int(parts[1]), [float(p) for p in parts[2:]]))
+        return rows
+
+    @property
+    def jobs(self) -> int:
+        """Jobs received so far."""
+        return len(self.arrivals())
+
+
+def mqtt_client(port: int, client_id: str, on_message: Callable[..., None] | None = None,
+                topics: tuple[str, ...] = ()) -> mqtt.Client:
+    """A connected, looping paho client (MQTT v5) subscribed to ``topics``."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    connected = threading.Event()
+
+    def on_connect(c: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        for topic in topics:
+            c.subscribe(topic, qos=1)
+        connected.set()
+
+    client.on_connect = on_connect
+    if on_message is not None:
+        client.on_message = on_message
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    if not connected.wait(10):
+        raise RuntimeError("bench client could not connect")
+    return client
+
+
+def publish_lines(port: int, topic: str, lines: list[str], workdir: Path) -> float:
+    """Publish one message per line with ``mosquitto_pub -l`` (QoS 1); returns its start time."""
+    path = workdir / f"load-{topic.replace('/', '_')}.txt"
+    path.write_text("\n".join(lines) + "\n")
+    started = time.time()
+    with path.open("rb") as stdin:
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+                        "-q", "1", "-l"], stdin=stdin, check=True)
+    return started
+
+
+class Counter:
+    """Counts MQTT messages and notes when a target count is reached."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def hit(self) -> None:
+        """Count one message."""
+        with self._lock:
+            now = time.time()
+            self.first = self.first or now
+            self.count += 1
+            if self.count >= self.target and not self.done.is_set():
+                self.last = now
+                self.done.set()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of ``values`` fall."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@contextlib.contextmanager
+def stopped(client: mqtt.Client) -> Iterator[mqtt.Client]:
+    """Disconnect ``client`` on exit."""
+    try:
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident set size (or ``VmHWM`` peak) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
