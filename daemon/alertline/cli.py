@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,10 +15,15 @@ import voluptuous as vol
 
 from . import __version__
 from .config import Config, load_config
+from .engine import Engine
 from .errors import AlertlineError, ConfigError, NotFoundError, ValidationError
+from .logs import configure_logging
 from .model import Channel, Report
+from .providers.base import ProviderContext
 from .providers.registry import adapter_class, adapter_types
-from .redact import MASK
+from .redact import MASK, Redactor
+from .request import parse_request
+from .store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -74,17 +80,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _optional_commands(commands: Any) -> None:
     """Sub-commands that live in their own modules (MQTT tools, provider resources)."""
     try:
-        from .cli_mqtt import add_mqtt_parsers
+        from .cli_mqtt import add_mqtt_parsers  # noqa: PLC0415 - optional module
     except ImportError:
         pass
     else:
         add_mqtt_parsers(commands)
     try:
-        from .cli_exolve import add_exolve_parser
+        from .cli_exolve import add_exolve_parser  # noqa: PLC0415 - optional module
     except ImportError:
         pass
     else:
         _common(add_exolve_parser(commands))
+
+
+def _out(text: str) -> None:
+    """A line for the user on standard output."""
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    """A line of progress or an error on standard error, at once."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,16 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_config_problems(err)
         return EXIT_BAD_INPUT
     except ValidationError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _err(f"error: {err}")
         return EXIT_BAD_INPUT
     except NotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _err(f"error: {err}")
         return EXIT_BAD_INPUT
     except AlertlineError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _err(f"error: {err}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `alertline providers | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -117,7 +137,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or config.raw["logging"]["level"],
                    getattr(args, "log_json", False) or config.raw["logging"]["json"], config)
     if args.command == "run":
-        from .daemon import run_daemon
+        from .daemon import run_daemon  # noqa: PLC0415 - only `run` needs the daemon's imports
 
         return run_daemon(config, config_path=args.config)
     if args.command == "send":
@@ -134,41 +154,39 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _setup_logging(level: str, as_json: bool, config: Config) -> None:
-    from .logs import configure_logging
-
     configure_logging(level, as_json=as_json, secrets=config.secrets)
 
 
 def _check_config(path: str | None) -> int:
     if path is None:
-        print("usage: alertline check-config FILE", file=sys.stderr)
+        _err("usage: alertline check-config FILE")
         return EXIT_BAD_INPUT
     config = load_config(path)
-    print(f"{path}: OK — {len(config.providers)} provider(s), {len(config.contacts)} contact(s), "
-          f"{len(config.groups)} group(s), {len(config.routes)} route(s)")
+    _out(f"{path}: OK — {len(config.providers)} provider(s), {len(config.contacts)} contact(s), "
+         f"{len(config.groups)} group(s), {len(config.routes)} route(s)")
     return EXIT_OK
 
 
 def _print_config_problems(err: ConfigError) -> None:
-    print(f"configuration has {len(err.problems)} problem(s):", file=sys.stderr)
+    _err(f"configuration has {len(err.problems)} problem(s):")
     for path, reason in err.problems:
-        print(f"  {path or '(file)'}: {reason}", file=sys.stderr)
+        _err(f"  {path or '(file)'}: {reason}")
 
 
 def _providers(as_json: bool) -> int:
     listing = [_describe_adapter(name) for name in adapter_types()]
     if as_json:
-        print(json.dumps(listing, indent=2))
+        _out(json.dumps(listing, indent=2))
         return EXIT_OK
     for entry in listing:
         caps = entry["capabilities"]
-        print(f"{entry['type']}: {entry['description']}")
-        print(f"  channels: {', '.join(caps['channels'])}; up to {caps['max_recipients']} "
-              f"recipient(s) per request; status by {caps['status']}")
+        _out(f"{entry['type']}: {entry['description']}")
+        _out(f"  channels: {', '.join(caps['channels'])}; up to {caps['max_recipients']} "
+             f"recipient(s) per request; status by {caps['status']}")
         for option in entry["options"]:
             flags = "required" if option["required"] else f"default {option['default']!r}"
             secret = ", secret" if option["secret"] else ""
-            print(f"  - {option['name']} ({flags}{secret}): {option['description']}")
+            _out(f"  - {option['name']} ({flags}{secret}): {option['description']}")
     return EXIT_OK
 
 
@@ -177,8 +195,8 @@ def _describe_adapter(name: str) -> dict[str, Any]:
     options = []
     for marker in cls.options_schema:
         key = str(marker.schema) if isinstance(marker, vol.Marker) else str(marker)
-        default = marker.default() if isinstance(marker, vol.Optional) and \
-            marker.default is not vol.UNDEFINED else None
+        factory = marker.default if isinstance(marker, vol.Optional) else vol.UNDEFINED
+        default = factory() if callable(factory) else None
         options.append({
             "name": key,
             "required": isinstance(marker, vol.Required),
@@ -191,10 +209,6 @@ def _describe_adapter(name: str) -> dict[str, Any]:
 
 
 async def _send(config: Config, args: argparse.Namespace) -> int:
-    from .engine import Engine
-    from .request import parse_request
-    from .store import Store
-
     payload: dict[str, Any] = {"message": args.message, "to": args.to}
     for key, value in (("id", args.alert_id), ("channel", args.channel),
                        ("provider", args.provider), ("title", args.title),
@@ -209,38 +223,36 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
     try:
         accepted = await engine.accept(request, source="cli")
         if accepted.duplicate:
-            print(f"alert {accepted.alert_id} was already accepted: following it",
-                  file=sys.stderr)
+            _err(f"alert {accepted.alert_id} was already accepted: following it")
         if args.no_wait:
-            print(json.dumps(accepted.to_json()))
+            _out(json.dumps(accepted.to_json()))
             return EXIT_OK
         try:
             report = await engine.wait_final(accepted.alert_id, args.timeout)
         except TimeoutError:
-            print(f"gave up waiting after {args.timeout}s; the alert goes on when alertline runs "
-                  "again", file=sys.stderr)
+            _err(f"gave up waiting after {args.timeout}s; the alert goes on when alertline runs "
+                 "again")
             return EXIT_FAILED
     finally:
         await engine.stop()
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        _out(json.dumps(report.to_json(), indent=2))
     else:
         print_summary(report)
     return EXIT_OK if report.state.value == "delivered" else EXIT_FAILED
 
 
 async def _exolve(config: Config, args: argparse.Namespace) -> int:
-    from .cli_exolve import run_exolve
-    from .providers.base import ProviderContext
-    from .providers.exolve_voice import ExolveVoiceProvider
-    from .redact import Redactor
+    # adapters are imported on demand, as the registry does
+    from .cli_exolve import run_exolve  # noqa: PLC0415
+    from .providers.exolve_voice import ExolveVoiceProvider  # noqa: PLC0415
 
     names = [n for n, p in config.providers.items() if p.type == "exolve_voice"]
     if args.provider:
         names = [n for n in names if n == args.provider]
     if len(names) != 1:
-        print("error: name the exolve_voice provider of the config with --provider"
-              if names else "error: the config has no exolve_voice provider", file=sys.stderr)
+        _err("error: name the exolve_voice provider of the config with --provider"
+             if names else "error: the config has no exolve_voice provider")
         return EXIT_BAD_INPUT
     chosen = config.providers[names[0]]
     provider = ExolveVoiceProvider(chosen.name, chosen.options,
@@ -252,9 +264,6 @@ async def _exolve(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
-    from .engine import Engine
-    from .store import Store
-
     store = Store(config.store_path)
     engine = Engine(config, store)
     await store.open()
@@ -263,7 +272,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
     finally:
         await store.close()
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        _out(json.dumps(report.to_json(), indent=2))
     else:
         print_summary(report)
     return EXIT_OK
@@ -287,18 +296,18 @@ class ProgressPrinter:
                 continue
             extra = f" ({delivery.provider_status})" if delivery.provider_status else ""
             reason = f" — {delivery.reason}" if delivery.reason else ""
-            print(f"{delivery.recipient.number:>16}  {delivery.channel.value:<5} "
-                  f"{delivery.state.value}{extra}{reason}", file=sys.stderr, flush=True)
+            _err(f"{delivery.recipient.number:>16}  {delivery.channel.value:<5} "
+                 f"{delivery.state.value}{extra}{reason}")
 
 
 def print_summary(report: Report) -> None:
     """A short human-readable report."""
     counts = ", ".join(f"{n} {state}" for state, n in sorted(report.counts().items()))
-    print(f"alert {report.alert.id}: {report.state.value} ({counts})")
+    _out(f"alert {report.alert.id}: {report.state.value} ({counts})")
     for delivery in report.deliveries:
         reason = f": {delivery.reason}" if delivery.reason else ""
-        print(f"  {delivery.recipient.number} {delivery.channel.value} via {delivery.provider}: "
-              f"{delivery.state.value}{reason}")
+        _out(f"  {delivery.recipient.number} {delivery.channel.value} via {delivery.provider}: "
+             f"{delivery.state.value}{reason}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The YAML configuration: schema (voluptuous), defaults, ``${ENV}`` secrets, and every error by path."""
+"""The YAML configuration: voluptuous schema, defaults, ``${ENV}`` secrets, every error by path."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import yaml
 from .errors import ConfigError, ValidationError
 from .model import Channel, Priority
 from .phone import parse_e164
+from .policy import allow_entry, quiet_window, time_zone
 from .providers.registry import adapter_class, adapter_types
+from .redact import SECRET_KEYS, Redactor
 
 DEFAULT_PROVIDER_NAME = "sim"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -62,13 +64,6 @@ def _phone(value: Any) -> str:
         raise vol.Invalid(err.reason) from None
 
 
-def _daily_window(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(
-            r"([01]\d|2[0-3]):[0-5]\d/([01]\d|2[0-3]):[0-5]\d", value.strip()):
-        raise vol.Invalid("expected a daily window HH:MM/HH:MM, e.g. 22:00/07:00")
-    return value.strip()
-
-
 def _string_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -78,11 +73,11 @@ def _string_list(value: Any) -> list[str]:
 
 
 MQTT_SCHEMA = vol.Schema({
-    vol.Optional("host"): vol.Any(None, str),
+    vol.Optional("host"): vol.Any(str, None),
     vol.Optional("port", default=1883): vol.All(int, vol.Range(min=1, max=65535)),
     vol.Optional("client_id", default="alertline"): vol.All(str, vol.Length(min=1, max=64)),
-    vol.Optional("username"): vol.Any(None, str),
-    vol.Optional("password"): vol.Any(None, str),
+    vol.Optional("username"): vol.Any(str, None),
+    vol.Optional("password"): vol.Any(str, None),
     vol.Optional("base_topic", default="alertline"): vol.Match(
         r"^[^#+\s]+$", msg="a topic without wildcards or spaces"),
     vol.Optional("discovery", default=True): bool,
@@ -90,19 +85,21 @@ MQTT_SCHEMA = vol.Schema({
     vol.Optional("keepalive", default=30): vol.All(int, vol.Range(min=5, max=3600)),
     vol.Optional("session_expiry", default=7 * 86400): vol.All(int, vol.Range(min=0)),
     vol.Optional("max_payload_bytes", default=64 * 1024): vol.All(int, vol.Range(min=256)),
-    vol.Optional("tls"): vol.Any(None, {
-        vol.Optional("ca_certs"): vol.Any(None, str),
-        vol.Optional("certfile"): vol.Any(None, str),
-        vol.Optional("keyfile"): vol.Any(None, str),
+    vol.Optional("protocol", default="5"): vol.All(
+        vol.Coerce(str), vol.In(["5", "3.1.1"], msg="5 or 3.1.1 (the MQTT protocol version)")),
+    vol.Optional("tls"): vol.Any({
+        vol.Optional("ca_certs"): vol.Any(str, None),
+        vol.Optional("certfile"): vol.Any(str, None),
+        vol.Optional("keyfile"): vol.Any(str, None),
         vol.Optional("insecure", default=False): bool,
-    }),
+    }, None),
 })
 
 CONTACT_SCHEMA = vol.Schema({
     vol.Required("phone"): _phone,
     vol.Optional("locale"): str,
-    vol.Optional("timezone"): str,
-    vol.Optional("quiet_hours", default=[]): [_daily_window],
+    vol.Optional("timezone"): time_zone,
+    vol.Optional("quiet_hours", default=[]): [quiet_window],
     vol.Optional("personalization", default={}): {str: vol.Coerce(str)},
 })
 
@@ -114,35 +111,58 @@ ROUTE_SCHEMA = vol.Schema({
     vol.Optional("sender"): str,
     vol.Optional("title"): str,
     vol.Optional("priority", default="normal"): vol.In([p.value for p in Priority]),
-    vol.Optional("quiet_hours", default=[]): [_daily_window],
+    vol.Optional("quiet_hours", default=[]): [quiet_window],
+    vol.Optional("fallback_sms", default=False): bool,
     vol.Optional("options", default={}): dict,
 })
 
+_CAPS = vol.Schema({vol.Optional(c.value): vol.All(int, vol.Range(min=0)) for c in Channel})
+LIMITS_SCHEMA = vol.Schema({
+    vol.Optional("allow", default=[]): [allow_entry],
+    vol.Optional("per_hour", default={}): _CAPS,
+    vol.Optional("per_day", default={}): _CAPS,
+    vol.Optional("routes", default={}): {_NAME: {vol.Optional("per_hour", default={}): _CAPS,
+                                                 vol.Optional("per_day", default={}): _CAPS}},
+    vol.Optional("duplicate_window", default=0): _duration,
+    vol.Optional("timezone", default="UTC"): time_zone,
+    vol.Optional("quiet_hours_override", default="high"): vol.In(
+        ["high", "none"], msg="high (high-priority alerts ignore quiet hours) or none"),
+})
+
+ESCALATION_SCHEMA = vol.Schema({
+    vol.Required("steps"): vol.All([{
+        vol.Optional("to"): _string_list,
+        vol.Optional("channel"): vol.In(["sms", "voice", "both"], msg="sms, voice or both"),
+        vol.Optional("wait", default=300): _duration,
+    }], vol.Length(min=1, max=20, msg="between 1 and 20 steps")),
+    vol.Optional("repeat", default=0): vol.All(int, vol.Range(min=0, max=10)),
+    vol.Optional("advance_on_failure", default=False): bool,
+    vol.Optional("ack_digit", default="1"): vol.All(
+        vol.Coerce(str), vol.Match(r"^[0-9]$", msg="one digit 0-9")),
+    vol.Optional("ack_prompt", default="Press {digit} to acknowledge."): str,
+})
+
 SECTION_SCHEMAS: dict[str, Any] = {
-    "mqtt": vol.Any(None, MQTT_SCHEMA),
+    "mqtt": vol.Any(MQTT_SCHEMA, None),
     "store": vol.Schema({vol.Optional("path", default="alertline.db"): str}),
     "http": vol.Schema({
         vol.Optional("enabled", default=True): bool,
         vol.Optional("host", default="127.0.0.1"): str,
         vol.Optional("port", default=8787): vol.All(int, vol.Range(min=0, max=65535)),
-        vol.Optional("public_url"): vol.Any(None, vol.Url()),
-        vol.Optional("postback_token"): vol.Any(None, vol.All(str, vol.Length(min=16))),
+        vol.Optional("public_url"): vol.Any(vol.Url(), None),
+        vol.Optional("postback_token"): vol.Any(vol.All(str, vol.Length(
+            min=16, msg="at least 16 characters")), None),
         vol.Optional("max_body_bytes", default=256 * 1024): vol.All(int, vol.Range(min=1024)),
     }),
-    "alertmanager": vol.Schema({vol.Optional("token"): vol.Any(None, str)}),
+    "alertmanager": vol.Schema({vol.Optional("token"): vol.Any(str, None)}),
     "defaults": vol.Schema({
         vol.Optional("provider"): str,
         vol.Optional("channel", default="sms"): vol.In([c.value for c in Channel]),
-        vol.Optional("region"): vol.Any(None, vol.Match(r"^[A-Z]{2}$", msg="a country code like DE")),
-        vol.Optional("tracking_deadline"): vol.Any(None, _duration),
+        vol.Optional("region"): vol.Any(
+            vol.Match(r"^[A-Z]{2}$", msg="a country code like DE"), None),
+        vol.Optional("tracking_deadline"): vol.Any(_duration, None),
     }),
-    "providers": vol.Schema({_NAME: vol.Schema(
-        {vol.Required("type"): vol.In(adapter_types())}, extra=vol.ALLOW_EXTRA)}),
-    "contacts": vol.Schema({_NAME: CONTACT_SCHEMA}),
-    "groups": vol.Schema({_NAME: _string_list}),
-    "routes": vol.Schema({_NAME: ROUTE_SCHEMA}),
-    "escalations": vol.Schema({_NAME: dict}),
-    "limits": vol.Schema(dict),
+    "limits": LIMITS_SCHEMA,
     "logging": vol.Schema({
         vol.Optional("level", default="INFO"): vol.In(
             ["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"]),
@@ -151,11 +171,50 @@ SECTION_SCHEMAS: dict[str, Any] = {
 }
 
 
-def _validate_sections(data: dict[str, Any], problems: list[tuple[str, str]]) -> dict[str, Any]:
+# Sections that map names to entries: each entry is checked on its own, so one broken entry
+# neither hides the problems of its siblings nor makes references to it look unknown.
+NAMED_SECTIONS: dict[str, Any] = {
+    "providers": vol.Schema({vol.Required("type"): vol.In(adapter_types())},
+                            extra=vol.ALLOW_EXTRA),
+    "contacts": CONTACT_SCHEMA,
+    "groups": _string_list,
+    "routes": ROUTE_SCHEMA,
+    "escalations": ESCALATION_SCHEMA,
+}
+
+
+def _validate_named(key: str, value: Any, problems: list[tuple[str, str]],
+                    broken: set[str]) -> dict[str, Any]:
+    """The valid entries of a named section; the names of invalid ones go to ``broken``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append((key, "expected a mapping of names to entries"))
+        return {}
+    valid: dict[str, Any] = {}
+    for name, entry in value.items():
+        path = _join(key, name)
+        try:
+            _NAME(name)
+        except vol.Invalid as err:
+            problems.append((path, _problem_text(err)))
+            continue
+        try:
+            valid[name] = NAMED_SECTIONS[key](entry)
+        except vol.Invalid as err:
+            problems.extend(_collect(err, path))
+            broken.add(f"{key}.{name}")
+    return valid
+
+
+def _validate_sections(data: dict[str, Any], problems: list[tuple[str, str]],
+                       broken: set[str]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for key in data:
-        if key not in SECTION_SCHEMAS:
+        if key not in SECTION_SCHEMAS and key not in NAMED_SECTIONS:
             problems.append((str(key), "unknown section"))
+    for key in NAMED_SECTIONS:
+        raw[key] = _validate_named(key, data.get(key), problems, broken)
     for key, schema in SECTION_SCHEMAS.items():
         value = data.get(key)
         if value is None and key != "mqtt":
@@ -203,6 +262,7 @@ class Route:
     priority: Priority = Priority.NORMAL
     quiet_hours: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    fallback_sms: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +339,22 @@ def substitute_env(value: Any, env: Mapping[str, str], path: str,
     return _ENV_REF.sub(replace, value)
 
 
+def _secret_values(value: Any) -> list[str]:
+    """Every value under a secret-named key (password, token, ...), wherever it is."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key.lower() in SECRET_KEYS and \
+                    isinstance(item, str | int) and item:
+                found.append(str(item))
+            else:
+                found.extend(_secret_values(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_secret_values(item))
+    return found
+
+
 def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
@@ -307,17 +383,20 @@ def validate_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError([("", "the configuration must be a mapping of sections")])
     data = substitute_env(data, os.environ if env is None else env, "", problems, secrets)
-    raw = _validate_sections(data, problems)
+    secrets.extend(_secret_values(data))
+    broken: set[str] = set()
+    raw = _validate_sections(data, problems, broken)
     providers = _validate_providers(raw, problems, secrets)
     contacts = {name: Contact(name=name, phone=c["phone"], locale=c.get("locale"),
                               timezone=c.get("timezone"), quiet_hours=tuple(c["quiet_hours"]),
                               personalization=dict(c["personalization"]))
                 for name, c in raw["contacts"].items()}
     groups = {name: tuple(members) for name, members in raw["groups"].items()}
-    _check_references(raw, providers, contacts, groups, problems)
+    _check_references(raw, providers, contacts, groups, problems, broken=broken)
     routes = {name: _route(name, r) for name, r in raw["routes"].items()}
     default_provider = raw["defaults"].get("provider") or next(iter(providers), "")
-    if providers and default_provider not in providers:
+    if providers and default_provider not in providers and \
+            f"providers.{default_provider}" not in broken:
         problems.append(("defaults.provider", f"unknown provider {default_provider!r}"))
     mqtt = raw.get("mqtt") or {}
     for key in ("password",):
@@ -329,11 +408,20 @@ def validate_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
     if raw["alertmanager"].get("token"):
         secrets.append(raw["alertmanager"]["token"])
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_first_per_path(problems, Redactor(secrets)))
     return Config(raw=raw, providers=providers, contacts=contacts, groups=groups, routes=routes,
                   default_provider=default_provider,
                   default_channel=Channel(raw["defaults"]["channel"]),
                   default_region=raw["defaults"].get("region"), secrets=tuple(secrets))
+
+
+def _first_per_path(problems: list[tuple[str, str]],
+                    redactor: Redactor) -> list[tuple[str, str]]:
+    """One problem per path (the first: later ones follow from it), with secrets masked."""
+    seen: dict[str, str] = {}
+    for path, reason in problems:
+        seen.setdefault(path, redactor.text(reason))
+    return list(seen.items())
 
 
 def _validate_providers(raw: dict[str, Any], problems: list[tuple[str, str]],
@@ -347,6 +435,7 @@ def _validate_providers(raw: dict[str, Any], problems: list[tuple[str, str]],
             validated = cls.validate_options(options)
         except vol.Invalid as err:
             problems.extend(_collect(err, f"providers.{name}"))
+            secrets.extend(str(options[k]) for k in cls.secret_options if options.get(k))
             continue
         secrets.extend(str(validated[k]) for k in cls.secret_options if validated.get(k))
         result[name] = ProviderConfig(name=name, type=section["type"], options=validated)
@@ -355,12 +444,18 @@ def _validate_providers(raw: dict[str, Any], problems: list[tuple[str, str]],
 
 def _check_references(raw: dict[str, Any], providers: dict[str, ProviderConfig],
                       contacts: dict[str, Contact], groups: dict[str, tuple[str, ...]],
-                      problems: list[tuple[str, str]]) -> None:
-    known = set(contacts) | set(groups)
+                      problems: list[tuple[str, str]], *, broken: set[str]) -> None:
+    known_contacts = set(contacts) | {b.split(".", 1)[1] for b in broken
+                                      if b.startswith("contacts.")}
+    known = known_contacts | set(groups) | {b.split(".", 1)[1] for b in broken
+                                            if b.startswith("groups.")}
+    known_providers = set(providers) | {b.split(".", 1)[1] for b in broken
+                                        if b.startswith("providers.")}
     for name, members in groups.items():
         for index, member in enumerate(members):
-            if member not in contacts and not _is_number(member):
-                problems.append((f"groups.{name}.{index}", f"unknown contact {member!r}"))
+            if member not in known and not _is_number(member):
+                problems.append((f"groups.{name}.{index}",
+                                 f"unknown contact or group {member!r}"))
     for name, route in raw["routes"].items():
         for index, target in enumerate(route["to"]):
             if target not in known and not _is_number(target):
@@ -368,12 +463,22 @@ def _check_references(raw: dict[str, Any], providers: dict[str, ProviderConfig],
                                  f"unknown contact or group {target!r}"))
         route_providers = route.get("provider") or []
         for provider in [route_providers] if isinstance(route_providers, str) else route_providers:
-            if provider not in providers and raw["providers"]:
+            if provider not in known_providers:
                 problems.append((f"routes.{name}.provider", f"unknown provider {provider!r}"))
         escalation = route.get("escalation")
-        if escalation and escalation not in raw["escalations"]:
+        if escalation and escalation not in raw["escalations"] and \
+                f"escalations.{escalation}" not in broken:
             problems.append((f"routes.{name}.escalation",
                              f"unknown escalation policy {escalation!r}"))
+    for name, policy in raw["escalations"].items():
+        for index, step in enumerate(policy["steps"]):
+            for position, target in enumerate(step.get("to") or []):
+                if target not in known and not _is_number(target):
+                    problems.append((f"escalations.{name}.steps.{index}.to.{position}",
+                                     f"unknown contact or group {target!r}"))
+    for name in raw["limits"]["routes"]:
+        if name not in raw["routes"]:
+            problems.append((f"limits.routes.{name}", f"unknown route {name!r}"))
 
 
 def _is_number(text: str) -> bool:
@@ -391,7 +496,7 @@ def _route(name: str, raw: dict[str, Any]) -> Route:
         providers=tuple([provider] if isinstance(provider, str) else provider),
         escalation=raw.get("escalation"), sender=raw.get("sender"), title=raw.get("title"),
         priority=Priority(raw["priority"]), quiet_hours=tuple(raw["quiet_hours"]),
-        options=dict(raw["options"]))
+        options=dict(raw["options"]), fallback_sms=bool(raw.get("fallback_sms")))
 
 
 def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
@@ -407,5 +512,6 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([("", f"not valid YAML{where}: {getattr(err, 'problem', err)}")]) from None
+        problem = getattr(err, "problem", err)
+        raise ConfigError([("", f"not valid YAML{where}: {problem}")]) from None
     return validate_config(data, env)

@@ -81,6 +81,11 @@ class Dispatcher:
         return sum(len(items) for items in self._queue.values())
 
     @property
+    def idle(self) -> bool:
+        """Whether nothing is queued or in flight."""
+        return self._idle.is_set()
+
+    @property
     def in_flight(self) -> int:
         """Requests under way."""
         return len(self._in_flight)
@@ -124,7 +129,7 @@ class Dispatcher:
         self.requests += 1
         try:
             submission = await self.provider.submit(prepared)
-        except Exception as err:  # noqa: BLE001 - handed to the engine, which records it
+        except Exception as err:  # handed to the engine, which records it
             await self._finish(prepared, None, err, loop.time() - started)
             return
         await self._finish(prepared, submission, None, loop.time() - started)

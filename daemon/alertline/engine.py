@@ -1,4 +1,4 @@
-"""The engine: accept → validate → persist → batch → submit → track → report; ack, cancel, resolve."""
+"""The engine: accept → validate → persist → batch → submit → track → report; ack, cancel."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from .errors import (
     TransientError,
     ValidationError,
 )
+from .escalation import EscalationRunner
 from .expand import build_alert, personalise, provider_candidates, provider_for
 from .model import (
     Acknowledgement,
@@ -35,6 +36,7 @@ from .model import (
     Report,
     can_transition,
 )
+from .policy import Policy
 from .providers.base import Batch, BatchItem, Provider, ProviderContext, StatusUpdate, Submission
 from .providers.registry import create_provider
 from .redact import Redactor
@@ -47,6 +49,7 @@ _LOGGER = logging.getLogger(__name__)
 
 ReportListener = Callable[[Report], Awaitable[None] | None]
 OutboxSink = Callable[[Report], list[tuple[str, bytes, bool]]]
+AcceptedSink = Callable[["Accepted"], list[tuple[str, bytes, bool]]]
 
 
 @dataclass(slots=True)
@@ -101,11 +104,16 @@ class Engine:
                              max_in_flight=max_in_flight)
             for name, provider in self.providers.items()}
         self.tracker = Tracker(self)
+        self.policy = Policy(self)
+        self.escalations = EscalationRunner(self)
+        self.pending_ops: list[Op] = []  # counters and timers, written with the next commit
         self._open: dict[str, AlertRecord] = {}
         self._recent: OrderedDict[str, Report] = OrderedDict()
         self._accepting: dict[str, asyncio.Future[Accepted]] = {}
         self._listeners: list[ReportListener] = []
         self._sinks: list[OutboxSink] = []
+        self._provider_error_listeners: list[Callable[[ProviderError], None]] = []
+        self._accepted_sinks: list[AcceptedSink] = []
         self._events: list[tuple[str, str | None, datetime, str, str | None, str | None,
                                  str | None, str | None]] = []
         self._final_waiters: dict[str, list[asyncio.Future[Report]]] = {}
@@ -126,8 +134,7 @@ class Engine:
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Finish in-flight submissions (bounded), stop timers, close providers and the store."""
         try:
-            await asyncio.wait_for(asyncio.gather(*(d.drain() for d in self._dispatchers.values())),
-                                   drain_timeout)
+            await asyncio.wait_for(self.drain(), drain_timeout)
         except TimeoutError:
             _LOGGER.warning("stopping with submissions still in flight; they resume on restart")
         self.scheduler.shutdown()
@@ -138,7 +145,9 @@ class Engine:
 
     async def drain(self) -> None:
         """Wait until every queued delivery has been handed to its provider and recorded."""
-        await asyncio.gather(*(d.drain() for d in self._dispatchers.values()))
+        # a failover moves work from one dispatcher to another: wait until all are idle at once
+        while not all(d.idle for d in self._dispatchers.values()):
+            await asyncio.gather(*(d.drain() for d in self._dispatchers.values()))
 
     def add_outbox_sink(self, sink: OutboxSink) -> None:
         """Have ``sink`` turn every report into outbox messages ``(topic, payload, retain)``,
@@ -146,14 +155,36 @@ class Engine:
         between a change and its publication)."""
         self._sinks.append(sink)
 
-    def _outbox_ops(self, report: Report) -> list[Op]:
-        messages = [m for sink in self._sinks for m in sink(report)]
+    def add_accepted_sink(self, sink: AcceptedSink) -> None:
+        """Have ``sink`` turn a newly accepted alert into outbox messages, committed with it."""
+        self._accepted_sinks.append(sink)
+
+    def _outbox_ops(self, report: Report, accepted: Accepted | None = None) -> list[Op]:
+        messages = [m for sink in self._accepted_sinks for m in sink(accepted)] if accepted else []
+        messages += [m for sink in self._sinks for m in sink(report)]
         return [Store.op_outbox_add(messages, report.updated_at)] if messages else []
 
     def subscribe(self, listener: ReportListener) -> Callable[[], None]:
         """Call ``listener`` with every report; returns a function that unsubscribes."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def on_provider_error(self, listener: Callable[[ProviderError], None]) -> Callable[[], None]:
+        """Call ``listener`` with every provider error of a submission or a status poll (hosts
+        react to ``AuthError``, e.g. Home Assistant starts re-authentication)."""
+        self._provider_error_listeners.append(listener)
+        return lambda: (self._provider_error_listeners.remove(listener)
+                        if listener in self._provider_error_listeners else None)
+
+    def provider_failed(self, error: BaseException | None) -> None:
+        """Tell the provider-error listeners about ``error`` (only a :class:`ProviderError`)."""
+        if not isinstance(error, ProviderError):
+            return
+        for listener in list(self._provider_error_listeners):
+            try:
+                listener(error)
+            except Exception:
+                _LOGGER.exception("provider error listener failed")
 
     # -- accepting -------------------------------------------------------------------------
 
@@ -162,7 +193,33 @@ class Engine:
         """Validate, persist and queue an alert; a known id or key returns the existing alert."""
         self.metrics["alerts_received"] += 1
         key_list = list(keys)
-        known = await self._known(request.id, key_list)
+        # the id and keys are claimed before the first await: a concurrent request with any of
+        # them waits for this one instead of racing it into the store
+        claims = list(dict.fromkeys(([request.id] if request.id else []) + key_list))
+        pending = next((self._accepting[c] for c in claims if c in self._accepting), None)
+        if pending is not None:
+            self.metrics["alerts_duplicate"] += 1
+            first = await asyncio.shield(pending)
+            return dataclasses.replace(first, duplicate=True)
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        for claim in claims:
+            self._accepting[claim] = future
+        try:
+            accepted = await self._accept_new(request, source, key_list)
+            future.set_result(accepted)
+            return accepted
+        except BaseException as err:
+            future.set_exception(err)
+            future.exception()  # retrieved: concurrent duplicates re-raise it themselves
+            raise
+        finally:
+            for claim in claims:
+                if self._accepting.get(claim) is future:
+                    del self._accepting[claim]
+
+    async def _accept_new(self, request: AlertRequest, source: str | None,
+                          keys: list[str]) -> Accepted:
+        known = await self._known(request.id, keys)
         if known is not None:
             self.metrics["alerts_duplicate"] += 1
             return known
@@ -172,23 +229,11 @@ class Engine:
         except ValidationError:
             self.metrics["alerts_rejected"] += 1
             raise
-        pending = self._accepting.get(alert.id)
-        if pending is not None:
+        similar = await self._known(self.policy.duplicate_of(alert), [])
+        if similar is not None:
             self.metrics["alerts_duplicate"] += 1
-            first = await asyncio.shield(pending)
-            return dataclasses.replace(first, duplicate=True)
-        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self._accepting[alert.id] = future
-        try:
-            accepted = await self._persist_new(alert, key_list)
-            future.set_result(accepted)
-            return accepted
-        except BaseException as err:
-            future.set_exception(err)
-            future.exception()  # retrieved: concurrent duplicates re-raise it themselves
-            raise
-        finally:
-            del self._accepting[alert.id]
+            return similar
+        return await self._persist_new(alert, keys)
 
     async def _known(self, alert_id: str | None, keys: list[str]) -> Accepted | None:
         for key in ([alert_id] if alert_id else []) + keys:
@@ -210,17 +255,20 @@ class Engine:
                     provider=provider, state=DeliveryState.PENDING, created_at=now,
                     updated_at=now)
                 record.phases[delivery_id] = (Phase.QUEUED, None)
+        self.escalations.begin(record)
+        self.policy.admit(record)
         report = record.report(now)
+        accepted = Accepted(alert.id, len(record.deliveries), False, report)
         ops = [Store.op_insert_alert(alert, record.status, report.state.value, False, keys),
                Store.op_save_deliveries([(d, Phase.QUEUED, None)
                                          for d in record.deliveries.values()]),
                Store.op_events([(alert.id, None, now, "accepted", None, None, None, alert.source)]),
-               *self._outbox_ops(report)]
+               *self._take_pending_ops(), *self._outbox_ops(report, accepted)]
         await self.store.commit(ops)
         self._open[alert.id] = record
         await self._emit(record)
         self._queue(record, list(record.deliveries.values()))
-        return Accepted(alert.id, len(record.deliveries), False, report)
+        return accepted
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -232,11 +280,14 @@ class Engine:
             self.scheduler.call_at(f"hold:{alert.id}", alert.not_before,
                                    lambda: self._release(alert.id))
             return
-        groups: dict[tuple[str, Channel], list[BatchItem]] = {}
+        groups: dict[tuple[str, Channel, str, tuple[str, ...]], list[BatchItem]] = {}
         for delivery in deliveries:
             if delivery.state is not DeliveryState.PENDING:
                 continue
-            template = alert.text_for(delivery.channel)
+            blackout = self.policy.quiet_plan(record, delivery)
+            if blackout is None:
+                continue  # held for quiet hours; the policy queues it when they end
+            template = self.escalations.text_for(alert, delivery)
             item = BatchItem(
                 delivery_id=delivery.id, alert_id=alert.id, number=delivery.recipient.number,
                 text=personalise(template, delivery.recipient.personalization,
@@ -244,9 +295,19 @@ class Engine:
                 template=template, personalization=dict(delivery.recipient.personalization),
                 locale=delivery.recipient.locale or alert.locale,
                 contact=delivery.recipient.contact)
-            groups.setdefault((delivery.provider, delivery.channel), []).append(item)
-        for (provider, channel), items in groups.items():
-            self._dispatchers[provider].enqueue(BatchKey.for_alert(alert, channel), items)
+            groups.setdefault((delivery.provider, delivery.channel,
+                               self._content_key(delivery.provider, item), blackout),
+                              []).append(item)
+        for (provider, channel, content, blackout), items in groups.items():
+            self._dispatchers[provider].enqueue(
+                BatchKey.for_alert(alert, channel, blackout, content=content), items)
+
+    def _content_key(self, provider: str, item: BatchItem) -> str:
+        """What must be equal for items to share one request of ``provider``."""
+        capabilities = self.providers[provider].capabilities
+        if not capabilities.shared_content:
+            return ""
+        return item.template if capabilities.personalization else item.text
 
     async def _release(self, alert_id: str) -> None:
         record = self._open.get(alert_id)
@@ -286,6 +347,7 @@ class Engine:
         self.metrics["provider_seconds"] += seconds
         if submission is None:
             self.metrics["provider_errors"] += 1
+            self.provider_failed(error)
             await self._submission_failed(batch, error)
             return
         await self.tracker.submitted(batch, submission)
@@ -345,6 +407,8 @@ class Engine:
         if state is not delivery.state:
             self._events.append((record.alert.id, delivery.id, at, "state", delivery.state.value,
                                  state.value, updated.provider_status, updated.reason))
+            if state.final:
+                self.escalations.delivery_ended(record, updated)
         return True
 
     def apply_updates(self, record: AlertRecord, updates: Iterable[StatusUpdate]) -> bool:
@@ -392,6 +456,7 @@ class Engine:
     async def _on_push_details(self, record: AlertRecord, delivery: Delivery,
                                update: StatusUpdate) -> None:
         """Hook for keypad input in pushed status (escalation acks)."""
+        await self.escalations.keypad(record, delivery, update)
 
     # -- ack, cancel, resolve --------------------------------------------------------------
 
@@ -403,6 +468,7 @@ class Engine:
                 record.status, acknowledged=Acknowledgement(by=by, via=via, at=self.clock.now()))
             self._events.append((alert_id, None, self.clock.now(), "ack", None, None, None,
                                  f"{via}:{by or ''}"))
+            self.escalations.stop(record, "acknowledged")
             self._cancel_queued(record, "acknowledged")
         return await self._commit_and_emit(record)
 
@@ -411,6 +477,7 @@ class Engine:
         record = await self._record(alert_id)
         record.status = dataclasses.replace(record.status, cancelled=True)
         self._events.append((alert_id, None, self.clock.now(), "cancel", None, None, None, by))
+        self.escalations.stop(record, "cancelled")
         self._cancel_queued(record, "cancelled")
         return await self._commit_and_emit(record)
 
@@ -419,6 +486,7 @@ class Engine:
         record = await self._record(alert_id)
         record.status = dataclasses.replace(record.status, resolved=True)
         self._events.append((alert_id, None, self.clock.now(), "resolve", None, None, None, by))
+        self.escalations.stop(record, "resolved")
         self._cancel_queued(record, "resolved")
         return await self._commit_and_emit(record)
 
@@ -458,7 +526,8 @@ class Engine:
             return self._recent[alert_id]
         return (await self._record(alert_id)).report(self.clock.now())
 
-    async def wait_final(self, alert_id: str, timeout: float | None = None) -> Report:
+    async def wait_final(self, alert_id: str,
+                         timeout: float | None = None) -> Report:  # noqa: ASYNC109 - public API
         """Wait until the alert's report is final."""
         report = await self.report(alert_id)
         if report.final:
@@ -476,10 +545,11 @@ class Engine:
         """Deliveries waiting for a provider request."""
         return sum(d.queued for d in self._dispatchers.values())
 
-    async def _save(self, alert_ids: Iterable[str], *, publish: bool = True) -> None:
+    async def _save(self, alert_ids: Iterable[str], *, publish: bool = True,
+                    extra: Iterable[Op] = ()) -> None:
         """Write the given alerts' deliveries, status and new events in one group commit
-        (with their reports' outbox messages unless ``publish`` is False)."""
-        ops: list[Op] = []
+        (with their reports' outbox messages unless ``publish`` is False, and ``extra`` ops)."""
+        ops: list[Op] = list(extra)
         now = self.clock.now()
         for alert_id in set(alert_ids):
             record = self._open.get(alert_id)
@@ -493,10 +563,14 @@ class Engine:
                                              report.final, now))
             if publish:
                 ops.extend(self._outbox_ops(report))
-        events, self._events = self._events, []
-        if events:
-            ops.append(Store.op_events(events))
+        ops.extend(self._take_pending_ops())
         await self.store.commit(ops)
+
+    def _take_pending_ops(self) -> list[Op]:
+        """The ops the policy and escalation queued (counters, timers) and unsaved events."""
+        ops, self.pending_ops = self.pending_ops, []
+        events, self._events = self._events, []
+        return ops + ([Store.op_events(events)] if events else [])
 
     async def _emit_many(self, alert_ids: Iterable[str]) -> None:
         for alert_id in set(alert_ids):
@@ -525,10 +599,11 @@ class Engine:
     # -- resuming --------------------------------------------------------------------------
 
     async def _resume(self) -> None:
+        await self.policy.load()
         work = await self.store.load_open_work()
         by_alert: dict[str, list[StoredDelivery]] = {}
-        for stored in work.deliveries:
-            by_alert.setdefault(stored.delivery.alert_id, []).append(stored)
+        for item in work.deliveries:
+            by_alert.setdefault(item.delivery.alert_id, []).append(item)
         for alert_id, (alert, status) in work.alerts.items():
             stored = by_alert.get(alert_id, [])
             record = AlertRecord(alert=alert, status=status,
@@ -537,12 +612,13 @@ class Engine:
                                          for s in stored})
             self._open[alert_id] = record
             self._resume_record(record)
+        self.escalations.resume(work.timers)
         await self._save(work.alerts, publish=False)
         self.tracker.resume(work.submissions)
         for alert_id in list(work.alerts):
-            record = self._open.get(alert_id)
-            if record is not None and record.report(self.clock.now()).final:
-                await self._emit(record)
+            resumed = self._open.get(alert_id)
+            if resumed is not None and resumed.report(self.clock.now()).final:
+                await self._emit(resumed)
         if work.alerts:
             _LOGGER.info("resumed %d unfinished alerts", len(work.alerts))
 

@@ -1,4 +1,4 @@
-"""From a request to an alert: resolve the route, contacts and groups, pick providers, personalise."""
+"""From a request to an alert: resolve route, contacts and groups, pick providers, personalise."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def build_alert(request: AlertRequest, config: Config, providers: Mapping[str, P
     """A validated :class:`Alert`; ValidationError names the offending field and why."""
     route = _route(request, config)
     targets = request.to or (route.to if route else ())
-    if not targets:
+    if not targets and not (request.escalation or (route and route.escalation)):
         raise ValidationError("to", "no recipients: give 'to' or a route with recipients",
                               code="missing")
     recipients = _recipients(targets, config, request.personalization)
@@ -91,9 +91,10 @@ def build_alert(request: AlertRequest, config: Config, providers: Mapping[str, P
     for channel in alert.channels:
         chosen = providers[provider_for(alert, channel, config, providers)]
         _check_options(chosen, options)
-        if channel is Channel.VOICE and alert.audio_url is None or channel is Channel.SMS:
-            for recipient in recipients:
-                personalise(alert.text_for(channel), recipient.personalization, recipient.number)
+        # every delivery's text is personalised when it is queued (a voice call with audio
+        # still carries it), so a missing key must be refused here, before anything is stored
+        for recipient in recipients:
+            personalise(alert.text_for(channel), recipient.personalization, recipient.number)
     return alert
 
 
@@ -123,6 +124,11 @@ def provider_for(alert: Alert, channel: Channel, config: Config,
         raise ValidationError("channel", f"no configured provider can send {channel.value} "
                               f"(provider {wanted!r})")
     return candidates[0]
+
+
+def expand_targets(targets: tuple[str, ...], config: Config) -> tuple[Recipient, ...]:
+    """Recipients for contact, group and number targets (escalation steps), without repeats."""
+    return _recipients(targets, config, {})
 
 
 def _route(request: AlertRequest, config: Config) -> Route | None:

@@ -106,9 +106,9 @@ class Recipient:
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         out: dict[str, Any] = {"number": self.number}
-        if self.contact:
+        if self.contact is not None:
             out["contact"] = self.contact
-        if self.locale:
+        if self.locale is not None:
             out["locale"] = self.locale
         if self.personalization:
             out["personalization"] = dict(self.personalization)
@@ -372,8 +372,10 @@ class Report:
 
     @property
     def final(self) -> bool:
-        """Whether nothing more will happen to this alert."""
-        return self.state not in (AlertState.ACCEPTED, AlertState.IN_PROGRESS)
+        """Whether nothing more will happen to this alert: its state is settled and every
+        delivery is final (an acknowledged alert's ringing call is still followed to its end)."""
+        return self.state not in (AlertState.ACCEPTED, AlertState.IN_PROGRESS) and all(
+            d.state.final for d in self.deliveries)
 
     def counts(self) -> dict[str, int]:
         """Deliveries per state."""

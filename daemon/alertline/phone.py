@@ -19,30 +19,36 @@ class NumberFormat(StrEnum):
 _REASONS = {
     phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
     phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
-    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD:
+        "too short after the international prefix",
     phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
     phonenumbers.NumberParseException.TOO_LONG: "too long",
 }
+_SHOWN_CHARS = 40  # an error quotes at most this much of the rejected input
 
 
 def parse_e164(raw: str, *, default_region: str | None = None, field: str = "to") -> str:
     """``raw`` as E.164 (``+4917...``), or :class:`ValidationError` naming the number and why."""
-    text = raw.strip() if isinstance(raw, str) else ""
+    if not isinstance(raw, str):
+        raise ValidationError(field, f"expected a phone number as text, got {type(raw).__name__}")
+    text = raw.strip()
     if not text:
         raise ValidationError(field, "empty phone number")
+    shown = raw if len(raw) <= _SHOWN_CHARS else raw[:_SHOWN_CHARS] + "…"
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as err:
         reason = _REASONS.get(err.error_type, "not a phone number")
-        if not text.startswith("+") and default_region is None:
+        if err.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE and \
+                not text.startswith("+") and default_region is None:
             reason = "needs an international prefix (+ and country code)"
-        raise ValidationError(field, f"invalid phone number {raw!r}: {reason}") from None
+        raise ValidationError(field, f"invalid phone number {shown!r}: {reason}") from None
     if not phonenumbers.is_possible_number(parsed):
-        raise ValidationError(field, f"invalid phone number {raw!r}: impossible length")
+        raise ValidationError(field, f"invalid phone number {shown!r}: impossible length")
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(field, f"invalid phone number {raw!r}: not a valid number")
+        raise ValidationError(field, f"invalid phone number {shown!r}: not a valid number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -61,4 +67,4 @@ def format_number(e164: str, style: NumberFormat) -> str:
 
 def country_code(e164: str) -> int:
     """The country calling code of an E.164 number."""
-    return int(phonenumbers.parse(e164, None).country_code)
+    return int(phonenumbers.parse(e164, None).country_code or 0)

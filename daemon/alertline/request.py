@@ -10,12 +10,16 @@ from typing import Any
 
 from .errors import ValidationError
 from .model import Channel, Priority
+from .policy import is_quiet_window
 
 MAX_MESSAGE_CHARS = 4000
 MAX_RECIPIENTS = 10_000
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d/([01]\d|2[0-3]):[0-5]\d$")
+MAX_EXPIRY_SECONDS = 366 * 86400
+MAX_NESTING = 32
+_MAX_ID_NUMBER = 10**128
 
 FIELDS = frozenset({
     "id", "to", "channel", "message", "title", "route", "provider", "sender", "locale",
@@ -63,6 +67,10 @@ def parse_payload(payload: bytes, *, max_bytes: int, route: str | None = None) -
         except json.JSONDecodeError as err:
             raise ValidationError("payload", f"malformed JSON: {err.msg} at line {err.lineno} "
                                   f"column {err.colno}", code="json") from None
+        except RecursionError:
+            raise ValidationError("payload", "JSON nested too deeply", code="json") from None
+        except ValueError as err:  # e.g. an integer literal beyond Python's digit limit
+            raise ValidationError("payload", f"malformed JSON: {err}", code="json") from None
         if route is not None:
             data.setdefault("route", route)
         return parse_request(data)
@@ -77,7 +85,10 @@ def parse_request(data: Any) -> AlertRequest:
         raise ValidationError("payload", "expected a JSON object")
     unknown = sorted(str(k) for k in data if k not in FIELDS)
     if unknown:
-        raise ValidationError(unknown[0], "unknown field", code="unknown_field")
+        name = unknown[0]
+        raise ValidationError(name if name.strip() else repr(name), "unknown field",
+                              code="unknown_field")
+    _check_encodable(data)
     message = _text(data, "message", required=True, limit=MAX_MESSAGE_CHARS)
     assert message is not None
     return AlertRequest(
@@ -133,6 +144,8 @@ def _alert_id(value: Any) -> str | None:
         return None
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValidationError("id", "expected a string", code="type")
+    if isinstance(value, int) and not 0 <= value < _MAX_ID_NUMBER:
+        raise ValidationError("id", "a numeric id must be positive and at most 128 digits")
     text = str(value)
     if not _ID.fullmatch(text):
         raise ValidationError("id", "1-128 characters: letters, digits and . _ : @ - "
@@ -164,10 +177,14 @@ def _channels(value: Any) -> tuple[Channel, ...]:
         raise ValidationError("channel", "expected sms, voice or a list of them", code="type")
     result: list[Channel] = []
     for item in items:
+        if not isinstance(item, str):
+            raise ValidationError("channel", f"expected sms or voice, got {type(item).__name__}",
+                                  code="type")
         try:
-            channel = Channel(str(item).lower())
+            channel = Channel(item.lower())
         except ValueError:
-            raise ValidationError("channel", f"unknown channel {item!r} (use sms or voice)") from None
+            raise ValidationError("channel",
+                                  f"unknown channel {item!r} (use sms or voice)") from None
         if channel not in result:
             result.append(channel)
     return tuple(result)
@@ -177,7 +194,9 @@ def _priority(value: Any) -> Priority | None:
     if value is None:
         return None
     try:
-        return Priority(str(value).lower())
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return Priority(value.lower())
     except ValueError:
         raise ValidationError("priority", "expected normal or high") from None
 
@@ -211,7 +230,8 @@ def _personalization(value: Any) -> dict[str, dict[str, str]]:
         for name, item in entries.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(name)):
                 raise ValidationError(f"personalization.{key}.{name}", "invalid key name")
-            if not isinstance(item, str | int | float) or isinstance(item, bool):
+            if not isinstance(item, str | int | float) or isinstance(item, bool) or \
+                    (isinstance(item, int) and abs(item) >= _MAX_ID_NUMBER):
                 raise ValidationError(f"personalization.{key}.{name}", "expected a string")
             values[str(name)] = str(item)
         result[str(key)] = values
@@ -234,6 +254,8 @@ def _expires(value: Any) -> datetime | str | None:
     if value is None:
         return None
     if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+        if duration_seconds(value) > MAX_EXPIRY_SECONDS:
+            raise ValidationError("expires", "a duration of at most 366 days")
         return value.strip()
     return _timestamp(value, "expires")
 
@@ -260,9 +282,32 @@ def _windows(value: Any) -> tuple[str, ...] | None:
     if not isinstance(items, list):
         raise ValidationError("quiet_hours", "expected a list of HH:MM/HH:MM windows")
     for item in items:
-        if not isinstance(item, str) or not (_WINDOW.fullmatch(item) or "T" in item):
+        if not isinstance(item, str) or not (_WINDOW.fullmatch(item) or is_quiet_window(item)):
             raise ValidationError("quiet_hours", f"{item!r} is not HH:MM/HH:MM or an ISO interval")
     return tuple(items)
+
+
+def _check_encodable(data: dict[str, Any]) -> None:
+    """Refuse text that cannot be sent as UTF-8 (lone surrogates from ``\\ud800`` escapes)
+    and values nested too deeply to be stored or sent on."""
+    stack: list[tuple[str, Any, int]] = [(str(key), value, 1) for key, value in data.items()]
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, dict | list) and depth > MAX_NESTING:
+            raise ValidationError(path, f"nested more than {MAX_NESTING} levels deep")
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{key}", item, depth + 1) for key, item in value.items())
+            value = " ".join(str(key) for key in value)
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item, depth + 1)
+                         for index, item in enumerate(value))
+            continue
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError(path, "contains text that is not valid Unicode "
+                                      "(a lone surrogate)", code="encoding") from None
 
 
 def _options(value: Any) -> dict[str, Any]:

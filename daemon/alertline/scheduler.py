@@ -138,7 +138,7 @@ class ManualScheduler:
             due = self.next_due()
             if due is None or due > target:
                 break
-            _, seq, key = heapq.heappop(self._heap)
+            _, _, key = heapq.heappop(self._heap)
             _, job = self._jobs.pop(key)
             self.clock.set(due)
             await _guarded(key, job)()

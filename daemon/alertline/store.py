@@ -172,16 +172,28 @@ class Store:
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         version = int(row[0]) if row else 0
+        try:
+            self._migrate(conn, version)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        """Run every migration after ``version``, each in its own transaction."""
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             conn.execute("BEGIN")
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                         (str(number),))
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) "
+                             "VALUES ('schema_version', ?)", (str(number),))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             conn.execute("COMMIT")
             _LOGGER.info("store %s migrated to schema version %d", self.path, number)
-        self._conn = conn
 
     def _lock(self) -> None:
         """Take the store's lock file: one process at a time works on a store."""
@@ -241,14 +253,21 @@ class Store:
             taken, self._pending = self._pending, []
             try:
                 await self._run(self._write_sync, [op for ops, _ in taken for op in ops])
-            except Exception as err:  # noqa: BLE001 - every waiting caller must hear of it
-                for _, future in taken:
-                    if not future.done():
-                        future.set_exception(err)
+            except Exception as err:
+                if len(taken) == 1:
+                    _settle(taken[0][1], err)
+                    continue
+                # one caller's bad op must not fail its neighbours: retry each on its own
+                for ops, future in taken:
+                    try:
+                        await self._run(self._write_sync, ops)
+                    except Exception as single:
+                        _settle(future, single)
+                    else:
+                        _settle(future, None)
                 continue
             for _, future in taken:
-                if not future.done():
-                    future.set_result(None)
+                _settle(future, None)
 
     def _write_sync(self, ops: list[Op]) -> None:
         conn = self.conn
@@ -274,7 +293,8 @@ class Store:
         key_list = [alert.id, *keys]
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO alerts(id, created_at, data, status, state, final, updated_at)"
+            conn.execute("INSERT INTO alerts(id, created_at, data, status, state, final, "
+                         "updated_at)"
                          " VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (alert.id, created, data, status_json, state, int(final), created))
             conn.executemany("INSERT OR IGNORE INTO idempotency(key, alert_id, created_at) "
@@ -310,7 +330,7 @@ class Store:
     @staticmethod
     def op_events(rows: list[tuple[str, str | None, datetime, str, str | None, str | None,
                                    str | None, str | None]]) -> Op:
-        """Append events ``(alert_id, delivery_id, at, kind, from, to, provider_status, reason)``."""
+        """Append events ``(alert_id, delivery_id, at, kind, from, to, status, reason)``."""
         values = [(a, d, at.isoformat(), k, f, t, p, r) for a, d, at, k, f, t, p, r in rows]
 
         def op(conn: sqlite3.Connection) -> None:
@@ -413,13 +433,13 @@ class Store:
                 r[0]: (Alert.from_json(json.loads(r[1])), AlertStatus.from_json(json.loads(r[2])))
                 for r in conn.execute("SELECT id, data, status FROM alerts WHERE final=0")
             }
-            deliveries = []
+            deliveries: list[StoredDelivery] = []
             for alert_id in alerts:
                 deliveries.extend(_stored(r) for r in conn.execute(
                     "SELECT data, phase, submission_id FROM deliveries WHERE alert_id=? "
                     "ORDER BY rowid", (alert_id,)))
             wanted = {d.submission_id for d in deliveries if d.submission_id}
-            submissions = {}
+            submissions: dict[str, StoredSubmission] = {}
             for sub_id in wanted:
                 row = conn.execute("SELECT id, provider, provider_ref, submitted_at, data FROM "
                                    "submissions WHERE id=?", (sub_id,)).fetchone()
@@ -449,12 +469,28 @@ class Store:
             return []
         return await self._run(read)
 
-    async def outbox(self, limit: int = 1000) -> list[tuple[int, str, bytes, bool]]:
-        """The oldest queued MQTT messages ``(seq, topic, payload, retain)``."""
+    async def outbox(self, limit: int = 1000, *,
+                     after: int = 0) -> list[tuple[int, str, bytes, bool]]:
+        """The oldest queued MQTT messages ``(seq, topic, payload, retain)``, seq > ``after``."""
         def read() -> list[tuple[int, str, bytes, bool]]:
             return [(r[0], r[1], bytes(r[2]), bool(r[3])) for r in self.conn.execute(
-                "SELECT seq, topic, payload, retain FROM outbox ORDER BY seq LIMIT ?", (limit,))]
+                "SELECT seq, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq "
+                "LIMIT ?", (after, limit))]
         return await self._run(read)
+
+    async def meta_get(self, key: str) -> str | None:
+        """A value the host keeps in the store's ``meta`` table (e.g. published discovery)."""
+        def read() -> str | None:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            return str(row[0]) if row else None
+        return await self._run(read)
+
+    @staticmethod
+    def op_meta_set(key: str, value: str) -> Op:
+        """Set a ``meta`` value (see :meth:`meta_get`)."""
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        return op
 
     async def counter(self, key: str, window_start: datetime) -> int:
         """A rate counter's value in the window starting at ``window_start``."""
@@ -490,6 +526,16 @@ class Store:
                 "outbox": conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
             }
         return await self._run(read)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """Tell a waiting committer how its write ended."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _item_json(item: SubmittedItem) -> dict[str, Any]:

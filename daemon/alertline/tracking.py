@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
@@ -62,7 +63,7 @@ class Tracker:
             touched.add(record.alert.id)
             result = results.get(item.delivery_id) or SubmittedItem(item.delivery_id, item.number)
             record.phases[delivery.id] = (Phase.TRACKING, sub_id)
-            engine._set_state(  # noqa: SLF001 - the tracker is the engine's own part
+            engine._set_state(
                 record, delivery, result.state, now,
                 provider_ref=submission.provider_ref,
                 provider_message_id=result.provider_message_id,
@@ -72,9 +73,11 @@ class Tracker:
             record.phases[delivery.id] = (record.phases[delivery.id][0], sub_id)
             if not result.state.final:
                 tracked.members[delivery.id] = record.alert.id
-        await engine.store.commit([Store.op_save_submission(sub_id, provider_name, submission)])
-        await engine._save(touched)  # noqa: SLF001
-        await engine._emit_many(touched)  # noqa: SLF001
+        # the submission and its deliveries' new phase in one transaction: after a crash a
+        # delivery is either still in flight (in doubt) or tracked, never half of each
+        await engine._save(touched, extra=[
+            Store.op_save_submission(sub_id, provider_name, submission)])
+        await engine._emit_many(touched)
         if tracked.members:
             self._tracked[sub_id] = tracked
             self._schedule(tracked, now)
@@ -102,7 +105,7 @@ class Tracker:
             if tracked.members:
                 self._tracked[sub_id] = tracked
                 self.engine.scheduler.call_at(f"poll:{sub_id}", now,
-                                              lambda t=tracked: self._poll(t))
+                                              functools.partial(self._poll, tracked))
 
     def _alerts_with(self, delivery_id: str) -> list[str]:
         alert_id = delivery_id.rsplit("-", 1)[0]
@@ -150,8 +153,9 @@ class Tracker:
             except ProviderError as err:
                 _LOGGER.warning("polling %s failed: %s", tracked.provider,
                                 engine.redactor.text(str(err)))
+                engine.provider_failed(err)
                 updates = []
-            except Exception as err:  # noqa: BLE001 - a poll bug must not stop tracking
+            except Exception as err:  # a poll bug must not stop tracking
                 _LOGGER.error("polling %s crashed: %s", tracked.provider,
                               engine.redactor.text(repr(err)))
                 updates = []
@@ -161,8 +165,8 @@ class Tracker:
                 if record is not None and engine.apply_updates(record, [update]):
                     touched.add(record.alert.id)
         touched |= self._expire_overdue(tracked)
-        await engine._save(touched)  # noqa: SLF001
-        await engine._emit_many(touched)  # noqa: SLF001
+        await engine._save(touched)
+        await engine._emit_many(touched)
         self._prune(tracked)
         if tracked.members:
             cap = provider.capabilities.max_poll_interval if provider else 600.0
@@ -181,7 +185,7 @@ class Tracker:
                 continue
             if delivery.deadline is not None and delivery.deadline <= now:
                 last = delivery.provider_status or "no final status"
-                self.engine._set_state(  # noqa: SLF001
+                self.engine._set_state(
                     record, delivery, DeliveryState.EXPIRED, now,
                     reason=f"no final status before the deadline (last: {last})")
                 touched.add(alert_id)

@@ -20,8 +20,8 @@ from .base import (
     ProviderContext,
     ProviderInfo,
     StatusUpdate,
-    SubmittedItem,
     Submission,
+    SubmittedItem,
 )
 
 _seconds = vol.All(vol.Coerce(float), vol.Range(min=0, max=3600))
@@ -31,7 +31,8 @@ class SimulatorProvider(Provider):
     """SMS and voice without a provider: realistic delays, outcome by the last digit."""
 
     type = "simulator"
-    description = "Simulated SMS and calls; outcome by the number's last digit (0-7 ok, 8 busy, 9 never final)"
+    description = ("Simulated SMS and calls; outcome by the number's last digit "
+                   "(0-7 ok, 8 busy, 9 never final)")
     default_capabilities = Capabilities(
         channels=frozenset({Channel.SMS, Channel.VOICE}),
         max_recipients=1000,
