@@ -9,8 +9,8 @@ from .base import (
     ProviderInfo,
     StatusMode,
     StatusUpdate,
-    SubmittedItem,
     Submission,
+    SubmittedItem,
 )
 from .registry import adapter_class, adapter_types, create_provider
 
@@ -23,8 +23,8 @@ __all__ = [
     "ProviderInfo",
     "StatusMode",
     "StatusUpdate",
-    "SubmittedItem",
     "Submission",
+    "SubmittedItem",
     "adapter_class",
     "adapter_types",
     "create_provider",

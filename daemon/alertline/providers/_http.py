@@ -22,6 +22,7 @@ from ..errors import (
     RejectedError,
     TransientError,
 )
+from ..model import utcnow
 from ..redact import Redactor, redact_text
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
         if hint is not None:
             return min(max(hint, 0.0), self.max_delay)
-        raw = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return raw * (1 + random.uniform(-self.jitter, self.jitter))
+        raw = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return float(raw * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
 ErrorMessage = Callable[[httpx.Response], tuple[str | None, str | None]]
@@ -95,8 +96,6 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    from ..model import utcnow
-
     return max(0.0, (when - utcnow()).total_seconds())
 
 

@@ -140,7 +140,7 @@ class ProviderInfo:
 
 @dataclass(slots=True)
 class ProviderContext:
-    """What the host hands an adapter: time, a shared HTTP client, the redactor, the callback URL."""
+    """What the host hands an adapter: time, shared HTTP client, redactor, callback URL."""
 
     clock: Clock = field(default_factory=SystemClock)
     http: httpx.AsyncClient | None = None
@@ -193,12 +193,12 @@ class Provider(abc.ABC):
         """Verify credentials and reachability; raises AuthError / TransientError."""
 
     def parse_push(self, payload: Any) -> list[StatusUpdate]:
-        """Status updates from a pushed callback payload; raises ``ValidationError`` if malformed."""
+        """Status updates from a pushed callback payload (``ValidationError`` if malformed)."""
         raise NotImplementedError(f"{self.type} does not receive pushed status")
 
     async def cancel(self, submission: Submission) -> bool:
         """Ask the provider to stop what it has not done yet; False if it cannot."""
         return False
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook: most adapters own nothing
         """Release connections the adapter owns."""
