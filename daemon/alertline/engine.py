@@ -604,6 +604,7 @@ class Engine:
         by_alert: dict[str, list[StoredDelivery]] = {}
         for item in work.deliveries:
             by_alert.setdefault(item.delivery.alert_id, []).append(item)
+        interrupted: set[str] = set()
         for alert_id, (alert, status) in work.alerts.items():
             stored = by_alert.get(alert_id, [])
             record = AlertRecord(alert=alert, status=status,
@@ -611,9 +612,11 @@ class Engine:
                                  phases={s.delivery.id: (s.phase, s.submission_id)
                                          for s in stored})
             self._open[alert_id] = record
-            self._resume_record(record)
+            if self._resume_record(record):
+                interrupted.add(alert_id)
         self.escalations.resume(work.timers)
-        await self._save(work.alerts, publish=False)
+        await self._save(set(work.alerts) - interrupted, publish=False)
+        await self._save(interrupted)  # their reports changed: published through the outbox
         self.tracker.resume(work.submissions)
         for alert_id in list(work.alerts):
             resumed = self._open.get(alert_id)
@@ -622,9 +625,11 @@ class Engine:
         if work.alerts:
             _LOGGER.info("resumed %d unfinished alerts", len(work.alerts))
 
-    def _resume_record(self, record: AlertRecord) -> None:
+    def _resume_record(self, record: AlertRecord) -> bool:
+        """Requeue what was not submitted; True if a delivery was marked failed."""
         now = self.clock.now()
         requeue = []
+        marked = False
         for delivery in list(record.deliveries.values()):
             phase, _ = record.phases.get(delivery.id, (Phase.QUEUED, None))
             if phase == Phase.IN_FLIGHT and delivery.state is DeliveryState.PENDING:
@@ -633,13 +638,15 @@ class Engine:
                     record.phases[delivery.id] = (Phase.QUEUED, None)
                     requeue.append(delivery)
                 else:
-                    self._set_state(record, delivery, DeliveryState.FAILED, now,
-                                    reason="interrupted while being submitted; not resent, "
-                                    "to avoid a duplicate call or SMS")
+                    marked |= self._set_state(
+                        record, delivery, DeliveryState.FAILED, now,
+                        reason="interrupted while being submitted; not resent, "
+                        "to avoid a duplicate call or SMS")
             elif phase == Phase.QUEUED and delivery.state is DeliveryState.PENDING:
                 requeue.append(delivery)
         if requeue:
             self._queue(record, requeue)
+        return marked
 
     def record(self, alert_id: str) -> AlertRecord | None:
         """The open record of ``alert_id`` (used by tracking and escalation)."""

@@ -382,9 +382,11 @@ class Store:
 
     @staticmethod
     def op_outbox_remove(seqs: list[int]) -> Op:
-        """Drop published outbox messages."""
+        """Drop published outbox messages (runs of consecutive seqs in one statement each)."""
+        ranges = _runs(seqs)
+
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in seqs])
+            conn.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", ranges)
         return op
 
     @staticmethod
@@ -536,6 +538,17 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """``[1, 2, 3, 7, 8]`` -> ``[(1, 3), (7, 8)]``."""
+    runs: list[tuple[int, int]] = []
+    for value in sorted(set(values)):
+        if runs and runs[-1][1] == value - 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
 
 
 def _item_json(item: SubmittedItem) -> dict[str, Any]:

@@ -1,0 +1,283 @@
+"""``alertline run``: the store, the engine, the MQTT bridge, the outbox publisher, the HTTP server.
+
+With no ``mqtt.host`` configured the daemon starts an embedded broker (amqtt, MQTT 3.1.1) on
+127.0.0.1 and prints the commands to try it. SIGTERM or SIGINT stop it cleanly: inbound messages
+under way are finished and acknowledged, provider requests in flight complete, pending reports are
+published, ``offline`` is published, and the store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+import signal
+import sys
+from typing import Any, TextIO
+
+from . import __version__
+from .clock import Clock
+from .config import Config
+from .discovery import Discovery, StatePublisher, node_id
+from .engine import Engine
+from .errors import AlertlineError
+from .http_server import HttpServer
+from .inbound import InboundHandler
+from .metrics import DaemonMetrics
+from .mqtt import MqttBridge
+from .mqtt_client import MqttSettings
+from .postbacks import PostbackReceiver, callback_base_url
+from .providers.base import ProviderContext
+from .publisher import OutboxPublisher, accepted_sink, report_sink
+from .redact import Redactor
+from .scheduler import Scheduler
+from .store import Store, StoreBusyError
+from .topics import Topics
+
+_LOGGER = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED = 0, 1
+EMBEDDED_HOST = "127.0.0.1"
+DRAIN_SECONDS = 10.0
+FLUSH_SECONDS = 5.0
+TRY_NUMBER = "+491701234567"
+TRY_MESSAGE = "Water leak in the basement"
+
+
+class DaemonStartError(AlertlineError):
+    """The daemon cannot start: the reason says what to change."""
+
+
+def run_daemon(config: Config, config_path: str | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
+    daemon = Daemon(config, config_path=config_path)
+    try:
+        return asyncio.run(daemon.run())
+    except KeyboardInterrupt:
+        return 130
+
+
+class Daemon:
+    """Every part of a running daemon, started and stopped in order."""
+
+    def __init__(self, config: Config, *, config_path: str | None = None,
+                 clock: Clock | None = None, scheduler: Scheduler | None = None,
+                 out: TextIO | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock = clock
+        self.scheduler = scheduler
+        self.out = out or sys.stdout
+        section = config.mqtt
+        self.topics = Topics(section["base_topic"], section["discovery_prefix"])
+        self.embedded_broker: Any = None
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+        self.bridge: MqttBridge | None = None
+        self.http: HttpServer | None = None
+        self.handler: InboundHandler | None = None
+        self.publisher: OutboxPublisher | None = None
+        self.discovery: Discovery | None = None
+        self.states: StatePublisher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_requested = asyncio.Event()
+        self._engine_started = False
+
+    async def run(self) -> int:
+        """Start, wait for a signal, stop; the exit code."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            await self.start()
+        except AlertlineError as err:
+            _LOGGER.error("%s", err)
+            self.out.write(f"alertline: cannot start: {err}\n")
+            await self.stop()
+            return EXIT_FAILED
+        await self._stop_requested.wait()
+        _LOGGER.info("stopping: finishing the work under way")
+        await self.stop()
+        return EXIT_OK
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop (a signal handler)."""
+        if self._stop_requested.is_set():
+            _LOGGER.warning("already stopping; waiting for the work under way")
+        self._stop_requested.set()
+
+    async def start(self) -> None:
+        """Start every part; raises :class:`DaemonStartError` with the reason."""
+        config = self.config
+        section = config.mqtt
+        host, protocol = section.get("host"), None
+        if not host:
+            self.embedded_broker = await start_embedded_broker(int(section["port"]))
+            host, protocol = EMBEDDED_HOST, "3.1.1"
+        settings = MqttSettings.from_config(section, host=host, protocol=protocol)
+        postbacks_token = config.http.get("postback_token")
+        context = ProviderContext(redactor=Redactor(config.secrets),
+                                  callback_base_url=self._callback_base(postbacks_token))
+        if self.clock is not None:
+            context.clock = self.clock
+        self.store = Store(config.store_path, exclusive=True)
+        engine = Engine(config, self.store, clock=self.clock, scheduler=self.scheduler,
+                        context=context)
+        self.engine = engine
+        engine.add_accepted_sink(accepted_sink(self.topics))
+        engine.add_outbox_sink(report_sink(self.topics))
+        discovery_on = bool(section.get("discovery", True))
+        self.handler = InboundHandler(engine, self.topics,
+                                      max_payload_bytes=int(section["max_payload_bytes"]),
+                                      on_homeassistant_online=self._homeassistant_online)
+        self.bridge = MqttBridge(
+            settings, status_topic=self.topics.status,
+            subscriptions=self.topics.subscriptions(homeassistant=discovery_on),
+            handler=self.handler.handle, ordered=self.handler.ordered,
+            retained_subscriptions=[self.topics.homeassistant_status])
+        self.publisher = OutboxPublisher(self.store, self.bridge)
+        metrics = DaemonMetrics(engine, handler=self.handler, bridge=self.bridge,
+                                publisher=self.publisher)
+        self.discovery = Discovery(self.bridge, self.store, config, self.topics,
+                                   node=node_id(settings.client_id), enabled=discovery_on)
+        self.states = StatePublisher(self.bridge, self.topics, metrics.stats)
+        engine.subscribe(self.publisher.notify)
+        engine.subscribe(self.states.on_report)
+        self.bridge.add_connect_hook(self._connected)
+        try:
+            await engine.start()
+        except StoreBusyError as err:
+            raise DaemonStartError(str(err)) from None
+        self._engine_started = True
+        if config.http.get("enabled", True):
+            await self._start_http(metrics, postbacks_token)
+        await self.bridge.start()
+        self._tasks = [asyncio.create_task(self.publisher.run()),
+                       asyncio.create_task(self.states.run())]
+        _LOGGER.info("alertline %s running: MQTT %s:%d (MQTT %s), base topic %r, store %s",
+                     __version__, settings.host, settings.port, settings.protocol,
+                     self.topics.base, config.store_path)
+        if self.embedded_broker is not None:
+            self.out.write(self.try_it_text(settings.port))
+            self.out.flush()
+
+    def _callback_base(self, token: str | None) -> str | None:
+        if not token:
+            return None
+        http = self.config.http
+        root = http.get("public_url") or f"http://{http['host']}:{http['port']}"
+        return callback_base_url(root, token)
+
+    async def _start_http(self, metrics: DaemonMetrics, token: str | None) -> None:
+        assert self.engine is not None
+        http = self.config.http
+        receiver = None
+        if token:
+            receiver = PostbackReceiver(token, self.engine, self.engine.providers.get,
+                                        max_body=int(http["max_body_bytes"]),
+                                        redactor=self.engine.redactor)
+        self.http = HttpServer(self.engine, metrics, host=http["host"], port=int(http["port"]),
+                               max_body_bytes=int(http["max_body_bytes"]),
+                               alertmanager_token=self.config.raw["alertmanager"].get("token"),
+                               health=self.health, postbacks=receiver)
+        try:
+            await self.http.start()
+        except OSError as err:
+            self.http = None
+            raise DaemonStartError(f"the HTTP server cannot listen on {http['host']}:"
+                                   f"{http['port']}: {err.strerror or err} (change http.port, "
+                                   "or set http.enabled: false)") from None
+
+    def health(self) -> dict[str, Any]:
+        """The ``/healthz`` body."""
+        connected = self.bridge is not None and self.bridge.connected
+        engine = self.engine
+        return {"status": "ok" if connected else "degraded",
+                "mqtt": "connected" if connected else "disconnected",
+                "open_alerts": engine.open_alerts if engine else 0,
+                "queue_depth": engine.queue_depth() if engine else 0,
+                "version": __version__}
+
+    async def _connected(self, session_present: bool) -> None:
+        assert self.discovery is not None and self.states is not None
+        assert self.publisher is not None
+        self.publisher.notify()
+        with contextlib.suppress(Exception):
+            await self.states.republish(session_present)
+        try:
+            await self.discovery.publish()
+        except Exception as err:
+            _LOGGER.warning("publishing the discovery configs failed: %s", err)
+
+    async def _homeassistant_online(self) -> None:
+        """Home Assistant (re)started: it needs our availability, configs and states again."""
+        assert self.bridge is not None
+        _LOGGER.info("Home Assistant is online: republishing discovery and states")
+        self.bridge.publish(self.topics.status, b"online", retain=True).add_done_callback(
+            lambda f: f.cancelled() or f.exception())
+        await self._connected(True)
+
+    async def stop(self) -> None:
+        """Stop every part that was started, finishing the work under way (bounded)."""
+        if self.bridge is not None:
+            self.bridge.stop_accepting()
+        if self.http is not None:
+            await self.http.stop()
+        if self.bridge is not None and not await self.bridge.drain(DRAIN_SECONDS):
+            _LOGGER.warning("inbound messages still being handled; the broker redelivers them")
+        if self.engine is not None and self._engine_started:
+            try:
+                await asyncio.wait_for(self.engine.drain(), DRAIN_SECONDS)
+            except TimeoutError:
+                _LOGGER.warning("provider requests still in flight; they resume on restart")
+        if self.publisher is not None and self.bridge is not None and self.bridge.connected \
+                and not await self.publisher.flush(FLUSH_SECONDS):
+            _LOGGER.warning("reports not yet published stay in the outbox for the next start")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.bridge is not None:
+            await self.bridge.stop()
+        if self.engine is not None and self._engine_started:
+            self._engine_started = False
+            await self.engine.stop()
+        if self.embedded_broker is not None:
+            with contextlib.suppress(Exception):
+                await self.embedded_broker.shutdown()
+        _LOGGER.info("stopped")
+
+    def try_it_text(self, port: int) -> str:
+        """The commands that send a first alert through the embedded broker."""
+        request = f'{{"to": "{TRY_NUMBER}", "message": "{TRY_MESSAGE}"}}'
+        config = f" --config {shlex.quote(self.config_path)}" if self.config_path else ""
+        return (f"alertline: no mqtt.host configured, so an embedded MQTT broker listens on "
+                f"{EMBEDDED_HOST}:{port} (simulated provider unless configured). Try it:\n"
+                f"  mosquitto_pub -h {EMBEDDED_HOST} -p {port} -q 1 -t {self.topics.send} "
+                f"-m {shlex.quote(request)}\n"
+                f"  alertline publish{config} --to {shlex.quote(TRY_NUMBER)} "
+                f"{shlex.quote(TRY_MESSAGE)}\n")
+
+
+async def start_embedded_broker(port: int) -> Any:
+    """An amqtt broker on 127.0.0.1:``port`` (anonymous, loopback only)."""
+    try:
+        from amqtt.broker import Broker  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        raise DaemonStartError(
+            "no mqtt.host is configured and the embedded broker needs amqtt: install "
+            "'alertline[broker]', or set mqtt.host to your broker") from None
+    for noisy in ("amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    broker = Broker({
+        "listeners": {"default": {"type": "tcp", "bind": f"{EMBEDDED_HOST}:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    })
+    try:
+        await broker.start()
+    except Exception as err:
+        raise DaemonStartError(
+            f"the embedded MQTT broker cannot listen on {EMBEDDED_HOST}:{port}: {err} (another "
+            f"broker there? then set mqtt.host: {EMBEDDED_HOST} to use it, or change "
+            "mqtt.port)") from None
+    return broker

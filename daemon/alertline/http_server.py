@@ -1,0 +1,141 @@
+"""The daemon's HTTP server (aiohttp): health, Prometheus metrics, Alertmanager, provider postbacks.
+
+``POST /alertmanager/<route>`` takes Alertmanager's webhook exactly like the MQTT topic
+``<base>/alertmanager/<route>``, authenticated with the bearer token of ``alertmanager.token``
+(Alertmanager's ``http_config.authorization``). Every body is read up to a size limit. There is no
+access log: provider postback URLs carry a secret token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .alertmanager import apply_notification, parse_notification
+from .errors import ValidationError
+from .inbound import encode
+from .postbacks import PostbackReceiver, aiohttp_routes
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .metrics import DaemonMetrics
+
+_LOGGER = logging.getLogger(__name__)
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HealthSource = Callable[[], dict[str, Any]]
+
+
+class HttpServer:
+    """One aiohttp site serving the daemon's HTTP endpoints."""
+
+    def __init__(self, engine: Engine, metrics: DaemonMetrics, *, host: str = "127.0.0.1",
+                 port: int = 8787, max_body_bytes: int = 256 * 1024,
+                 alertmanager_token: str | None = None,
+                 health: HealthSource | None = None,
+                 postbacks: PostbackReceiver | None = None) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self._token = alertmanager_token.encode() if alertmanager_token else None
+        self._health = health or (lambda: {"status": "ok"})
+        self._postbacks = postbacks
+        self._runner: web.AppRunner | None = None
+        self.stopping = False
+
+    def application(self) -> web.Application:
+        """The aiohttp application with every route."""
+        app = web.Application(client_max_size=self.max_body_bytes + 1)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/alertmanager/{route}", self._alertmanager)
+        if self._postbacks is not None:
+            app.add_routes(aiohttp_routes(self._postbacks))
+        return app
+
+    async def start(self) -> None:
+        """Listen; raises OSError when the address is taken."""
+        runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        _LOGGER.info("HTTP server on http://%s:%d (/healthz, /metrics, /alertmanager/<route>%s)",
+                     self.host, self.port, ", /postbacks" if self._postbacks else "")
+
+    async def stop(self) -> None:
+        """Stop listening; requests under way are finished first."""
+        self.stopping = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        body = {"status": "stopping"} if self.stopping else self._health()
+        return web.json_response(body, status=503 if self.stopping else 200)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        return web.Response(body=(await self.metrics.text()).encode(),
+                            headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    async def _alertmanager(self, request: web.Request) -> web.Response:
+        route = request.match_info["route"]
+        if self._token is None:
+            return _error(403, "disabled", "", "set alertmanager.token in the configuration to "
+                          "accept Alertmanager webhooks")
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(),
+                                                                 self._token):
+            _LOGGER.warning("Alertmanager webhook for %r without a valid bearer token",
+                            route[:64])
+            return _error(401, "unauthorized", "authorization",
+                          "expected Authorization: Bearer <alertmanager.token>",
+                          headers={"WWW-Authenticate": "Bearer"})
+        body = await read_limited(request, self.max_body_bytes)
+        try:
+            notification = parse_notification(body, route=route, max_bytes=self.max_body_bytes)
+            result = await apply_notification(self.engine, notification,
+                                              source=f"http:/alertmanager/{route}")
+        except ValidationError as err:
+            detail = self.engine.redactor.text(str(err))
+            _LOGGER.warning("rejected an Alertmanager webhook for %r: %s", route[:64], detail)
+            return _error(413 if err.code == "too_large" else 400, err.code, err.field, detail)
+        except Exception as err:
+            _LOGGER.exception("handling an Alertmanager webhook for %r failed", route[:64])
+            return _error(500, "internal", "", f"internal error ({type(err).__name__}); "
+                          "Alertmanager will retry")
+        refused = result.errors and not (result.accepted or result.duplicates or result.resolved)
+        return web.Response(status=400 if refused else 200, body=encode(result.to_json()),
+                            content_type="application/json")
+
+
+def _error(status: int, code: str, field: str, detail: str,
+           headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, headers=headers, content_type="application/json",
+                        body=encode({"error": code, "field": field, "detail": detail}))
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the body: enough to tell that it is too large."""
+    if request.content_length is not None and request.content_length > limit:
+        return b"\0" * (limit + 1)  # declared too large: not worth reading
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,84 @@
+"""The inbound handler on its own: answers for what the broker-level tests cannot easily make."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from alertline.engine import Engine
+from alertline.inbound import InboundHandler
+from alertline.mqtt import InboundMessage
+from alertline.store import Store
+from alertline.topics import Topics
+from tests.daemon.harness import daemon_config
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """A started engine on a store in ``tmp_path`` (simulator provider)."""
+    engine = Engine(daemon_config(tmp_path, None), Store(tmp_path / "alertline.db"))
+    await engine.start()
+    yield engine
+    if engine.store._conn is not None:  # some tests close it on purpose
+        await engine.stop()
+
+
+async def test_a_replayed_retained_message_is_refused_not_sent(engine: Engine) -> None:
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+    message = InboundMessage("alertline/send", b'{"to": "alice", "message": "old"}', retain=True)
+
+    [error] = await handler.handle(message)
+
+    assert error.topic == "alertline/error"
+    assert json.loads(error.payload)["error"] == "retained"
+    assert engine.metrics["alerts_received"] == 0
+
+
+async def test_a_foreign_topic_is_answered_as_unknown(engine: Engine) -> None:
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+
+    [error] = await handler.handle(InboundMessage("elsewhere/send", b"x"))
+
+    assert json.loads(error.payload)["error"] == "unknown_topic"
+
+
+async def test_home_assistant_online_calls_back_and_offline_does_not(engine: Engine) -> None:
+    calls: list[str] = []
+
+    async def online() -> None:
+        calls.append("online")
+
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096,
+                             on_homeassistant_online=online)
+    assert await handler.handle(InboundMessage("homeassistant/status", b"offline")) == []
+    assert await handler.handle(InboundMessage("homeassistant/status", b"online")) == []
+
+    assert calls == ["online"]
+
+
+async def test_an_internal_failure_is_answered_not_raised(engine: Engine) -> None:
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+    await engine.stop()  # the store is gone: committing the alert fails
+
+    answers = await handler.handle(InboundMessage(
+        "alertline/send", b'{"id": "a-1", "to": "alice", "message": "x"}',
+        response_topic="me/replies", correlation_data=b"c"))
+
+    error, response = answers
+    assert json.loads(error.payload)["error"] == "internal"
+    assert json.loads(error.payload)["id"] == "a-1"
+    assert (response.topic, response.correlation_data) == ("me/replies", b"c")
+
+
+def test_ordered_kinds_wait_for_earlier_messages() -> None:
+    topics = Topics()
+    handler = InboundHandler.__new__(InboundHandler)
+    handler.topics = topics
+
+    assert [handler.ordered(t) for t in ("alertline/send", "alertline/send/leak",
+                                         "alertline/ack/x", "alertline/cancel/x",
+                                         "alertline/resolve/x", "alertline/alertmanager/r")] == \
+        [False, False, True, True, True, True]
