@@ -70,8 +70,10 @@ test-ha: .venv/.installed
 lint: .venv311/.installed
 	.venv311/bin/ruff check .
 
-typecheck: .venv311/.installed
+typecheck: .venv311/.installed .venv/.installed
 	.venv311/bin/mypy
+	.venv/bin/mypy --strict --python-version 3.13 --explicit-package-bases --namespace-packages \
+	  custom_components/alertline tests/homeassistant
 
 bench: system-deps .venv311/.installed
 	.venv311/bin/python -m bench

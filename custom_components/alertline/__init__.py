@@ -1,0 +1,236 @@
+"""alertline: alerts as SMS and phone calls, with delivery reports, in Home Assistant.
+
+A thin shell over the ``alertline`` library: the library's engine, providers and store do the
+work; this integration translates config entries, entities, services, events, webhooks and MQTT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from homeassistant.components import webhook
+from homeassistant.components.notify.legacy import NOTIFY_SERVICES
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import discovery
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.httpx_client import get_async_client
+from homeassistant.helpers.typing import ConfigType
+from homeassistant.util.hass_dict import HassKey
+
+from alertline.clock import SystemClock
+from alertline.engine import Engine
+from alertline.errors import AuthError, ConfigError, ProviderError
+from alertline.providers.base import ProviderContext
+from alertline.redact import Redactor
+from alertline.store import Store, StoreBusyError
+
+from .const import (
+    CONF_MQTT_BASE_TOPIC,
+    CONF_PROVIDER_OPTIONS,
+    CONF_PROVIDER_TYPE,
+    CONF_WEBHOOK_ID,
+    DEFAULT_MQTT_BASE_TOPIC,
+    DOMAIN,
+)
+from .mqtt_reports import MqttReportPublisher
+from .notify import legacy_service_name
+from .postback_webhook import (
+    async_callback_base_url,
+    async_register_postbacks,
+    pushes_status,
+    wants_postbacks,
+)
+from .provider_form import async_adapter
+from .reports import ReportHub
+from .runtime import AlertlineConfigEntry, AlertlineData, build_config, store_path
+from .services import async_setup_services
+
+_LOGGER = logging.getLogger(__name__)
+
+PLATFORMS = [Platform.NOTIFY, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+HASS_CONFIG: HassKey[ConfigType] = HassKey(f"{DOMAIN}_hass_config")
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the service actions once, whatever entries exist."""
+    hass.data[HASS_CONFIG] = config
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> bool:
+    """Build the engine from the entry, check the provider, start, forward the platforms."""
+    engine = await _async_create_engine(hass, entry)
+    provider_name = entry.data[CONF_PROVIDER_TYPE]
+    await _async_check_provider(hass, entry, engine, provider_name)
+    runtime = AlertlineData(engine=engine, provider_name=provider_name,
+                            reports=ReportHub(hass, entry.entry_id, engine))
+    if "mqtt" in hass.config.components:
+        runtime.mqtt = MqttReportPublisher(
+            hass, engine.store, entry.options.get(CONF_MQTT_BASE_TOPIC, DEFAULT_MQTT_BASE_TOPIC))
+        runtime.mqtt.attach(engine)
+    engine.subscribe(runtime.reports.handle)
+    engine.on_provider_error(lambda err: _on_provider_error(hass, entry, err))
+    try:
+        await engine.start()
+    except StoreBusyError as err:
+        await engine.stop()
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="store_busy") from err
+    entry.runtime_data = runtime
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _stopper(runtime)))
+    if runtime.mqtt is not None:
+        publisher = runtime.mqtt
+        engine.subscribe(lambda _report: publisher.trigger())
+        publisher.async_start()
+    if wants_postbacks(engine):
+        runtime.postbacks = async_register_postbacks(
+            hass, f"alertline {entry.title}", entry.data[CONF_WEBHOOK_ID], engine)
+    await runtime.reports.async_refresh_counts()
+    ir.async_delete_issue(hass, DOMAIN, _auth_issue_id(entry))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    hass.async_create_task(discovery.async_load_platform(
+        hass, Platform.NOTIFY, DOMAIN, legacy_service_name(entry), hass.data[HASS_CONFIG]))
+    entry.async_on_unload(entry.add_update_listener(_async_reload))
+    return True
+
+
+async def _async_create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry) -> Engine:
+    """The library's engine for ``entry``: its config, providers (on Home Assistant's shared
+    HTTP client), store in the config directory, and the postback URL for push providers."""
+    try:
+        config = build_config(hass, entry)
+    except ConfigError as err:
+        raise ConfigEntryError(translation_domain=DOMAIN, translation_key="invalid_config",
+                               translation_placeholders={"problem": str(err)}) from err
+    adapter = await async_adapter(hass, entry.data[CONF_PROVIDER_TYPE])
+    context = ProviderContext(clock=SystemClock(), http=get_async_client(hass),
+                              redactor=Redactor(config.secrets))
+    context.redactor.add(entry.data[CONF_WEBHOOK_ID])
+    if pushes_status(adapter):
+        context.callback_base_url = async_callback_base_url(hass, entry.data[CONF_WEBHOOK_ID])
+        _update_callback_issue(hass, entry, missing=context.callback_base_url is None and not
+                               entry.data[CONF_PROVIDER_OPTIONS].get("callback_url"))
+    engine = Engine(config, Store(config.store_path, exclusive=True), context=context)
+    return engine
+
+
+async def _async_check_provider(hass: HomeAssistant, entry: AlertlineConfigEntry,
+                                engine: Engine, provider_name: str) -> None:
+    """Verify credentials before anything starts (``test-before-setup``)."""
+    try:
+        await engine.providers[provider_name].check()
+    except AuthError as err:
+        await engine.stop()
+        _create_auth_issue(hass, entry)
+        raise ConfigEntryAuthFailed(translation_domain=DOMAIN,
+                                    translation_key="auth_failed") from err
+    except ProviderError as err:
+        await engine.stop()
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN, translation_key="provider_unavailable",
+            translation_placeholders={"error": engine.redactor.text(str(err))}) from err
+    except Exception:
+        await engine.stop()
+        raise
+
+
+def _update_callback_issue(hass: HomeAssistant, entry: AlertlineConfigEntry, *,
+                           missing: bool) -> None:
+    """A push provider needs a URL Home Assistant is reachable at, or no status arrives."""
+    issue_id = f"callback_url_missing_{entry.entry_id}"
+    if not missing:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    _LOGGER.warning("%s: Home Assistant has no URL the provider can post call status to",
+                    entry.title)
+    ir.async_create_issue(hass, DOMAIN, issue_id, is_fixable=False,
+                          severity=ir.IssueSeverity.WARNING,
+                          translation_key="callback_url_missing",
+                          translation_placeholders={"title": entry.title})
+
+
+def _auth_issue_id(entry: AlertlineConfigEntry) -> str:
+    return f"auth_failed_{entry.entry_id}"
+
+
+def _create_auth_issue(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
+    ir.async_create_issue(hass, DOMAIN, _auth_issue_id(entry), is_fixable=False,
+                          severity=ir.IssueSeverity.ERROR, translation_key="auth_failed",
+                          translation_placeholders={"title": entry.title})
+
+
+@callback
+def _on_provider_error(hass: HomeAssistant, entry: AlertlineConfigEntry,
+                       error: ProviderError) -> None:
+    """The provider rejected the credentials while running: repair issue and re-auth."""
+    if isinstance(error, AuthError):
+        _LOGGER.warning("%s rejected the credentials of %s; re-authentication started",
+                        error.provider, entry.title)
+        _create_auth_issue(hass, entry)
+        entry.async_start_reauth(hass)
+
+
+def _stopper(runtime: AlertlineData) -> Callable[[Event], Coroutine[Any, Any, None]]:
+    """Home Assistant is stopping: finish in-flight work and close the store."""
+    async def stop(_event: Event) -> None:
+        await _async_stop_runtime(runtime)
+    return stop
+
+
+async def _async_stop_runtime(runtime: AlertlineData) -> None:
+    """Stop publishing and counting, then the engine (it closes the providers and the store)."""
+    if runtime.stopped:
+        return
+    runtime.stopped = True
+    if runtime.mqtt is not None:
+        await runtime.mqtt.async_stop()
+    await runtime.reports.async_stop()
+    await runtime.engine.stop()
+
+
+async def _async_reload(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
+    """Options or routes changed: rebuild everything from the entry."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> bool:
+    """Unload entities, the legacy service and the webhook; stop the engine."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if not unloaded:
+        return False
+    runtime = entry.runtime_data
+    if runtime.legacy_notify is not None:
+        await runtime.legacy_notify.async_unregister_services()
+        _forget_legacy_service(hass, runtime)
+    if runtime.postbacks is not None:
+        webhook.async_unregister(hass, entry.data[CONF_WEBHOOK_ID])
+    await _async_stop_runtime(runtime)
+    return True
+
+
+def _forget_legacy_service(hass: HomeAssistant, runtime: AlertlineData) -> None:
+    """Drop the unloaded legacy service from notify's list (a reload registers a new one)."""
+    services = hass.data.get(NOTIFY_SERVICES, {}).get(DOMAIN, [])
+    if runtime.legacy_notify in services:
+        services.remove(runtime.legacy_notify)
+    runtime.legacy_notify = None
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
+    """The entry is deleted: delete its store too."""
+    path = Path(store_path(hass, entry.entry_id))
+
+    def remove() -> None:
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + suffix).unlink()
+
+    await hass.async_add_executor_job(remove)

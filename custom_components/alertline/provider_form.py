@@ -1,0 +1,213 @@
+"""Provider forms generated from each adapter's own option schema, and the credential check.
+
+An adapter describes its options once (voluptuous markers with ``description=``, secrets in
+``secret_options``). The form shows its required options and the everyday ones (base URL, sender
+or caller id, locale) as fields; every other option is reachable through ``advanced_options``.
+The library validates the result; its messages are shown next to the field they concern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import voluptuous as vol
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.httpx_client import get_async_client
+from homeassistant.helpers.selector import (
+    ObjectSelector,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+
+from alertline.errors import (
+    AuthError,
+    ConfigError,
+    ProviderError,
+    RateLimitedError,
+    TransientError,
+    ValidationError,
+)
+from alertline.providers.base import Provider, ProviderContext
+from alertline.providers.registry import adapter_class
+from alertline.redact import Redactor
+
+_LOGGER = logging.getLogger(__name__)
+
+ADVANCED_OPTIONS = "advanced_options"
+EVERYDAY_OPTIONS = ("base_url", "url", "sender", "sender_id", "caller_id", "locale")
+SENDER_OPTIONS = frozenset({"sender", "sender_id", "caller_id", "source"})
+
+
+class ProviderFormError(Exception):
+    """A form problem: ``errors`` for the form, ``problem`` for the description placeholder."""
+
+    def __init__(self, errors: dict[str, str], problem: str = "") -> None:
+        super().__init__(problem or ", ".join(errors.values()))
+        self.errors = errors
+        self.problem = problem
+
+
+async def async_adapter(hass: HomeAssistant, provider_type: str) -> type[Provider]:
+    """The adapter class, imported outside the event loop the first time."""
+    return await hass.async_add_import_executor_job(adapter_class, provider_type)
+
+
+def option_keys(adapter: type[Provider]) -> list[str]:
+    """Every option name of ``adapter``, in schema order."""
+    return [str(marker.schema) for marker in adapter.options_schema]
+
+
+def field_keys(adapter: type[Provider], *, secrets_only: bool = False) -> list[str]:
+    """The options shown as fields: required ones and the everyday ones (or only the secrets)."""
+    if secrets_only:
+        return [key for key in option_keys(adapter) if key in adapter.secret_options]
+    required = {str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)}
+    return [key for key in option_keys(adapter) if key in required or key in EVERYDAY_OPTIONS
+            or key in adapter.secret_options]
+
+
+def _selector(adapter: type[Provider], key: str) -> TextSelector:
+    if key in adapter.secret_options:
+        return TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+    if key.endswith("url"):
+        return TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+    return TextSelector()
+
+
+def form_schema(adapter: type[Provider], current: Mapping[str, Any] | None = None, *,
+                secrets_only: bool = False) -> vol.Schema:
+    """The form of ``adapter``'s options; ``current`` values are suggested (never secrets)."""
+    current = current or {}
+    markers = {str(m.schema): m for m in adapter.options_schema}
+    schema: dict[Any, Any] = {}
+    for key in field_keys(adapter, secrets_only=secrets_only):
+        marker = markers[key]
+        suggested = current.get(key)
+        if suggested is None and marker.default is not vol.UNDEFINED:
+            default = marker.default()
+            suggested = default if isinstance(default, str) else None
+        if key in adapter.secret_options:
+            suggested = None
+        required = isinstance(marker, vol.Required) and not (current and key in current)
+        field_type = vol.Required if required else vol.Optional
+        described = {"suggested_value": suggested} if suggested is not None else None
+        schema[field_type(key, description=described)] = _selector(adapter, key)
+    if not secrets_only:
+        advanced = {k: v for k, v in current.items() if k not in schema}
+        schema[vol.Optional(ADVANCED_OPTIONS, description=(
+            {"suggested_value": advanced} if advanced else None))] = ObjectSelector()
+    return vol.Schema(schema)
+
+
+def options_help(adapter: type[Provider]) -> str:
+    """A Markdown list of every option with its description (the form's description text)."""
+    lines = []
+    for marker in adapter.options_schema:
+        note = " (required)" if isinstance(marker, vol.Required) else ""
+        if marker.default is not vol.UNDEFINED and marker.default() not in (None, "", [], {}):
+            note += f" (default: {marker.default()})"
+        lines.append(f"- `{marker.schema}`{note}: {marker.description or ''}")
+    return "\n".join(lines)
+
+
+def options_from_input(adapter: type[Provider], user_input: Mapping[str, Any],
+                       previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The raw provider options from a submitted form: a field left empty removes its option,
+    except a secret, which keeps its previous value (secrets are never shown again)."""
+    advanced = user_input.get(ADVANCED_OPTIONS) or {}
+    if not isinstance(advanced, Mapping):
+        raise ProviderFormError({ADVANCED_OPTIONS: "invalid_option"},
+                                "advanced options must be a mapping of option: value")
+    previous = previous or {}
+    options: dict[str, Any] = {str(k): v for k, v in advanced.items()}
+    for key in field_keys(adapter):
+        value = user_input.get(key)
+        if value not in (None, ""):
+            options[key] = value
+        elif key in adapter.secret_options and previous.get(key):
+            options[key] = previous[key]
+        elif key not in user_input and key in advanced:
+            continue
+        else:
+            options.pop(key, None)
+    return options
+
+
+def validate_options(adapter: type[Provider], options: dict[str, Any]) -> dict[str, Any]:
+    """The library's validation of ``options``; problems become form errors by field."""
+    try:
+        return adapter.validate_options(options)
+    except vol.Invalid as err:
+        errors = err.errors if isinstance(err, vol.MultipleInvalid) else [err]
+        form: dict[str, str] = {}
+        problems = []
+        fields = set(field_keys(adapter))
+        for error in errors:
+            key = str(error.path[0]) if error.path else ""
+            message = error.error_message or str(error)
+            if message == "extra keys not allowed":
+                message = f"not an option of {adapter.type}"
+            problems.append(f"{'.'.join(str(p) for p in error.path) or 'options'}: {message}")
+            target = key if key in fields else ADVANCED_OPTIONS
+            form[target] = "invalid_sender" if key in SENDER_OPTIONS else "invalid_option"
+        raise ProviderFormError(form, "; ".join(problems)) from None
+
+
+def account_id(adapter: type[Provider], options: Mapping[str, Any]) -> str:
+    """The unique id of the account: non-secret required options, else a hash of the secrets."""
+    required = [str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)]
+    visible = [str(options[k]) for k in required
+               if k not in adapter.secret_options and options.get(k)]
+    if not visible:
+        secret = "|".join(str(options.get(k, "")) for k in sorted(adapter.secret_options))
+        visible = [hashlib.sha256(secret.encode()).hexdigest()[:16]] if secret.strip("|") else []
+    url = options.get("base_url") or options.get("url")
+    host = urlsplit(str(url)).hostname if url else None
+    return ":".join([adapter.type, *visible, *([host] if host else [])])
+
+
+def account_title(adapter: type[Provider], options: Mapping[str, Any]) -> str:
+    """A readable default title: the adapter type and the account's visible name, if any."""
+    required = [str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)]
+    visible = next((str(options[k]) for k in required
+                    if k not in adapter.secret_options and options.get(k)), None)
+    return f"{adapter.type} ({visible})" if visible else adapter.type
+
+
+def identity_is_secret(adapter: type[Provider]) -> bool:
+    """Whether the account id is derived from a secret (it then changes with the secret)."""
+    return all(key in adapter.secret_options for key in
+               (str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)))
+
+
+async def async_check(hass: HomeAssistant, adapter: type[Provider], name: str,
+                      options: dict[str, Any], callback_base_url: str | None = None) -> None:
+    """Build the provider with validated ``options`` and run its credential check."""
+    redactor = Redactor()
+    context = ProviderContext(http=get_async_client(hass), redactor=redactor,
+                              callback_base_url=callback_base_url)
+    try:
+        provider = adapter(name, options, context)
+    except ConfigError as err:
+        raise ProviderFormError({ADVANCED_OPTIONS: "invalid_option"}, str(err)) from None
+    try:
+        await provider.check()
+    except AuthError:
+        raise ProviderFormError({"base": "invalid_auth"}) from None
+    except (TransientError, RateLimitedError) as err:
+        raise ProviderFormError({"base": "cannot_connect"}, redactor.text(str(err))) from None
+    except ValidationError as err:
+        key = "invalid_sender" if err.field in SENDER_OPTIONS else "invalid_option"
+        raise ProviderFormError({"base": key}, redactor.text(str(err))) from None
+    except ProviderError as err:
+        raise ProviderFormError({"base": "provider_error"}, redactor.text(str(err))) from None
+    except Exception:
+        _LOGGER.exception("unexpected error while checking %s", adapter.type)
+        raise ProviderFormError({"base": "unknown"}) from None
+    finally:
+        await provider.aclose()

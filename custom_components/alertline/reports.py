@@ -1,0 +1,119 @@
+"""Delivery reports into Home Assistant: the ``alertline_report`` event, sensor updates, waiters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+
+from alertline.engine import Engine
+from alertline.model import DeliveryState, Report
+
+from .const import ATTR_CONFIG_ENTRY_ID, EVENT_REPORT
+
+_LOGGER = logging.getLogger(__name__)
+
+ReportCondition = Callable[[Report], bool]
+
+
+def signal_report(entry_id: str) -> str:
+    """The dispatcher signal sent with every report of an entry."""
+    return f"alertline_report_{entry_id}"
+
+
+def signal_counts(entry_id: str) -> str:
+    """The dispatcher signal sent when an entry's delivery counts changed."""
+    return f"alertline_counts_{entry_id}"
+
+
+class ReportHub:
+    """Receives every committed report of one engine and hands it to Home Assistant."""
+
+    def __init__(self, hass: HomeAssistant, entry_id: str, engine: Engine) -> None:
+        self._hass = hass
+        self._entry_id = entry_id
+        self._engine = engine
+        self._waiters: dict[str, list[tuple[ReportCondition, asyncio.Future[Report]]]] = {}
+        self._refresh: asyncio.Task[None] | None = None
+        self._refresh_again = False
+        self.last_by_route: dict[str, Report] = {}
+        self.counts: dict[str, int] = {state.value: 0 for state in DeliveryState}
+        self.open_alerts = 0
+        self._stopped = False
+
+    def handle(self, report: Report) -> None:
+        """Engine listener: fire the event, update entities, wake waiters (kept quick)."""
+        payload: dict[str, Any] = {ATTR_CONFIG_ENTRY_ID: self._entry_id, **report.to_json()}
+        self._hass.bus.async_fire(EVENT_REPORT, payload)
+        if report.alert.route:
+            self.last_by_route[report.alert.route] = report
+        async_dispatcher_send(self._hass, signal_report(self._entry_id), report)
+        for condition, future in self._waiters.get(report.alert.id, []):
+            if not future.done() and condition(report):
+                future.set_result(report)
+        self.schedule_count_refresh()
+
+    async def async_wait(self, alert_id: str, condition: ReportCondition,
+                         within: float) -> Report:
+        """The first report of ``alert_id`` that meets ``condition`` (TimeoutError after
+        ``within`` seconds); the current report counts too."""
+        future: asyncio.Future[Report] = self._hass.loop.create_future()
+        waiter = (condition, future)
+        self._waiters.setdefault(alert_id, []).append(waiter)
+        try:
+            current = await self._engine.report(alert_id)
+            if condition(current):
+                return current
+            return await asyncio.wait_for(future, within)
+        finally:
+            waiters = self._waiters.get(alert_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(alert_id, None)
+
+    def schedule_count_refresh(self) -> None:
+        """Re-read delivery counts from the store, coalescing bursts into one read at a time."""
+        if self._stopped:
+            return
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh_again = True
+            return
+        self._refresh = self._hass.async_create_task(
+            self._refresh_counts(), f"alertline counts {self._entry_id}")
+
+    async def async_refresh_counts(self) -> None:
+        """Read the delivery counts now."""
+        stats = await self._engine.store.stats()
+        counts = {state.value: 0 for state in DeliveryState}
+        for key, number in stats["deliveries"].items():
+            state = key.rsplit("|", 1)[-1]
+            counts[state] = counts.get(state, 0) + int(number)
+        self.counts = counts
+        self.open_alerts = self._engine.open_alerts
+        async_dispatcher_send(self._hass, signal_counts(self._entry_id))
+
+    async def _refresh_counts(self) -> None:
+        while True:
+            self._refresh_again = False
+            try:
+                await self.async_refresh_counts()
+            except Exception:
+                _LOGGER.exception("reading delivery counts failed")
+            if not self._refresh_again:
+                return
+
+    async def async_stop(self) -> None:
+        """Finish a running count refresh and cancel waiters (before the store closes)."""
+        self._stopped = True
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh_again = False
+            await self._refresh
+        for waiters in self._waiters.values():
+            for _, future in waiters:
+                future.cancel()
+        self._waiters.clear()

@@ -1,0 +1,128 @@
+"""The one place that turns a config entry into the library's configuration and runtime data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.notify.legacy import BaseNotificationService
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import HomeAssistant
+
+from alertline.config import Config, validate_config
+from alertline.engine import Engine
+from alertline.postbacks import PostbackReceiver
+
+from .const import (
+    CONF_ALLOW,
+    CONF_CHANNEL,
+    CONF_CONTACTS,
+    CONF_DEFAULT_CHANNEL,
+    CONF_ESCALATION,
+    CONF_ESCALATIONS,
+    CONF_GROUPS,
+    CONF_PER_HOUR_SMS,
+    CONF_PER_HOUR_VOICE,
+    CONF_PRIORITY,
+    CONF_PROVIDER_OPTIONS,
+    CONF_PROVIDER_TYPE,
+    CONF_QUIET_HOURS,
+    CONF_ROUTE_NAME,
+    CONF_SENDER,
+    CONF_TITLE,
+    CONF_TO,
+    DOMAIN,
+    SUBENTRY_ROUTE,
+)
+from .mqtt_reports import MqttReportPublisher
+from .reports import ReportHub
+
+
+@dataclass(slots=True)
+class AlertlineData:
+    """What a loaded alertline entry holds: the library's engine and its Home Assistant glue."""
+
+    engine: Engine
+    provider_name: str
+    reports: ReportHub
+    postbacks: PostbackReceiver | None = None
+    mqtt: MqttReportPublisher | None = None
+    legacy_notify: BaseNotificationService | None = None
+    stopped: bool = False
+
+
+type AlertlineConfigEntry = ConfigEntry[AlertlineData]
+
+
+def store_path(hass: HomeAssistant, entry_id: str) -> str:
+    """Where an entry's SQLite store lives: in the config directory, so state survives restarts."""
+    return hass.config.path(DOMAIN, f"{entry_id}.db")
+
+
+def route_section(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The library's ``routes.<name>`` section from a route subentry's data."""
+    section: dict[str, Any] = {"to": list(data.get(CONF_TO) or [])}
+    for key in (CONF_CHANNEL, CONF_PRIORITY, CONF_QUIET_HOURS):
+        if data.get(key):
+            section[key] = data[key]
+    for key in (CONF_ESCALATION, CONF_SENDER, CONF_TITLE):
+        if data.get(key):
+            section[key] = data[key]
+    return section
+
+
+def library_config_data(provider_type: str, provider_options: Mapping[str, Any],
+                        options: Mapping[str, Any], routes: Iterable[Mapping[str, Any]], *,
+                        store: str, region: str | None, timezone: str | None = None
+                        ) -> dict[str, Any]:
+    """The configuration mapping the library validates, from an entry's data, options, routes."""
+    route_sections = {str(r[CONF_ROUTE_NAME]): route_section(r) for r in routes}
+    default_quiet = list(options.get(CONF_QUIET_HOURS) or [])
+    for section in route_sections.values():
+        if default_quiet and CONF_QUIET_HOURS not in section:
+            section[CONF_QUIET_HOURS] = default_quiet
+    limits: dict[str, Any] = {}
+    if options.get(CONF_ALLOW):
+        limits["allow"] = list(options[CONF_ALLOW])
+    per_hour = {channel: int(options[key]) for channel, key in
+                (("sms", CONF_PER_HOUR_SMS), ("voice", CONF_PER_HOUR_VOICE))
+                if options.get(key) is not None}
+    if per_hour:
+        limits["per_hour"] = per_hour
+    if timezone:
+        limits["timezone"] = timezone  # quiet hours are local time
+    defaults: dict[str, Any] = {"provider": provider_type,
+                                "channel": options.get(CONF_DEFAULT_CHANNEL) or "sms"}
+    if region:
+        defaults["region"] = region
+    return {
+        "store": {"path": store},
+        "http": {"enabled": False},
+        "defaults": defaults,
+        "providers": {provider_type: {"type": provider_type, **provider_options}},
+        "contacts": dict(options.get(CONF_CONTACTS) or {}),
+        "groups": dict(options.get(CONF_GROUPS) or {}),
+        "escalations": dict(options.get(CONF_ESCALATIONS) or {}),
+        "routes": route_sections,
+        "limits": limits,
+    }
+
+
+def route_subentries(entry: ConfigEntry[Any]) -> list[ConfigSubentry]:
+    """The entry's route subentries."""
+    return [s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ROUTE]
+
+
+def validate_library_config(data: dict[str, Any]) -> Config:
+    """The library's validation of ``data``; ``${VAR}`` never reads Home Assistant's environment."""
+    return validate_config(data, env={})
+
+
+def build_config(hass: HomeAssistant, entry: ConfigEntry[Any]) -> Config:
+    """The validated library configuration of ``entry`` (raises ``ConfigError``)."""
+    data = library_config_data(
+        entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS], entry.options,
+        [s.data for s in route_subentries(entry)], store=store_path(hass, entry.entry_id),
+        region=hass.config.country, timezone=hass.config.time_zone)
+    return validate_library_config(data)

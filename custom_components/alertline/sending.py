@@ -1,0 +1,100 @@
+"""Sending an alert from Home Assistant: library errors become Home Assistant errors.
+
+Invalid input raises ``ServiceValidationError`` naming the field and the reason. An alert of which
+nothing could be sent (the provider refused the request: bad credentials, unreachable, rejected;
+or a guard rail rejected every recipient) raises ``HomeAssistantError``, so an automation can
+react; later delivery outcomes arrive as reports (event, sensors, MQTT).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+
+from alertline.errors import AlertlineError, NotFoundError, ValidationError
+from alertline.model import DeliveryState, Report
+from alertline.request import parse_request
+
+from .const import DOMAIN, SUBMIT_TIMEOUT
+from .reports import ReportCondition
+from .runtime import AlertlineData
+
+_LOGGER = logging.getLogger(__name__)
+
+_REFUSED = (DeliveryState.FAILED, DeliveryState.REJECTED)
+
+
+def invalid_request(err: ValidationError) -> ServiceValidationError:
+    """The Home Assistant error for a request the library refused."""
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key="invalid_request",
+        translation_placeholders={"field": err.field or "request", "reason": err.reason})
+
+
+def unknown_alert(alert_id: str) -> ServiceValidationError:
+    """The Home Assistant error for an alert id no loaded entry knows."""
+    return ServiceValidationError(translation_domain=DOMAIN, translation_key="unknown_alert",
+                                  translation_placeholders={"alert_id": alert_id})
+
+
+def _submitted_or_final(report: Report) -> bool:
+    """Whether the provider has answered for every delivery (or nothing more will happen)."""
+    return report.final or all(d.state is not DeliveryState.PENDING for d in report.deliveries)
+
+
+def _nothing_sent(report: Report) -> bool:
+    """Whether every delivery failed before a provider took it (the provider refused the
+    request, or a guard rail such as the allowlist or a cap rejected it)."""
+    return bool(report.deliveries) and all(
+        d.state in _REFUSED and d.submitted_at is None for d in report.deliveries)
+
+
+async def async_send(runtime: AlertlineData, request: dict[str, Any], *, source: str,
+                     wait: bool = False, wait_seconds: float = 300.0
+                     ) -> tuple[Report, bool]:
+    """Accept ``request``, wait for the provider's answer, optionally for the final report.
+
+    Returns the report and whether the request was a duplicate of an earlier alert id.
+    """
+    try:
+        alert_request = parse_request(request)
+        accepted = await runtime.engine.accept(alert_request, source=source)
+    except ValidationError as err:
+        raise invalid_request(err) from None
+    except AlertlineError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="send_failed",
+            translation_placeholders={"error": runtime.engine.redactor.text(str(err))}) from None
+    alert_id = accepted.alert_id
+    report = accepted.report
+    if not accepted.duplicate and not _held(report):
+        report = await _wait(runtime, alert_id, _submitted_or_final, SUBMIT_TIMEOUT, report)
+        if _nothing_sent(report):
+            reason = next((d.reason for d in report.deliveries if d.reason), "") or ""
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="not_sent",
+                translation_placeholders={"alert_id": alert_id, "reason": reason})
+    if wait:
+        report = await _wait(runtime, alert_id, lambda r: r.final, wait_seconds, report)
+    return report, accepted.duplicate
+
+
+def _held(report: Report) -> bool:
+    """Whether the alert waits for ``not_before`` (the provider is asked later)."""
+    not_before = report.alert.not_before
+    return not_before is not None and not_before > report.updated_at
+
+
+async def _wait(runtime: AlertlineData, alert_id: str, condition: ReportCondition,
+                seconds: float, fallback: Report) -> Report:
+    try:
+        report: Report = await runtime.reports.async_wait(alert_id, condition, seconds)
+    except TimeoutError:
+        _LOGGER.debug("alert %s: no matching report within %.0f s", alert_id, seconds)
+        try:
+            return await runtime.engine.report(alert_id)
+        except NotFoundError:
+            return fallback
+    return report

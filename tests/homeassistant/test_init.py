@@ -1,0 +1,149 @@
+"""Setting up, unloading and reloading entries; credentials rejected at setup and later;
+state that survives a restart."""
+
+from __future__ import annotations
+
+import pytest
+from homeassistant.components.notify.legacy import NOTIFY_SERVICES
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+
+from alertline.store import Store
+from custom_components.alertline.const import DOMAIN
+from custom_components.alertline.runtime import store_path
+from tests.emulators.retarus_sms import RetarusSmsEmulator
+from tests.mosquitto import free_port
+
+from .conftest import (
+    RETARUS_PASSWORD,
+    Reports,
+    call_action,
+    make_entry,
+    retarus_options,
+    route,
+    setup_entry,
+    state_of,
+)
+
+
+def _reauth_flows(hass: HomeAssistant, entry_id: str) -> list[object]:
+    return [flow for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+            if flow["context"]["source"] == SOURCE_REAUTH
+            and flow["context"].get("entry_id") == entry_id]
+
+
+async def test_unload_and_reload_leave_nothing_behind(hass: HomeAssistant) -> None:
+    entry = make_entry(hass, routes=[route("leak", ["oncall"])])
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("notify.leak") is not None
+    assert hass.services.has_service("notify", "alertline_sim")
+    assert hass.services.has_service("notify", "alertline_sim_oncall")
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert state_of(entry) is ConfigEntryState.NOT_LOADED
+    assert not hass.services.has_service("notify", "alertline_sim")
+    assert not hass.services.has_service("notify", "alertline_sim_oncall")
+    assert hass.data[NOTIFY_SERVICES].get(DOMAIN, []) == []
+    assert hass.services.has_service(DOMAIN, "send")  # actions stay: registered in async_setup
+    store = Store(store_path(hass, entry.entry_id), exclusive=True)
+    await store.open()  # the lock file was released
+    await store.close()
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert state_of(entry) is ConfigEntryState.LOADED
+    assert hass.services.has_service("notify", "alertline_sim")
+    assert len(hass.data[NOTIFY_SERVICES][DOMAIN]) == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_rejected_credentials_at_setup_start_reauth_with_a_repair_issue(
+        hass: HomeAssistant, retarus: RetarusSmsEmulator) -> None:
+    entry = make_entry(hass, provider_type="retarus_sms", title="Retarus",
+                       unique_id="retarus_sms:acme-sms:127.0.0.1",
+                       provider_options=retarus_options(retarus, password="outdated"))
+
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"auth_failed_{entry.entry_id}")
+    assert issue is not None
+    assert issue.translation_placeholders == {"title": "Retarus"}
+    flows = _reauth_flows(hass, entry.entry_id)
+    assert len(flows) == 1
+
+    result = await hass.config_entries.flow.async_configure(
+        flows[0]["flow_id"], {"password": RETARUS_PASSWORD})  # type: ignore[index]
+    await hass.async_block_till_done()
+    assert result["reason"] == "reauth_successful"
+    assert state_of(entry) is ConfigEntryState.LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"auth_failed_{entry.entry_id}") is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_unreachable_provider_retries_setup(hass: HomeAssistant,
+                                                  socket_enabled: None) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/rest/v1"
+    entry = make_entry(hass, provider_type="retarus_sms", title="Retarus", provider_options={
+        "username": "u", "password": "p4ssword", "base_url": closed, "status_urls": [closed],
+        "retry_attempts": 1})
+
+    await hass.config_entries.async_setup(entry.entry_id)
+
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert "p4ssword" not in (entry.reason or "")
+
+
+async def test_credentials_rejected_later_raise_and_start_reauth(
+        hass: HomeAssistant, retarus: RetarusSmsEmulator, reports: Reports) -> None:
+    entry = make_entry(hass, provider_type="retarus_sms", title="Retarus",
+                       unique_id="retarus_sms:acme-sms:127.0.0.1",
+                       provider_options=retarus_options(retarus))
+    await setup_entry(hass, entry)
+    retarus.fail_next(401, method="POST", path="/jobs")
+
+    with pytest.raises(HomeAssistantError) as raised:
+        await hass.services.async_call(DOMAIN, "send", {
+            "message": "Water leak", "target": ["+491701234560"]}, blocking=True)
+
+    assert raised.value.translation_key == "not_sent"
+    assert "Authentication failed" in (raised.value.translation_placeholders or {})["reason"]
+    assert RETARUS_PASSWORD not in str(raised.value.translation_placeholders)
+    await hass.async_block_till_done()
+    assert len(_reauth_flows(hass, entry.entry_id)) == 1
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"auth_failed_{entry.entry_id}")
+    alert_id = reports.events[-1]["id"]
+    final = await reports.wait(alert_id)
+    assert final["state"] == "failed"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_open_deliveries_resume_after_a_restart(hass: HomeAssistant,
+                                                      reports: Reports) -> None:
+    entry = make_entry(hass, provider_options={"poll_interval": 0.05, "deadline": 1.0})
+    await setup_entry(hass, entry)
+    response = await call_action(hass, "send", {"message": "Door open",
+                                                "target": ["+491701234569"]})
+    alert_id = response["alert_id"]
+    assert response["report"]["state"] == "in_progress"
+
+    assert await hass.config_entries.async_unload(entry.entry_id)  # "Home Assistant stops"
+    assert not reports.of(alert_id)[-1]["final"]
+    await setup_entry(hass, entry)  # ... and starts again: tracking resumes from the store
+
+    final = await reports.wait(alert_id)
+    assert final["state"] == "failed"
+    assert final["deliveries"][0]["state"] == "expired"
+    assert final["deliveries"][0]["provider_ref"] == \
+        response["report"]["deliveries"][0]["provider_ref"]
+    acked = await call_action(hass, "ack", {"alert_id": alert_id})
+    assert acked["report"]["state"] == "acknowledged"
+    assert await hass.config_entries.async_unload(entry.entry_id)
