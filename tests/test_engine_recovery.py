@@ -8,13 +8,14 @@ import json
 import logging
 import sqlite3
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from alertline.engine import Engine
 from alertline.errors import AuthError, RejectedError, TransientError
 from alertline.model import AlertState, DeliveryState
-from alertline.providers.base import Provider
+from alertline.providers.base import Provider, Submission, SubmittedItem
 from alertline.providers.simulator import SimulatorProvider
 from alertline.request import parse_request
 from tests.engine_harness import SIM_OPTIONS, T0, EngineHarness, ScriptedProvider, make_config
@@ -121,6 +122,41 @@ async def test_in_doubt_submission_is_repeated_where_the_provider_deduplicates(
     report = await restarted.wait_final(alert_id, timeout=1)
     assert report.state is AlertState.DELIVERED
     assert [[item.delivery_id for item in b.items] for b in after.batches] == [[f"{alert_id}-1"]]
+
+
+class ReconcilingProvider(ScriptedProvider):
+    """A provider whose API can say which deliveries it received (by our reference)."""
+
+    def __init__(self, *args: Any, received: set[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received = received
+        self.asked: list[list[str]] = []
+
+    async def find_submitted(self, items: list[SubmittedItem]) -> Submission | None:
+        """The items this provider already has, under the job it gave them."""
+        self.asked.append([item.delivery_id for item in items])
+        have = tuple(SubmittedItem(item.delivery_id, item.number, f"job-1-{item.delivery_id}")
+                     for item in items if item.delivery_id in self.received)
+        return Submission(provider_ref="job-1", items=have, submitted_at=self.context.clock.now())
+
+
+@pytest.mark.parametrize("provider_has_it", [True, False])
+async def test_in_doubt_submission_is_settled_by_asking_the_provider(
+        manual_engine: EngineHarness, provider_has_it: bool) -> None:
+    alert_id = await crash_mid_submission(manual_engine, idempotent=False)
+    delivery_id = f"{alert_id}-1"
+    after = ReconcilingProvider("sim", manual_engine.clock,
+                                received={delivery_id} if provider_has_it else set())
+    restarted = await manual_engine.start(providers={"sim": after})
+    await manual_engine.advance(restarted, 2)
+    report = await restarted.wait_final(alert_id, timeout=1)
+    assert after.asked == [[delivery_id]]
+    assert report.state is AlertState.DELIVERED
+    if provider_has_it:  # tracked under the job the provider already had: not sent again
+        assert after.batches == []
+        assert report.deliveries[0].provider_ref == "job-1"
+    else:  # the provider never got it: sent now, once
+        assert [[i.delivery_id for i in b.items] for b in after.batches] == [[delivery_id]]
 
 
 # -- failover ----------------------------------------------------------------------------------

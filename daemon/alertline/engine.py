@@ -39,10 +39,11 @@ from .model import (
 from .policy import Policy
 from .providers.base import Batch, BatchItem, Provider, ProviderContext, StatusUpdate, Submission
 from .providers.registry import create_provider
+from .recovery import resume_open_work
 from .redact import Redactor
 from .request import AlertRequest
 from .scheduler import ApsScheduler, Scheduler
-from .store import Op, Phase, Store, StoredDelivery
+from .store import Op, Phase, Store
 from .tracking import Tracker
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,6 +61,25 @@ class AlertRecord:
     status: AlertStatus
     deliveries: dict[str, Delivery]
     phases: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # what the store holds: deliveries by identity (they are frozen, so a change is a new object)
+    # and the alert row's (status, state, final); only what differs is written
+    saved: dict[str, tuple[Delivery, tuple[str, str | None]]] = field(default_factory=dict)
+    saved_row: tuple[AlertStatus, str, bool] | None = None
+
+    def mark_saved(self) -> None:
+        """Remember that the store holds the current deliveries and phases."""
+        self.saved = {d.id: (d, self.phases.get(d.id, (Phase.QUEUED, None)))
+                      for d in self.deliveries.values()}
+
+    def unsaved(self) -> list[tuple[Delivery, str, str | None]]:
+        """Deliveries (with phase and submission id) that changed since the last save."""
+        rows = []
+        for delivery in self.deliveries.values():
+            phase = self.phases.get(delivery.id, (Phase.QUEUED, None))
+            stored = self.saved.get(delivery.id)
+            if stored is None or stored[0] is not delivery or stored[1] != phase:
+                rows.append((delivery, *phase))
+        return rows
 
     def report(self, at: datetime) -> Report:
         """The current report."""
@@ -265,6 +285,8 @@ class Engine:
                Store.op_events([(alert.id, None, now, "accepted", None, None, None, alert.source)]),
                *self._take_pending_ops(), *self._outbox_ops(report, accepted)]
         await self.store.commit(ops)
+        record.mark_saved()
+        record.saved_row = (record.status, report.state.value, False)
         self._open[alert.id] = record
         await self._emit(record)
         self._queue(record, list(record.deliveries.values()))
@@ -319,7 +341,7 @@ class Engine:
         """Drop items cancelled or expired meanwhile; mark the rest in flight (durably)."""
         now = self.clock.now()
         keep: list[BatchItem] = []
-        in_flight: set[str] = set()
+        in_flight: list[tuple[AlertRecord, Delivery]] = []
         expired: set[str] = set()
         for item in batch.items:
             record = self._open.get(item.alert_id)
@@ -332,11 +354,16 @@ class Engine:
                 expired.add(record.alert.id)
                 continue
             record.phases[delivery.id] = (Phase.IN_FLIGHT, None)
-            in_flight.add(record.alert.id)
+            in_flight.append((record, delivery))
             keep.append(item)
         if expired:
             await self._save(expired)
-        await self._save(in_flight - expired, publish=False)
+        if in_flight:
+            # only the phase changes: a cheap update, no delivery JSON and no report
+            await self.store.commit([Store.op_set_phase([d.id for _, d in in_flight],
+                                                        Phase.IN_FLIGHT)])
+            for record, delivery in in_flight:
+                record.saved[delivery.id] = (delivery, (Phase.IN_FLIGHT, None))
         await self._emit_many(expired)
         return dataclasses.replace(batch, items=tuple(keep)) if keep else None
 
@@ -547,24 +574,32 @@ class Engine:
 
     async def _save(self, alert_ids: Iterable[str], *, publish: bool = True,
                     extra: Iterable[Op] = ()) -> None:
-        """Write the given alerts' deliveries, status and new events in one group commit
-        (with their reports' outbox messages unless ``publish`` is False, and ``extra`` ops)."""
+        """Write what changed of the given alerts (deliveries, alert row, new events) in one
+        group commit, with their reports' outbox messages unless ``publish`` is False."""
         ops: list[Op] = list(extra)
         now = self.clock.now()
+        saved: list[AlertRecord] = []
         for alert_id in set(alert_ids):
             record = self._open.get(alert_id)
             if record is None:
                 continue
             report = record.report(now)
-            ops.append(Store.op_save_deliveries([
-                (d, *record.phases.get(d.id, (Phase.QUEUED, None)))
-                for d in record.deliveries.values()]))
-            ops.append(Store.op_update_alert(alert_id, record.status, report.state.value,
-                                             report.final, now))
+            rows = record.unsaved()
+            if rows:
+                ops.append(Store.op_save_deliveries(rows))
+            row = (record.status, report.state.value, report.final)
+            if record.saved_row is None or record.saved_row[0] is not row[0] or \
+                    record.saved_row[1:] != row[1:]:
+                ops.append(Store.op_update_alert(alert_id, record.status, report.state.value,
+                                                 report.final, now))
+                record.saved_row = row
             if publish:
                 ops.extend(self._outbox_ops(report))
+            saved.append(record)
         ops.extend(self._take_pending_ops())
         await self.store.commit(ops)
+        for record in saved:
+            record.mark_saved()
 
     def _take_pending_ops(self) -> list[Op]:
         """The ops the policy and escalation queued (counters, timers) and unsaved events."""
@@ -599,54 +634,7 @@ class Engine:
     # -- resuming --------------------------------------------------------------------------
 
     async def _resume(self) -> None:
-        await self.policy.load()
-        work = await self.store.load_open_work()
-        by_alert: dict[str, list[StoredDelivery]] = {}
-        for item in work.deliveries:
-            by_alert.setdefault(item.delivery.alert_id, []).append(item)
-        interrupted: set[str] = set()
-        for alert_id, (alert, status) in work.alerts.items():
-            stored = by_alert.get(alert_id, [])
-            record = AlertRecord(alert=alert, status=status,
-                                 deliveries={s.delivery.id: s.delivery for s in stored},
-                                 phases={s.delivery.id: (s.phase, s.submission_id)
-                                         for s in stored})
-            self._open[alert_id] = record
-            if self._resume_record(record):
-                interrupted.add(alert_id)
-        self.escalations.resume(work.timers)
-        await self._save(set(work.alerts) - interrupted, publish=False)
-        await self._save(interrupted)  # their reports changed: published through the outbox
-        self.tracker.resume(work.submissions)
-        for alert_id in list(work.alerts):
-            resumed = self._open.get(alert_id)
-            if resumed is not None and resumed.report(self.clock.now()).final:
-                await self._emit(resumed)
-        if work.alerts:
-            _LOGGER.info("resumed %d unfinished alerts", len(work.alerts))
-
-    def _resume_record(self, record: AlertRecord) -> bool:
-        """Requeue what was not submitted; True if a delivery was marked failed."""
-        now = self.clock.now()
-        requeue = []
-        marked = False
-        for delivery in list(record.deliveries.values()):
-            phase, _ = record.phases.get(delivery.id, (Phase.QUEUED, None))
-            if phase == Phase.IN_FLIGHT and delivery.state is DeliveryState.PENDING:
-                if self.providers.get(delivery.provider) and \
-                        self.providers[delivery.provider].capabilities.idempotent_submit:
-                    record.phases[delivery.id] = (Phase.QUEUED, None)
-                    requeue.append(delivery)
-                else:
-                    marked |= self._set_state(
-                        record, delivery, DeliveryState.FAILED, now,
-                        reason="interrupted while being submitted; not resent, "
-                        "to avoid a duplicate call or SMS")
-            elif phase == Phase.QUEUED and delivery.state is DeliveryState.PENDING:
-                requeue.append(delivery)
-        if requeue:
-            self._queue(record, requeue)
-        return marked
+        await resume_open_work(self)
 
     def record(self, alert_id: str) -> AlertRecord | None:
         """The open record of ``alert_id`` (used by tracking and escalation)."""

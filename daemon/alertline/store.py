@@ -153,6 +153,8 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._lookups: list[tuple[str, asyncio.Future[str | None]]] = []
+        self._lookup_task: asyncio.Task[None] | None = None
         self.commits = 0
 
     async def open(self) -> None:
@@ -321,10 +323,25 @@ class Store:
                   for d, phase, submission_id in rows]
 
         def op(conn: sqlite3.Connection) -> None:
+            # an upsert updates the row in place (REPLACE would delete and re-insert it,
+            # touching every index twice)
             conn.executemany(
-                "INSERT OR REPLACE INTO deliveries(id, alert_id, state, final, provider, phase, "
+                "INSERT INTO deliveries(id, alert_id, state, final, provider, phase, "
                 "submission_id, provider_ref, provider_message_id, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "state=excluded.state, final=excluded.final, provider=excluded.provider, "
+                "phase=excluded.phase, submission_id=excluded.submission_id, "
+                "provider_ref=excluded.provider_ref, "
+                "provider_message_id=excluded.provider_message_id, data=excluded.data", values)
+        return op
+
+    @staticmethod
+    def op_set_phase(delivery_ids: list[str], phase: str) -> Op:
+        """Move deliveries to another outbox phase (nothing else about them changed)."""
+        values = [(phase, delivery_id) for delivery_id in delivery_ids]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE deliveries SET phase=? WHERE id=?", values)
         return op
 
     @staticmethod
@@ -405,12 +422,41 @@ class Store:
     # -- reading ---------------------------------------------------------------------------
 
     async def alert_for_key(self, key: str) -> str | None:
-        """The alert id registered under idempotency ``key``."""
-        def read() -> str | None:
-            row = self.conn.execute("SELECT alert_id FROM idempotency WHERE key=?",
-                                    (key,)).fetchone()
-            return str(row[0]) if row else None
-        return await self._run(read)
+        """The alert id registered under idempotency ``key``.
+
+        Concurrent look-ups share one query (one hop to the store thread), like writes share
+        one transaction: under load every accepted alert asks this once.
+        """
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._lookups.append((key, future))
+        if self._lookup_task is None or self._lookup_task.done():
+            self._lookup_task = asyncio.create_task(self._look_up())
+        return await future
+
+    async def _look_up(self) -> None:
+        while self._lookups:
+            taken, self._lookups = self._lookups, []
+            keys = list({key for key, _ in taken})
+            try:
+                found = await self._run(self._keys_sync, keys)
+            except Exception as err:
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for key, future in taken:
+                if not future.done():
+                    future.set_result(found.get(key))
+
+    def _keys_sync(self, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update((str(k), str(a)) for k, a in self.conn.execute(
+                f"SELECT key, alert_id FROM idempotency WHERE key IN ({marks})",  # noqa: S608
+                chunk))
+        return found
 
     async def load_alert(self, alert_id: str) -> tuple[Alert, AlertStatus,
                                                         list[StoredDelivery]] | None:

@@ -196,6 +196,14 @@ class Provider(abc.ABC):
         """Status updates from a pushed callback payload (``ValidationError`` if malformed)."""
         raise NotImplementedError(f"{self.type} does not receive pushed status")
 
+    async def find_submitted(self, items: list[SubmittedItem]) -> Submission | None:
+        """After a crash mid-submission: which of ``items`` the provider already has.
+
+        Returns a :class:`Submission` of the items it has (the rest it never got), or raises
+        ``NotImplementedError`` when the API cannot tell.
+        """
+        raise NotImplementedError
+
     async def cancel(self, submission: Submission) -> bool:
         """Ask the provider to stop what it has not done yet; False if it cannot."""
         return False
