@@ -16,9 +16,6 @@ paths, e.g. ``http://127.0.0.1:8080/call/v1/MakeVoiceMessage``.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -28,6 +25,8 @@ from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
+
+from ._base import EmulatorServer, Failure, standalone_parser
 
 TOKEN_PARSE = "failed to parse token"
 TOKEN_CLAIMS = "error getting JWT Token claims"
@@ -77,7 +76,7 @@ class Call:
     forced: list[tuple[datetime, str]] = field(default_factory=list)
 
 
-class ExolveEmulator:
+class ExolveEmulator(EmulatorServer[ReceivedRequest]):
     """The Exolve Voice API, stateful, with a Python-side control API for tests."""
 
     def __init__(self, api_key: str = "exolve-test-key-0001", *, host: str = "127.0.0.1",
@@ -86,8 +85,8 @@ class ExolveEmulator:
                  trial: bool = False, confirmed_numbers: tuple[str, ...] = (),
                  media_ids: tuple[int, ...] = (1967, 1979), numeric_call_ids: bool = False,
                  error_style: str = "error") -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
-        self.host, self.port = host, port
         self._now = now or (lambda: datetime.now(UTC))
         self._offset = timedelta()
         self.burst, self.rate_window, self.retry_after = burst, rate_window, retry_after
@@ -98,37 +97,16 @@ class ExolveEmulator:
         self.customer_blocked = False      # 403 Customer is not in correct status
         self.customer_unreachable = False  # 500 error getting customer status
         self.delay = 0.0                   # seconds before each answer (slow provider)
-        self.requests: list[ReceivedRequest] = []
         self.voice_messages: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, Call] = {}
-        self._failures: list[tuple[str | None, int, str, int | None]] = []
-        self._recent: list[datetime] = []
         self._next_call = 701234567890
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def __aenter__(self) -> ExolveEmulator:
-        app = web.Application()
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """Every method as a POST under its real path."""
         for path, handler in self._routes().items():
-            app.router.add_post(path, handler)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        """Where the API is served (no path prefix, like https://api.exolve.ru)."""
-        return f"http://{self.host}:{self.port}"
+            router.add_post(path, handler)
 
     # -- control API ------------------------------------------------------------------------
 
@@ -143,7 +121,7 @@ class ExolveEmulator:
     def fail_next(self, status: int, message: str = "internal error", *, count: int = 1,
                   path: str | None = None, retry_after: int | None = None) -> None:
         """Answer the next ``count`` requests (to ``path``, if given) with ``status``."""
-        self._failures.extend([(path, status, message, retry_after)] * count)
+        self._failures.add(Failure(status, message, retry_after, path=path), count)
 
     def set_status(self, call_id: str | int, status: str) -> None:
         """Force a call's status from now on (e.g. ``modified`` or an unknown value)."""
@@ -163,8 +141,9 @@ class ExolveEmulator:
                 "/call/v1/MakeVoiceMessage": self._call_make,
                 "/call/v1/GetInfo": self._call_info}
 
-    def _error(self, status: int, message: str, retry_after: int | None = None) -> web.Response:
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    def _error(self, status: int, message: str,
+               retry_after: float | None = None) -> web.Response:
+        headers = self.retry_after_header(retry_after)
         if self.error_style == "text":
             return web.Response(status=status, text=message, headers=headers)
         body: dict[str, Any]
@@ -183,21 +162,15 @@ class ExolveEmulator:
             body: Any = json.loads(await request.text() or "null")
         except ValueError:
             body = None
-        self.requests.append(ReceivedRequest(request.path, auth, body))
+        self.remember(ReceivedRequest(request.path, auth, body))
         if self.delay:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.delay)
-        now = self.now()
-        if self.burst is not None:
-            window = timedelta(seconds=self.rate_window)
-            self._recent = [t for t in self._recent if now - t < window]
-            if len(self._recent) >= self.burst:
-                return None, self._error(429, "too many requests", self.retry_after)
-            self._recent.append(now)
-        for index, (path, status, message, retry_after) in enumerate(self._failures):
-            if path in (None, request.path):
-                del self._failures[index]
-                return None, self._error(status, message, retry_after)
+            await self.pause(self.delay)
+        wait = self._rate.admit(self.now().timestamp(), self.burst, self.rate_window)
+        if wait is not None:
+            return None, self._error(429, "too many requests", self.retry_after)
+        failure = self._failures.take(path=request.path)
+        if failure is not None:
+            return None, self._error(failure.status, failure.text, failure.retry_after)
         token = auth[7:] if auth and auth.startswith("Bearer ") else None
         if family == "call":
             if token != self.api_key:
@@ -339,9 +312,7 @@ class ExolveEmulator:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser = standalone_parser(__doc__)
     parser.add_argument("--api-key", default="exolve-test-key-0001")
     parser.add_argument("--trial", action="store_true", help="only confirmed numbers callable")
     parser.add_argument("--confirmed-number", action="append", default=[])
@@ -352,21 +323,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--error-style", default="error",
                         choices=["error", "grpc", "nested", "text"])
     args = parser.parse_args(argv)
-
-    async def serve() -> None:
-        emulator = ExolveEmulator(
-            args.api_key, host=args.host, port=args.port, burst=args.burst,
-            rate_window=args.rate_window, trial=args.trial,
-            confirmed_numbers=tuple(args.confirmed_number),
-            media_ids=tuple(args.media_id) or (1967, 1979),
-            numeric_call_ids=args.numeric_call_ids, error_style=args.error_style)
-        async with emulator:
-            print(f"Exolve emulator on {emulator.base_url} (media ids "
-                  f"{sorted(emulator.media_ids)}); Ctrl-C to stop", flush=True)
-            await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    emulator = ExolveEmulator(
+        args.api_key, host=args.host, port=args.port, burst=args.burst,
+        rate_window=args.rate_window, trial=args.trial,
+        confirmed_numbers=tuple(args.confirmed_number),
+        media_ids=tuple(args.media_id) or (1967, 1979),
+        numeric_call_ids=args.numeric_call_ids, error_style=args.error_style)
+    emulator.run_standalone(f"Exolve emulator on {{url}} (media ids "
+                            f"{sorted(emulator.media_ids)}); Ctrl-C to stop")
 
 
 if __name__ == "__main__":

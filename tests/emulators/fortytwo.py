@@ -17,8 +17,6 @@ Standalone: ``python -m tests.emulators.fortytwo --port 8042 --token T`` (advanc
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import itertools
 import json
@@ -31,6 +29,8 @@ from typing import Any
 
 import httpx
 from aiohttp import web
+
+from ._base import EmulatorServer, Failure, standalone_parser
 
 QUEUED = "Job has been queued, Please check the progress via the HTTP Postbacks"
 MESSAGES: dict[int, str] = {
@@ -121,7 +121,7 @@ class Received:
     body: Any
 
 
-class FortytwoVoiceEmulator:
+class FortytwoVoiceEmulator(EmulatorServer[Received]):
     """The Fortytwo voice API on a free loopback port; ``async with`` starts and stops it."""
 
     def __init__(self, token: str = "0b9f6c3e-2f4e-4b1e-9a7c-5d8e1f2a3b4c", *,
@@ -132,41 +132,27 @@ class FortytwoVoiceEmulator:
                  tts_text_max: int | None = None, max_body: int = 1024 * 1024,
                  default_callback_url: str | None = None, host: str = "127.0.0.1",
                  port: int = 0) -> None:
+        super().__init__(host=host, port=port, max_body=max_body)
         self.token, self.path, self.now = token, path.rstrip("/"), now
         self.max_destinations, self.burst, self.window = max_destinations, burst, window
         self.retry_after, self.test_account_number = retry_after, test_account_number
         self.menu_number, self.keypress, self.tts_text_max = menu_number, keypress, tts_text_max
-        self.default_callback_url, self.max_body = default_callback_url, max_body
-        self.host, self.port = host, port
+        self.default_callback_url = default_callback_url
         self.duplicates = self.out_of_order = True
-        self.requests: list[Received] = []
         self.jobs: dict[str, Job] = {}
         self.callbacks: list[tuple[str, dict[str, Any], int]] = []
         self.audio_failures: dict[str, int] = {}   # audio URL -> -106 ... -110
-        self._failures: list[tuple[int, int | None]] = []  # (HTTP status, response code)
-        self._slow: list[float] = []
-        self._window_start, self._window_count = 0.0, 0
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
         self._client: httpx.AsyncClient | None = None
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (the adapter's ``base_url``)."""
-        return f"http://{self.host}:{self.port}"
 
     # -- control API -------------------------------------------------------------------------
     def fail_next(self, status: int = 500, count: int = 1) -> None:
         """Answer the next ``count`` requests with HTTP ``status`` (e.g. 500, 503)."""
-        self._failures += [(status, None)] * count
+        self._failures.add(Failure(status), count)
 
     def answer_next_code(self, code: int, count: int = 1) -> None:
         """Answer the next ``count`` jobs with response code ``code`` (HTTP 403)."""
-        self._failures += [(403, code)] * count
-
-    def slow_next(self, seconds: float, count: int = 1) -> None:
-        """Delay the next ``count`` answers by ``seconds`` of real time."""
-        self._slow += [seconds] * count
+        self._failures.add(Failure(403, code=code), count)
 
     async def advance(self) -> list[tuple[str, dict[str, Any], int]]:
         """Move every open call one step and POST its postbacks; returns what was sent."""
@@ -186,43 +172,36 @@ class FortytwoVoiceEmulator:
         return response.status_code
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def __aenter__(self) -> FortytwoVoiceEmulator:
-        app = web.Application(client_max_size=self.max_body)
-        app.router.add_post(self.path, self._job)
-        app.router.add_get(self.path + "/status/{job}", self._job_status)
-        app.router.add_get(self.path + "/message/{message}", self._message_status)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        self._client = httpx.AsyncClient(timeout=5.0)
-        return self
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """The job endpoint and the two emulator-only status routes below ``path``."""
+        router.add_post(self.path, self._job)
+        router.add_get(self.path + "/status/{job}", self._job_status)
+        router.add_get(self.path + "/message/{message}", self._message_status)
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def start(self) -> None:
+        """Start serving, with the HTTP client that sends postbacks."""
+        await super().start()
+        self._client = httpx.AsyncClient(timeout=5.0)
+
+    async def close(self) -> None:
+        """Stop serving and sending postbacks."""
         if self._client is not None:
             await self._client.aclose()
-        if self._runner is not None:
-            await self._runner.cleanup()
+            self._client = None
+        await super().close()
 
     # -- HTTP --------------------------------------------------------------------------------
     async def _gate(self, request: web.Request) -> web.Response | None:
         """Everything before the body: faults, slowness, throttling, the token."""
-        if self._slow:
-            await asyncio.sleep(self._slow.pop(0))
-        if self._failures and self._failures[0][1] is None:
-            status = self._failures.pop(0)[0]
-            return web.Response(status=status, text="Server Error" if status == 500
-                                else "Service Unavailable")
-        if self.burst is not None:
-            now = self.now()
-            if now - self._window_start >= self.window:
-                self._window_start, self._window_count = now, 0
-            self._window_count += 1
-            if self._window_count > self.burst:
-                return web.json_response({"message": "Too many requests (Throttling)"},
-                                         status=429,
-                                         headers={"Retry-After": str(self.retry_after)})
+        await self.pause()
+        failure = self._failures.peek()
+        if failure is not None and failure.code is None:
+            self._failures.take()
+            return web.Response(status=failure.status, text="Server Error"
+                                if failure.status == 500 else "Service Unavailable")
+        if self._rate.admit(self.now(), self.burst, self.window) is not None:
+            return web.json_response({"message": "Too many requests (Throttling)"}, status=429,
+                                     headers=self.retry_after_header(self.retry_after))
         if request.headers.get("Authorization", "") != f"Token {self.token}":
             return _envelope(401, -50, MESSAGES[-50])
         return None
@@ -233,16 +212,17 @@ class FortytwoVoiceEmulator:
             body: Any = json.loads(raw)
         except ValueError:
             body = raw.decode(errors="replace")
-        self.requests.append(Received(request.method, request.path, dict(request.headers), body))
+        self.remember(Received(request.method, request.path, dict(request.headers), body))
         refused = await self._gate(request)
         if refused is not None:
             return refused
         if "application/json" not in request.headers.get("Content-Type", ""):
             return web.Response(status=415, text="Unsupported Media Type")
         client_job = body.get("job_id") if isinstance(body, dict) else None
-        if self._failures:
-            code = self._failures.pop(0)[1]
-            assert code is not None
+        failure = self._failures.take()
+        if failure is not None:
+            assert isinstance(failure.code, int)
+            code = failure.code
             text = MESSAGES[code].format("a forced failure")
             return _envelope(403, code, text, client_job)
         try:
@@ -466,25 +446,19 @@ def _envelope(status: int, code: int, description: str,
     return web.json_response(body, status=status)
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    async with FortytwoVoiceEmulator(args.token, port=args.port, burst=args.burst) as emulator:
-        print(f"Fortytwo voice emulator: POST {emulator.base_url}{emulator.path}")
-        while True:
-            await asyncio.sleep(args.step)
-            await emulator.advance()
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8042)
+    parser = standalone_parser(__doc__, port=8042)
     parser.add_argument("--token", "--password", dest="token",
                         default="0b9f6c3e-2f4e-4b1e-9a7c-5d8e1f2a3b4c")
     parser.add_argument("--user", help="ignored (Fortytwo authenticates by token only)")
     parser.add_argument("--burst", type=int, default=None, help="requests per second before 429")
     parser.add_argument("--step", type=float, default=3.0, help="seconds between call steps")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(parser.parse_args()))
+    args = parser.parse_args(argv)
+    emulator = FortytwoVoiceEmulator(args.token, host=args.host, port=args.port,
+                                     burst=args.burst)
+    emulator.run_standalone(f"Fortytwo voice emulator: POST {{url}}{emulator.path}",
+                  tick=emulator.advance, every=args.step)
 
 
 if __name__ == "__main__":

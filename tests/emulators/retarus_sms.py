@@ -18,11 +18,8 @@ Standalone: ``python -m tests.emulators.retarus_sms --port 8080 --user U --passw
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import bisect
-import contextlib
 import itertools
 import json
 import re
@@ -34,6 +31,8 @@ from typing import Any
 from aiohttp import web
 
 from alertline.clock import Clock, SystemClock
+
+from ._base import EmulatorServer, Failure, standalone_parser
 
 PREFIX = "/rest/v1"
 MAX_RECIPIENTS = 3000
@@ -113,100 +112,59 @@ class ReceivedRequest:
 
 
 @dataclass(slots=True)
-class _Failure:
-    status: int
-    method: str | None
-    path: str | None
-    retry_after: float | None
-
-
-@dataclass(slots=True)
 class _State:
     jobs: dict[str, Job] = field(default_factory=dict)
     times: list[datetime] = field(default_factory=list)   # receipt times, ascending
     order: list[str] = field(default_factory=list)        # job ids in the same order
     duplicates: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     duplicate_expiry: deque[tuple[datetime, str]] = field(default_factory=deque)
-    recent_posts: deque[datetime] = field(default_factory=deque)
-    failures: deque[_Failure] = field(default_factory=deque)
-    delays: deque[float] = field(default_factory=deque)
-    requests: list[ReceivedRequest] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
 
 
-class RetarusSmsEmulator:
+class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
     """A stateful, in-process Retarus SMS REST v1 server for tests, manual trials and benchmarks."""
+
+    prefix = PREFIX
 
     def __init__(self, *, user: str = "user", password: str = "secret", host: str = "127.0.0.1",
                  port: int = 0, clock: Clock | None = None, step_seconds: float | None = 1.0,
                  burst: int | None = None, window: float = 10.0, retry_after: float | None = None,
                  error_bodies: bool = False, list_format: str = "objects",
                  default_invalid_characters: str = "TRANSLITERATE", record: bool = True) -> None:
-        self.user, self.password, self.host, self.port = user, password, host, port
+        super().__init__(host=host, port=port, record=record, max_body=16 * 1024 * 1024)
+        self.user, self.password = user, password
         self.clock: Clock = clock or SystemClock()
         self.step_seconds = step_seconds
         self.burst, self.window, self.retry_after = burst, window, retry_after
         self.error_bodies = error_bodies
         self.list_format = list_format  # "objects", "strings" or "reports"
         self.default_invalid_characters = default_invalid_characters
-        self.record = record
         self.outcomes = dict(OUTCOMES)
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._state = _State()
         self._ids = itertools.count(1)
-        self._released = asyncio.Event()
-        self._runner: web.AppRunner | None = None
 
-    # --- lifecycle -------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Start serving; ``port=0`` picks a free port."""
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_post(f"{PREFIX}/jobs", self._post_job)
-        app.router.add_get(f"{PREFIX}/jobs", self._list_jobs)
-        app.router.add_get(f"{PREFIX}/jobs/{{job_id}}", self._get_job)
-        app.router.add_get(f"{PREFIX}/sms", self._get_sms)
-        app.router.add_get(f"{PREFIX}/version", self._version)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def close(self) -> None:
-        """Stop serving (slow answers still waiting are released)."""
-        self._released.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> RetarusSmsEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """The URL adapters are configured with, including ``/rest/v1``."""
-        return f"http://{self.host}:{self.port}{PREFIX}"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """``/jobs``, ``/jobs/{jobId}``, ``/sms`` and ``/version`` under ``/rest/v1``."""
+        router.add_post(f"{PREFIX}/jobs", self._post_job)
+        router.add_get(f"{PREFIX}/jobs", self._list_jobs)
+        router.add_get(f"{PREFIX}/jobs/{{job_id}}", self._get_job)
+        router.add_get(f"{PREFIX}/sms", self._get_sms)
+        router.add_get(f"{PREFIX}/version", self._version)
 
     # --- control API for tests ---------------------------------------------------------------
     @property
     def jobs(self) -> dict[str, Job]:
         """Accepted jobs by id."""
         return self._state.jobs
-
-    @property
-    def requests(self) -> list[ReceivedRequest]:
-        """Every request received, in order (when ``record`` is on)."""
-        return self._state.requests
 
     def count(self, method: str, route: str) -> int:
         """Requests that hit ``route``: ``("POST", "/jobs")``, ``("GET", "/jobs/{id}")``..."""
@@ -215,12 +173,7 @@ class RetarusSmsEmulator:
     def fail_next(self, status: int = 500, *, count: int = 1, method: str | None = None,
                   path: str | None = None, retry_after: float | None = None) -> None:
         """Answer the next ``count`` matching requests with ``status`` (after the auth check)."""
-        for _ in range(count):
-            self._state.failures.append(_Failure(status, method, path, retry_after))
-
-    def slow_next(self, seconds: float, *, count: int = 1) -> None:
-        """Delay the answer (not the processing) of the next ``count`` requests."""
-        self._state.delays.extend([seconds] * count)
+        self._failures.add(Failure(status, "injected failure", retry_after, method, path), count)
 
     def advance(self, job_id: str | None = None, steps: int = 1) -> None:
         """Move one job (or every job) ``steps`` stages on, without waiting."""
@@ -266,7 +219,9 @@ class RetarusSmsEmulator:
         try:
             if request.headers.get("Authorization") != self._auth:
                 raise _Reject(401, "Authentication failed")
-            self._injected_failure(request.method, route)
+            failure = self._failures.take(request.method, route)
+            if failure is not None:
+                raise _Reject(failure.status, failure.text, failure.retry_after)
             if request.method == "POST":
                 self._rate_limit()
                 try:
@@ -276,40 +231,26 @@ class RetarusSmsEmulator:
             status, payload = handle(request, body)
         except _Reject as rejection:
             status = rejection.status
-            if status == 429 and self.retry_after is not None:
-                headers["Retry-After"] = str(int(self.retry_after))
-            if isinstance(rejection, _Injected) and rejection.retry_after is not None:
-                headers["Retry-After"] = str(int(rejection.retry_after))
+            retry_after = rejection.retry_after
+            if retry_after is None and status == 429 and self.retry_after is not None:
+                retry_after = int(self.retry_after)
+            headers = self.retry_after_header(retry_after)
             if self.error_bodies:
                 payload = {"code": status, "message": rejection.detail}
         self._state.counts[f"{request.method} {route}"] += 1
         if self.record:
             peer = request.transport.get_extra_info("peername") if request.transport else None
-            self._state.requests.append(ReceivedRequest(
+            self.remember(ReceivedRequest(
                 request.method, request.path, dict(request.query), body, status,
                 peer[1] if peer else None))
-        if self._state.delays:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self._state.delays.popleft())
+        await self.pause()
         if payload is None:
             return web.Response(status=status, headers=headers)
         return web.json_response(payload, status=status, headers=headers)
 
-    def _injected_failure(self, method: str, route: str) -> None:
-        for failure in self._state.failures:
-            if failure.method in (None, method) and failure.path in (None, route):
-                self._state.failures.remove(failure)
-                raise _Injected(failure.status, "injected failure", failure.retry_after)
-
     def _rate_limit(self) -> None:
-        if self.burst is None:
-            return
-        now, recent = self.clock.now(), self._state.recent_posts
-        while recent and (now - recent[0]).total_seconds() >= self.window:
-            recent.popleft()
-        if len(recent) >= self.burst:
+        if self._rate.admit(self.clock.now().timestamp(), self.burst, self.window) is not None:
             raise _Reject(429, "Too many requests in the last 10 seconds (retry later)")
-        recent.append(now)
 
     def _create_job(self, _request: web.Request, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -486,12 +427,6 @@ class RetarusSmsEmulator:
                 f"-0emu{next(self._ids):014d}")
 
 
-class _Injected(_Reject):
-    def __init__(self, status: int, detail: str, retry_after: float | None) -> None:
-        super().__init__(status, detail)
-        self.retry_after = retry_after
-
-
 def _ts(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
@@ -520,29 +455,18 @@ def _iso(when: datetime) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone until interrupted; jobs advance on real time."""
-    parser = argparse.ArgumentParser(description="Retarus SMS REST v1 emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--user", default="user")
-    parser.add_argument("--password", default="secret")
+    parser = standalone_parser("Retarus SMS REST v1 emulator", login=True)
     parser.add_argument("--step", type=float, default=5.0, help="seconds per recipient stage")
     parser.add_argument("--burst", type=int, default=None, help="jobs per window before 429")
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--error-bodies", action="store_true", help='{"code","message"} bodies')
     parser.add_argument("--no-record", action="store_true", help="do not keep every request")
     args = parser.parse_args(argv)
-
-    async def serve() -> None:
-        emulator = RetarusSmsEmulator(
-            user=args.user, password=args.password, host=args.host, port=args.port,
-            step_seconds=args.step, burst=args.burst, window=args.window,
-            error_bodies=args.error_bodies, record=not args.no_record)
-        async with emulator:
-            print(f"Retarus SMS REST v1 emulator on {emulator.base_url}", flush=True)
-            await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    emulator = RetarusSmsEmulator(
+        user=args.user, password=args.password, host=args.host, port=args.port,
+        step_seconds=args.step, burst=args.burst, window=args.window,
+        error_bodies=args.error_bodies, record=not args.no_record)
+    emulator.run_standalone("Retarus SMS REST v1 emulator on {url}")
 
 
 if __name__ == "__main__":

@@ -15,23 +15,22 @@ Standalone: ``python -m tests.emulators.retarus_sms_http --port 8080 --user U --
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import itertools
 import math
 import re
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
+
 from alertline.clock import Clock, SystemClock
+
+from ._base import EmulatorServer, Failure, standalone_parser
+from .retarus_sms import SENDER_RE
 
 PREFIX = "/httpsimple/v1"
 
-# Sender id rule of Retarus REST options.src (PROVIDERS.md A/B): Java regex, \p{Punct} = ASCII punct
-SENDER_RE = re.compile(r"(\+|)[0-9]{1,20}|[a-zA-Z0-9 !\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,11}")
+# the sender id rule (SENDER_RE) is the REST interface's options.src rule (PROVIDERS.md A/B)
 DST_RE = re.compile(r"(\+|00)?[0-9]{3,20}")
 DN_VALUES = {"true": True, "false": False, "on": True, "off": False, "yes": True, "no": False,
              "1": True, "0": False}
@@ -119,35 +118,19 @@ class ReceivedRequest:
         return {**self.query, **self.body}
 
 
-@dataclass(slots=True)
-class _Failure:
-    status: int
-    path: str | None
-    body: str
-    retry_after: float | None
-
-
-@dataclass(slots=True)
-class _State:
-    jobs: dict[str, Job] = field(default_factory=dict)
-    requests: list[ReceivedRequest] = field(default_factory=list)
-    failures: deque[_Failure] = field(default_factory=deque)
-    delays: deque[float] = field(default_factory=deque)
-    recent: deque[float] = field(default_factory=deque)
-
-
-class RetarusSmsHttpEmulator:
+class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
     """A stateful, in-process Retarus HTTP Simple server for tests and manual trials."""
+
+    prefix = PREFIX
 
     def __init__(self, *, user: str = "user", password: str = "secret",
                  host: str = "127.0.0.1", port: int = 0, clock: Clock | None = None,
                  step_seconds: float | None = 1.0, burst: int | None = None,
                  window: float = 10.0, answer_format: str = "text", error_bodies: bool = False,
                  unknown_job_status: int = 404, unknown_job_body: str = "unknown job") -> None:
+        super().__init__(host=host, port=port)
         self.user = user
         self.password = password
-        self.host = host
-        self.port = port
         self.clock: Clock = clock or SystemClock()
         self.step_seconds = step_seconds
         self.burst = burst
@@ -156,62 +139,19 @@ class RetarusSmsHttpEmulator:
         self.error_bodies = error_bodies
         self.unknown_job_status = unknown_job_status
         self.unknown_job_body = unknown_job_body
-        self._state = _State()
+        self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
-        self._released = asyncio.Event()
-        self._runner: web.AppRunner | None = None
 
-    # --- lifecycle -------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Start serving; ``port=0`` picks a free port."""
-        app = web.Application()
-        app.router.add_post(f"{PREFIX}/sms", self._send_sms)
-        app.router.add_get(f"{PREFIX}/reports", self._report)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def close(self) -> None:
-        """Stop serving (slow requests still waiting are released)."""
-        self._released.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> RetarusSmsHttpEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """The URL adapters are configured with, including the ``/httpsimple/v1`` prefix."""
-        return f"http://{self.host}:{self.port}{PREFIX}"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """``POST /sms`` and ``GET /reports`` under ``/httpsimple/v1``."""
+        router.add_post(f"{PREFIX}/sms", self._send_sms)
+        router.add_get(f"{PREFIX}/reports", self._report)
 
     # --- control API for tests ---------------------------------------------------------------
-    @property
-    def jobs(self) -> dict[str, Job]:
-        """Accepted jobs by id."""
-        return self._state.jobs
-
-    @property
-    def requests(self) -> list[ReceivedRequest]:
-        """Every request received, in order."""
-        return self._state.requests
-
     def fail_next(self, status: int = 500, *, count: int = 1, path: str | None = None,
                   body: str = "", retry_after: float | None = None) -> None:
         """Answer the next ``count`` requests (to ``path``, e.g. "/sms") with ``status``."""
-        for _ in range(count):
-            self._state.failures.append(_Failure(status, path, body, retry_after))
-
-    def slow_next(self, seconds: float, *, count: int = 1) -> None:
-        """Delay the next ``count`` answers by up to ``seconds`` (released early on close)."""
-        self._state.delays.extend([seconds] * count)
+        self._failures.add(Failure(status, body, retry_after, path=path), count)
 
     def advance(self, job_id: str | None = None, steps: int = 1) -> None:
         """Move one job (or every job) ``steps`` stages forward."""
@@ -282,18 +222,13 @@ class RetarusSmsHttpEmulator:
     async def _admit(self, request: web.Request) -> tuple[dict[str, str], web.Response | None]:
         """Record the request, then apply injected delays/failures, rate limit and auth."""
         received = await self._receive(request)
-        self.requests.append(received)
+        self.remember(received)
         params = received.params
-        if self._state.delays:
-            delay = self._state.delays.popleft()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), timeout=delay)
-        subpath = request.path.removeprefix(PREFIX)
-        for failure in list(self._state.failures):
-            if failure.path in (None, subpath):
-                self._state.failures.remove(failure)
-                return params, self._error(failure.status, failure.body, failure.retry_after,
-                                           explicit=True)
+        await self.pause()
+        failure = self._failures.take(path=request.path.removeprefix(PREFIX))
+        if failure is not None:
+            return params, self._error(failure.status, failure.text, failure.retry_after,
+                                       explicit=True)
         limited = self._rate_limited()
         if limited is not None:
             return params, limited
@@ -316,17 +251,10 @@ class RetarusSmsHttpEmulator:
                                dict(request.query), body, kind)
 
     def _rate_limited(self) -> web.Response | None:
-        if self.burst is None:
+        wait = self._rate.admit(self.clock.now().timestamp(), self.burst, self.window)
+        if wait is None:
             return None
-        now = self.clock.now().timestamp()
-        recent = self._state.recent
-        while recent and recent[0] <= now - self.window:
-            recent.popleft()
-        if len(recent) >= self.burst:
-            wait = max(1.0, math.ceil(recent[0] + self.window - now))
-            return self._error(429, REASONS[429], retry_after=wait)
-        recent.append(now)
-        return None
+        return self._error(429, REASONS[429], retry_after=max(1.0, math.ceil(wait)))
 
     @staticmethod
     def _invalid_sms(params: dict[str, str]) -> str | None:
@@ -350,7 +278,7 @@ class RetarusSmsHttpEmulator:
 
     def _error(self, status: int, detail: str, retry_after: float | None = None,
                explicit: bool = False) -> web.Response:
-        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        headers = self.retry_after_header(retry_after)
         text = detail if explicit else (detail if self.error_bodies else "")
         return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
 
@@ -362,29 +290,18 @@ class RetarusSmsHttpEmulator:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone until interrupted; jobs advance on real time."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--user", default="user")
-    parser.add_argument("--password", default="secret")
+    parser = standalone_parser(__doc__, login=True)
     parser.add_argument("--step", type=float, default=5.0, help="seconds per job stage")
     parser.add_argument("--burst", type=int, default=None, help="requests per window before 429")
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="answer JSON instead of plain text")
     parser.add_argument("--error-bodies", action="store_true", help="short text in error bodies")
     args = parser.parse_args(argv)
-
-    async def serve() -> None:
-        emulator = RetarusSmsHttpEmulator(
-            user=args.user, password=args.password, host=args.host, port=args.port,
-            step_seconds=args.step, burst=args.burst, window=args.window,
-            answer_format="json" if args.json else "text", error_bodies=args.error_bodies)
-        async with emulator:
-            print(f"Retarus SMS HTTP Simple emulator on {emulator.base_url}", flush=True)
-            await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    emulator = RetarusSmsHttpEmulator(
+        user=args.user, password=args.password, host=args.host, port=args.port,
+        step_seconds=args.step, burst=args.burst, window=args.window,
+        answer_format="json" if args.json else "text", error_bodies=args.error_bodies)
+    emulator.run_standalone("Retarus SMS HTTP Simple emulator on {url}")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ Standalone: ``python -m tests.emulators.retarus_voice --port 8080 --user U --pas
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import binascii
 import itertools
@@ -34,6 +32,8 @@ from aiohttp import web
 from lxml import etree
 
 from alertline.clock import Clock, ManualClock, SystemClock
+
+from ._base import EmulatorServer, Failure, standalone_parser
 
 PATH = "/soap/v3"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -89,15 +89,6 @@ class ReceivedRequest:
     headers: dict[str, str]
 
 
-@dataclass(slots=True)
-class _Failure:
-    status: int
-    times: int
-    fault: str | None = None  # soap faultcode, e.g. "Server"; None = plain HTTP error
-    message: str = "Service temporarily unavailable"
-    retry_after: float | None = None
-
-
 class _Fault(Exception):
     def __init__(self, message: str, code: str, kind: str = "Client") -> None:
         super().__init__(message)
@@ -144,48 +135,31 @@ def _period_start(text: str, *, daily: bool) -> tuple[bool, datetime | None]:
     return True, _timestamp(parts[0]) if kinds[0] == "t" else None
 
 
-class RetarusVoiceEmulator:
+class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
     """A stateful Retarus Voice SOAP v3 service on 127.0.0.1 (``async with``)."""
+
+    prefix = PATH
 
     def __init__(self, user: str = "user", password: str = "secret", *, port: int = 0,
                  clock: Clock | None = None, burst: int = 100, window: float = 10.0,
-                 step_seconds: float = 10.0, max_body: int = 1024 * 1024) -> None:
-        self.user, self.password, self.port = user, password, port
+                 step_seconds: float = 10.0, max_body: int = 1024 * 1024,
+                 host: str = "127.0.0.1") -> None:
+        super().__init__(host=host, port=port, max_body=max_body)
+        self.user, self.password = user, password
         self.clock: Clock = clock or ManualClock()
         self.burst, self.window, self.step = burst, window, timedelta(seconds=step_seconds)
-        self.max_body = max_body
         self.jobs: dict[str, Job] = {}
-        self.requests: list[ReceivedRequest] = []
         self.wsdl_requests = 0
         self.wsdl_status = 200  # anything else: the WSDL is unavailable
         self.extra_report_fields: dict[str, str] = {}  # elements the WSDL does not know
         self._offset = timedelta()
-        self._failures: list[_Failure] = []
-        self._delays: list[float] = []
-        self._hits: list[datetime] = []
         self._numbers = itertools.count(1)
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def __aenter__(self) -> RetarusVoiceEmulator:
-        app = web.Application(client_max_size=self.max_body)
-        app.router.add_get(PATH, self._get)
-        app.router.add_post(PATH, self._post)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        """The SOAP endpoint address."""
-        return f"http://127.0.0.1:{self.port}{PATH}"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """The WSDL (``GET ?wsdl``) and the SOAP endpoint (``POST``) at ``/soap/v3``."""
+        router.add_get(PATH, self._get)
+        router.add_post(PATH, self._post)
 
     # -- test controls -------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -199,16 +173,16 @@ class RetarusVoiceEmulator:
     def fail_next(self, status: int = 503, times: int = 1, *, retry_after: float | None = None,
                   message: str = "Service temporarily unavailable") -> None:
         """Answer the next ``times`` SOAP calls with a plain HTTP error."""
-        self._failures.append(_Failure(status, times, None, message, retry_after))
+        self._failures.add(Failure(status, message, retry_after), times)
 
     def fault_next(self, kind: str = "Server", message: str = "Internal error",
                    times: int = 1) -> None:
         """Answer the next ``times`` SOAP calls with a ``soap:<kind>`` fault (HTTP 500)."""
-        self._failures.append(_Failure(500, times, kind, message))
+        self._failures.add(Failure(500, message, code=kind), times)
 
     def delay_next(self, seconds: float, times: int = 1) -> None:
         """Make the next ``times`` SOAP calls answer only after ``seconds`` of real time."""
-        self._delays.extend([seconds] * times)
+        self.slow_next(seconds, times)
 
     def set_status(self, job_id: str, recipient_id: str, status: str, text: str = "",
                    state: str | None = None) -> None:
@@ -236,29 +210,22 @@ class RetarusVoiceEmulator:
         return web.Response(text=text, content_type="text/xml")
 
     async def _post(self, request: web.Request) -> web.Response:
-        if self._delays:
-            await asyncio.sleep(self._delays.pop(0))
-        if self._failures:
-            failure = self._failures[0]
-            failure.times -= 1
-            if failure.times <= 0:
-                self._failures.pop(0)
-            if failure.fault:
-                return self._fault(_Fault(failure.message, "INTERNAL_ERROR", failure.fault))
-            headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after else {}
-            return web.Response(status=failure.status, text=failure.message, headers=headers)
-        now = self.now()
-        self._hits = [t for t in self._hits if now - t < timedelta(seconds=self.window)]
-        if len(self._hits) >= self.burst:
-            wait = self.window - (now - self._hits[0]).total_seconds()
+        await self.pause()
+        failure = self._failures.take()
+        if failure is not None:
+            if failure.code:
+                return self._fault(_Fault(failure.text, "INTERNAL_ERROR", str(failure.code)))
+            return web.Response(status=failure.status, text=failure.text,
+                                headers=self.retry_after_header(failure.retry_after or None))
+        wait = self._rate.admit(self.now().timestamp(), self.burst, self.window)
+        if wait is not None:
             return web.Response(status=429, text="Too many requests",
-                                headers={"Retry-After": f"{max(1, round(wait))}"})
-        self._hits.append(now)
+                                headers=self.retry_after_header(max(1, round(wait))))
         try:
             body = await request.read()
             operation, element = self._parse(body)
             fields = _to_data(element) if len(element) else {}
-            self.requests.append(ReceivedRequest(operation, fields, dict(request.headers)))
+            self.remember(ReceivedRequest(operation, fields, dict(request.headers)))
             answer = self._dispatch(operation, element, fields if isinstance(fields, dict) else {})
         except _Fault as fault:
             return self._fault(fault)
@@ -465,23 +432,14 @@ def etree_child(parent: Any, name: str, fields: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone on real time until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--user", default="user")
-    parser.add_argument("--password", default="secret")
+    parser = standalone_parser(__doc__, login=True)
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--step-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
-
-    async def serve() -> None:
-        async with RetarusVoiceEmulator(args.user, args.password, port=args.port,
-                                        clock=SystemClock(), burst=args.burst,
-                                        step_seconds=args.step_seconds) as emulator:
-            print(f"Retarus Voice SOAP emulator: {emulator.base_url} "
-                  f"(WSDL {emulator.base_url}?wsdl)", flush=True)
-            await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    emulator = RetarusVoiceEmulator(args.user, args.password, host=args.host, port=args.port,
+                                    clock=SystemClock(), burst=args.burst,
+                                    step_seconds=args.step_seconds)
+    emulator.run_standalone("Retarus Voice SOAP emulator: {url} (WSDL {url}?wsdl)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import voluptuous as vol
+
 from alertline.cli_exolve import add_exolve_parser, run_exolve
 from alertline.clock import ManualClock
 from alertline.errors import (
@@ -36,17 +37,11 @@ from alertline.providers._exolve_wire import (
 from alertline.providers.base import Batch, BatchItem, ProviderContext
 from alertline.providers.exolve_voice import ExolveVoiceProvider
 from alertline.redact import MASK
-
 from tests.emulators.exolve import ExolveEmulator
 
 API_KEY = "exolve-secret-key-0123456789"
 SOURCE = "74959999999"
 Factory = Callable[..., ExolveVoiceProvider]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

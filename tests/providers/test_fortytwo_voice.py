@@ -34,20 +34,9 @@ TEXT = "Water leak in the basement"
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 async def emulator(clock: ManualClock) -> AsyncIterator[FortytwoVoiceEmulator]:
     async with FortytwoVoiceEmulator(TOKEN, now=lambda: clock.now().timestamp()) as emu:
         yield emu
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @pytest.fixture

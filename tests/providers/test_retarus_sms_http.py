@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import voluptuous as vol
+
 from alertline.clock import ManualClock
 from alertline.errors import (
     AuthError,
@@ -29,7 +30,6 @@ from alertline.providers.retarus_sms_http import (
     RetarusSmsHttpProvider,
 )
 from alertline.redact import Redactor
-
 from tests.emulators.retarus_sms_http import RetarusSmsHttpEmulator
 
 USER = "acme-login"
@@ -40,20 +40,9 @@ Factory = Callable[..., RetarusSmsHttpProvider]
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 async def emu(clock: ManualClock) -> AsyncIterator[RetarusSmsHttpEmulator]:
     async with RetarusSmsHttpEmulator(user=USER, password=PASSWORD, clock=clock) as emulator:
         yield emulator
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @pytest.fixture

@@ -53,11 +53,6 @@ CALLER = "+4930901820"
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 async def emu(clock: ManualClock) -> AsyncIterator[RetarusVoiceEmulator]:
     async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock) as emulator:
         yield emulator

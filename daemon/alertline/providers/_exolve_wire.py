@@ -7,7 +7,6 @@ status vocabulary, whether ``call_id`` is a number or a string) is parsed tolera
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +17,7 @@ import httpx
 
 from ..errors import ProviderAnswerError
 from ..model import DeliveryState
-from ._http import first_present
+from ._http import default_error_message, first_present
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,27 +78,11 @@ def describe_error(response: httpx.Response) -> tuple[str | None, str | None]:
 
     The envelope is not documented: ``{"error": "..."}`` (hinted by the seed's 403 row),
     gRPC-gateway ``{"code": 3, "message": "..."}``, ``{"error": {"code", "message"}}`` and plain
-    text are all read. The provider's own message is kept verbatim.
+    text are all read (by the shared reader). The provider's own message is kept verbatim.
     """
-    body = response.text.strip()[:500]
-    code: str | None = None
-    message = body
-    try:
-        data: Any = json.loads(body) if body else None
-    except ValueError:
-        data = None
-    if isinstance(data, Mapping):
-        inner = data.get("error")
-        source: Mapping[str, Any] = inner if isinstance(inner, Mapping) else data
-        raw_code = first_present(source, "code", "error_code")
-        code = str(raw_code) if raw_code is not None else None
-        text = first_present(source, "message", "error", "description", "details")
-        if isinstance(text, str):
-            message = text
-    if not message:
-        return code, None
-    entry = explain(message)
-    if entry is not None and entry.english.lower() not in message.lower():
+    code, message = default_error_message(response)
+    entry = explain(message) if message else None
+    if message and entry is not None and entry.english.lower() not in message.lower():
         message = f"{message} ({entry.english})"
     return code, message
 

@@ -1,16 +1,23 @@
-"""Everything adapters share about HTTP: client, timeouts, retries with backoff, error mapping."""
+"""Everything adapters share about HTTP: client, timeouts, retries with backoff, error mapping.
+
+Also the transport options every adapter takes (``timeout``, ``retry_*``, ``poll_interval``,
+``tracking_deadline``), described once in :func:`transport_options`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import voluptuous as vol
 
 from ..clock import Clock, SystemClock
 from ..errors import (
@@ -23,27 +30,56 @@ from ..errors import (
     TransientError,
 )
 from ..model import utcnow
-from ..redact import Redactor, redact_text
+from ..redact import MASK, Redactor, redact_text
+
+if TYPE_CHECKING:
+    from .base import Capabilities, ProviderContext
 
 _LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class _UrlSecretFilter(logging.Filter):
-    """Masks credentials in httpx's own request log lines (query ``pass=``, URL userinfo)."""
+    """Masks credentials in httpx's own request log lines (query ``pass=``, URL userinfo).
+
+    Adapters whose URLs carry other credentials add their parameter names with
+    :func:`mask_query_params`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: set[str] = set()
+        self._params: re.Pattern[str] | None = None
+
+    def add(self, names: tuple[str, ...]) -> None:
+        """Also mask the values of the query parameters ``names``."""
+        self._names.update(name.lower() for name in names)
+        alternatives = "|".join(sorted(re.escape(name) for name in self._names))
+        self._params = re.compile(rf"(?i)\b({alternatives})=([^&\s\"']*)")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message with secrets masked."""
+        """Rewrite the record's message with secrets masked; never drops it."""
         message = record.getMessage()
         masked = redact_text(message)
+        if self._params is not None:
+            masked = self._params.sub(lambda m: f"{m.group(1)}={MASK}", masked)
         if masked != message:
             record.msg, record.args = masked, None
         return True
 
 
+_URL_FILTER = _UrlSecretFilter()
 for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).addFilter(_UrlSecretFilter())
+    logging.getLogger(_name).addFilter(_URL_FILTER)
+
+
+def mask_query_params(*names: str) -> None:
+    """Mask these query parameters (e.g. a login id sent as ``user=``) in httpx's log lines."""
+    _URL_FILTER.add(names)
+
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+DEFAULT_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +99,82 @@ class RetryPolicy:
         return float(raw * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
+_DEFAULT_RETRY = RetryPolicy()
+_WEEK = 7 * 86400.0
+
+
+def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float | None = None,
+                      deadline: float | None = None,
+                      retried: str = "429, 5xx and connection errors") -> dict[Any, Any]:
+    """The option markers every adapter shares, with the adapter's defaults.
+
+    ``poll_interval`` and ``deadline`` are left out when None (a push-only adapter does not poll).
+    The deadline is spelt ``tracking_deadline``; ``deadline`` stays accepted as an alias.
+    """
+    delay = vol.All(vol.Coerce(float), vol.Range(min=0, max=3600))
+    options: dict[Any, Any] = {
+        vol.Optional("timeout", default=timeout, description="seconds per HTTP request"):
+            vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3600)),
+        vol.Optional("retry_attempts", default=_DEFAULT_RETRY.attempts,
+                     description=f"attempts per request after {retried}"):
+            vol.All(vol.Coerce(int), vol.Range(min=1, max=20)),
+        vol.Optional("retry_base_delay", default=_DEFAULT_RETRY.base_delay,
+                     description="first retry wait in seconds; each further one doubles, "
+                     "with ±20 % jitter"): delay,
+        vol.Optional("retry_max_delay", default=_DEFAULT_RETRY.max_delay,
+                     description="longest retry wait in seconds (also caps a Retry-After)"):
+            delay,
+    }
+    if poll_interval is not None:
+        options[vol.Optional("poll_interval", default=poll_interval,
+                             description="seconds between status polls")] = \
+            vol.All(vol.Coerce(float), vol.Range(min=0.01, max=_WEEK))
+    if deadline is not None:
+        seconds = vol.All(vol.Coerce(float), vol.Range(min=1, max=_WEEK))
+        options[vol.Optional("tracking_deadline", default=deadline,
+                             description="seconds after which a delivery that is still not "
+                             "final counts as expired")] = seconds
+        options[vol.Optional("deadline", description="alias of tracking_deadline (wins when "
+                             "both are set)")] = seconds
+    return options
+
+
+def retry_policy(options: Mapping[str, Any]) -> RetryPolicy:
+    """The :class:`RetryPolicy` of an adapter's options (a missing one keeps its default)."""
+    return RetryPolicy(
+        attempts=int(options.get("retry_attempts", _DEFAULT_RETRY.attempts)),
+        base_delay=float(options.get("retry_base_delay", _DEFAULT_RETRY.base_delay)),
+        max_delay=float(options.get("retry_max_delay", _DEFAULT_RETRY.max_delay)))
+
+
+def tracking_deadline(options: Mapping[str, Any], default: float) -> float:
+    """The configured tracking deadline in seconds: ``deadline`` or ``tracking_deadline``."""
+    return float(options.get("deadline", options.get("tracking_deadline", default)))
+
+
+def tracking_capabilities(capabilities: Capabilities,
+                          options: Mapping[str, Any]) -> Capabilities:
+    """``capabilities`` with the configured ``poll_interval`` and tracking deadline."""
+    poll = float(options.get("poll_interval", capabilities.poll_interval))
+    return dataclasses.replace(
+        capabilities, poll_interval=poll,
+        max_poll_interval=max(capabilities.max_poll_interval, poll),
+        tracking_deadline=tracking_deadline(options, capabilities.tracking_deadline))
+
+
 ErrorMessage = Callable[[httpx.Response], tuple[str | None, str | None]]
+Classify = Callable[[httpx.Response], ProviderError | None]
+
+_CODE_KEYS = ("code", "error_code", "errorCode", "status_code", "status")
+_MESSAGE_KEYS = ("message", "error", "description", "reason", "details")
 
 
 def default_error_message(response: httpx.Response) -> tuple[str | None, str | None]:
-    """``(code, message)`` from a JSON error body such as ``{"code": 422, "message": "..."}``."""
+    """``(code, message)`` from an error body: JSON in its common shapes, else the plain text.
+
+    Read: ``{"code": 422, "message": "..."}`` and its spelling variants (``errorCode``,
+    ``error``, ``description``, ``reason``, ...), ``{"error": {"code", "message"}}``, plain text.
+    """
     body = response.text.strip()[:500]
     if not body:
         return None, None
@@ -75,12 +182,14 @@ def default_error_message(response: httpx.Response) -> tuple[str | None, str | N
         data = json.loads(body)
     except ValueError:
         return None, body
-    if isinstance(data, Mapping):
-        code = data.get("code", data.get("error_code", data.get("status_code")))
-        message = data.get("message", data.get("error", data.get("description")))
-        return (str(code) if code is not None else None,
-                str(message) if message is not None else body)
-    return None, body
+    if not isinstance(data, Mapping):
+        return None, body
+    inner = data.get("error")
+    source: Mapping[str, Any] = inner if isinstance(inner, Mapping) else data
+    code = first_present(source, *_CODE_KEYS)
+    message = first_present(source, *_MESSAGE_KEYS)
+    return (str(code) if code is not None else None,
+            str(message) if isinstance(message, str | int | float) else body)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -120,8 +229,66 @@ def error_for_status(provider: str, response: httpx.Response,
     return RejectedError(provider, text, code=code, status=status)
 
 
+def error_text(err: Exception, redactor: Redactor) -> str:
+    """An exception's message (its class name if it has none) with secrets masked."""
+    return redactor.text(str(err) or type(err).__name__)
+
+
+def transport_error(provider: str, err: httpx.HTTPError, redactor: Redactor) -> TransientError:
+    """The :class:`TransientError` for an exchange that failed below HTTP.
+
+    Its ``request_sent`` attribute says whether the provider may have received the request: a
+    request that may have been acted on is repeated only when it is idempotent.
+    """
+    text = error_text(err, redactor)
+    if isinstance(err, httpx.ConnectError):
+        error, sent = TransientError(provider, f"cannot connect: {text}"), False
+    elif isinstance(err, httpx.TimeoutException):
+        error = TransientError(provider, f"timed out: {text}")
+        sent = not isinstance(err, httpx.ConnectTimeout | httpx.PoolTimeout)
+    else:
+        error, sent = TransientError(provider, f"connection failed: {text}"), True
+    error.request_sent = sent  # type: ignore[attr-defined]
+    return error
+
+
+def _may_retry(err: ProviderError, idempotent: bool) -> bool:
+    if not err.retryable or getattr(err, "no_retry", False):
+        return False
+    return idempotent or not getattr(err, "request_sent", False)
+
+
+async def with_retries(provider: str, attempt: Callable[[int], Awaitable[_T]], *,
+                       retry: RetryPolicy, clock: Clock, redactor: Redactor,
+                       idempotent: bool, what: str | None = None) -> _T:
+    """``await attempt(n)`` until it succeeds; 429, 5xx and transport errors are retried.
+
+    The wait follows ``retry`` (a 429's ``Retry-After`` first) on ``clock``; an error whose
+    request may have reached the provider is repeated only when ``idempotent``.
+    """
+    number = 0
+    while True:
+        number += 1
+        try:
+            return await attempt(number)
+        except ProviderError as err:
+            if number >= retry.attempts or not _may_retry(err, idempotent):
+                raise
+            hint = err.retry_after if isinstance(err, RateLimitedError) else None
+            delay = retry.delay(number, hint)
+            _LOGGER.info("%s: %s%s; retry %d/%d in %.2fs", provider,
+                         f"{what} failed: " if what else "", redactor.text(str(err)), number,
+                         retry.attempts - 1, delay)
+            await clock.sleep(delay)
+
+
 class HttpApi:
-    """One provider's HTTP endpoint: the single choke point for requests, retries and errors."""
+    """One provider's HTTP endpoint: the single choke point for requests, retries and errors.
+
+    ``classify`` sees every response first: an error it returns is raised as the attempt's
+    outcome (and retried if retryable), None leaves the response to the status check. It is how
+    an adapter reads errors a provider reports inside a body (e.g. Fortytwo's ``result_info``).
+    """
 
     def __init__(
         self,
@@ -131,12 +298,13 @@ class HttpApi:
         client: httpx.AsyncClient | None = None,
         redactor: Redactor | None = None,
         clock: Clock | None = None,
-        timeout: float = 15.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         describe_error: ErrorMessage = default_error_message,
         reasons: Mapping[int, str] | None = None,
+        classify: Classify | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -150,8 +318,19 @@ class HttpApi:
         self._headers = dict(headers or {})
         self._describe = describe_error
         self._reasons = reasons
+        self._classify = classify
         if isinstance(auth, tuple):
             self.redactor.add(auth[1])
+
+    @classmethod
+    def for_context(cls, provider: str, base_url: str, context: ProviderContext,
+                    options: Mapping[str, Any], **settings: Any) -> HttpApi:
+        """An endpoint on the host's client, redactor and clock, with the adapter's ``timeout``
+        and ``retry_*`` options; ``settings`` are further constructor arguments."""
+        settings.setdefault("client", context.http)
+        return cls(provider, base_url, redactor=context.redactor, clock=context.clock,
+                   timeout=float(options.get("timeout", DEFAULT_TIMEOUT)),
+                   retry=retry_policy(options), **settings)
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (absolute URLs pass through)."""
@@ -175,55 +354,38 @@ class HttpApi:
         because the provider may already have acted on a POST that timed out.
         """
         safe_to_repeat = method.upper() in ("GET", "HEAD") if idempotent is None else idempotent
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def attempt(number: int) -> httpx.Response:
             if on_attempt is not None:
-                await on_attempt(attempt)
-            try:
-                return await self._send_once(method, path, expected, safe_to_repeat, **kwargs)
-            except (RateLimitedError, TransientError) as err:
-                if attempt >= self.retry.attempts or getattr(err, "no_retry", False):
-                    raise
-                hint = err.retry_after if isinstance(err, RateLimitedError) else None
-                delay = self.retry.delay(attempt, hint)
-                _LOGGER.info("%s: %s; retry %d/%d in %.2fs", self.provider,
-                             self.redactor.text(str(err)), attempt, self.retry.attempts - 1, delay)
-                await self._clock.sleep(delay)
+                await on_attempt(number)
+            return await self._send_once(method, path, expected, **kwargs)
+
+        return await with_retries(self.provider, attempt, retry=self.retry, clock=self._clock,
+                                  redactor=self.redactor, idempotent=safe_to_repeat)
 
     async def _send_once(self, method: str, path: str, expected: tuple[int, ...],
-                         safe_to_repeat: bool, **kwargs: Any) -> httpx.Response:
+                         **kwargs: Any) -> httpx.Response:
         headers = {**self._headers, **(kwargs.pop("headers", None) or {})}
-        url = self.url(path)
         try:
             response = await self._client.request(
-                method, url, headers=headers, auth=self._auth or httpx.USE_CLIENT_DEFAULT,
-                timeout=self._timeout, **kwargs)
-        except httpx.ConnectError as err:
-            raise TransientError(self.provider, f"cannot connect: {self._safe(err)}") from None
-        except httpx.TimeoutException as err:
-            error = TransientError(self.provider, f"timed out: {self._safe(err)}")
-            if not safe_to_repeat and not isinstance(err, httpx.ConnectTimeout | httpx.PoolTimeout):
-                error.no_retry = True  # type: ignore[attr-defined]
-            raise error from None
+                method, self.url(path), headers=headers,
+                auth=self._auth or httpx.USE_CLIENT_DEFAULT, timeout=self._timeout, **kwargs)
         except httpx.HTTPError as err:
-            error = TransientError(self.provider, f"connection failed: {self._safe(err)}")
-            if not safe_to_repeat:
-                error.no_retry = True  # type: ignore[attr-defined]
-            raise error from None
+            raise transport_error(self.provider, err, self.redactor) from None
         except RuntimeError as err:  # httpx raises this for a closed client
-            error = TransientError(self.provider, f"HTTP client unusable: {self._safe(err)}")
+            error = TransientError(self.provider,
+                                   f"HTTP client unusable: {error_text(err, self.redactor)}")
             error.no_retry = True  # type: ignore[attr-defined]
             raise error from None
         if len(response.content) > MAX_RESPONSE_BYTES:
             raise ProviderAnswerError(self.provider, "answer larger than the size limit")
+        refused = self._classify(response) if self._classify is not None else None
+        if refused is not None:
+            raise refused
         if response.status_code in expected:
             return response
         raise error_for_status(self.provider, response, self._describe, self._reasons,
                                self.redactor)
-
-    def _safe(self, err: Exception) -> str:
-        return self.redactor.text(str(err) or type(err).__name__)
 
     async def aclose(self) -> None:
         """Close the client if this object created it."""

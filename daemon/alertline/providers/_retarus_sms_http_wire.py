@@ -8,7 +8,6 @@ the answer bodies (PROVIDERS.md B): the job id may come as bare text or JSON, a 
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 import voluptuous as vol
 
 from ..errors import ProviderAnswerError
-from ..redact import MASK
 from ._http import first_present
 from ._retarus_status import PROCESS_STATUSES, STATUSES
 
@@ -47,7 +45,6 @@ _JOB_ID = re.compile(r"\bJ\.[0-9A-Za-z][0-9A-Za-z.\-]{5,}")
 _LABELLED_JOB_ID = re.compile(r"(?i)\bjob_?id\b\s*[:=]\s*\"?([^\s\"',;}]+)")
 _BARE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,99}")
 _UNKNOWN_JOB = re.compile(r"(?i)\b(unknown|not\s+found|no\s+such|does\s+not\s+exist)\b")
-_CREDENTIAL_PARAM = re.compile(r"(?i)\b(user|pass)=([^&\s\"']*)")
 
 Scrub = Callable[[str], str]
 
@@ -158,27 +155,3 @@ def _report_from_text(text: str) -> Report | None:
         return Report(process_status=token.upper(), status=status)
     bare = next((token.upper() for token in tokens if token.upper() in STATUSES), None)
     return Report(process_status=None, status=bare) if bare else None
-
-
-class _CredentialQueryFilter(logging.Filter):
-    """Masks ``user=``/``pass=`` query values in httpx's "HTTP Request: GET <url>" log lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message when it carries credentials; never drops it."""
-        message = record.getMessage()
-        if "=" in message:
-            scrubbed = _CREDENTIAL_PARAM.sub(lambda m: f"{m.group(1)}={MASK}", message)
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
-        return True
-
-
-_FILTER = _CredentialQueryFilter()
-
-
-def guard_http_logs() -> None:
-    """Install the credential filter on httpx's loggers once (``GET /reports`` URLs carry them)."""
-    for name in ("httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)

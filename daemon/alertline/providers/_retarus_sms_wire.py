@@ -6,19 +6,17 @@ appear only in the ``*_json`` / ``from_json`` functions of this module and of ``
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import voluptuous as vol
 
-from ..errors import ValidationError
 from ._http import first_present
+from ._retarus_common import one_of
 from ._retarus_status import normalise
 from .base import StatusUpdate, SubmittedItem
 
@@ -44,42 +42,6 @@ MAX_REF_LENGTH = 70          # customerRef / billcode: Go SDK says 70 ("recommen
 LIST_LIMIT_MAX = 1000
 LIST_RANGE_DAYS = 30
 JOB_ID_PATTERN = re.compile(r"J\..{18,38}")
-
-# Java: (\+|)[0-9]{1,20}|[a-zA-Z0-9\x20\p{Punct}]{1,11}   (retarus-go sms/job.go, spec §4.2)
-_SENDER_NUMERIC = re.compile(r"\+?[0-9]{1,20}")
-_SENDER_ALPHA = re.compile("[a-zA-Z0-9 " + re.escape(string.punctuation) + "]{1,11}")
-
-
-def check_sender(value: str, field_name: str = "sender") -> str:
-    """``value`` if it is a valid Retarus sender id, else :class:`ValidationError`."""
-    if _SENDER_NUMERIC.fullmatch(value) or _SENDER_ALPHA.fullmatch(value):
-        return value
-    raise ValidationError(
-        field_name,
-        f"invalid sender id {value!r}: use up to 20 digits (optional leading +) or up to "
-        "11 characters of a-z, A-Z, 0-9, space and punctuation")
-
-
-def sender_validator(value: Any) -> str:
-    """Voluptuous validator for a sender id."""
-    if not isinstance(value, str):
-        raise vol.Invalid("expected a string")
-    try:
-        return check_sender(value)
-    except ValidationError as err:
-        raise vol.Invalid(err.reason) from None
-
-
-def one_of(*allowed: str) -> Callable[[Any], str]:
-    """Voluptuous validator: one of ``allowed``, any case, returned in canonical spelling."""
-    canonical = {value.upper(): value for value in allowed}
-
-    def validate(value: Any) -> str:
-        if isinstance(value, str) and value.strip().upper() in canonical:
-            return canonical[value.strip().upper()]
-        raise vol.Invalid(f"expected one of {', '.join(allowed)}")
-
-    return validate
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -131,24 +93,6 @@ def validity_minutes(expires: datetime, now: datetime) -> int:
     """Minutes until ``expires``, rounded up and clamped to the documented 5..2880."""
     minutes = math.ceil((expires - now).total_seconds() / 60)
     return max(VALIDITY_MIN, min(VALIDITY_MAX, minutes))
-
-
-def describe_error(response: Any) -> tuple[str | None, str | None]:
-    """``(code, message)`` from an error answer: documented as empty, sometimes JSON or text."""
-    body = response.text.strip()[:500]
-    if not body:
-        return None, None
-    if body.startswith("{"):
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None, body
-        if isinstance(data, Mapping):
-            code = first_present(data, "code", "errorCode", "status")
-            message = first_present(data, "message", "error", "description", "reason")
-            return (str(code) if code is not None else None,
-                    str(message) if message is not None else body)
-    return None, body
 
 
 # ---- option schemas shared by the provider config and per-alert options -------------------

@@ -2,8 +2,8 @@
 
 zeep builds and parses the SOAP envelopes; HTTP goes through :class:`SoapTransport`, which keeps
 the shared httpx client untouched, never logs an envelope (it carries the password), limits the
-answer size and maps HTTP errors like ``_http.HttpApi``. :class:`SoapEndpoint` retries 429, 5xx,
-connection errors and Server faults with :class:`RetryPolicy` and the context clock.
+answer size and maps HTTP and transport errors like ``_http.HttpApi``. :class:`SoapEndpoint`
+retries 429, 5xx, connection errors and Server faults with the shared ``_http.with_retries``.
 """
 
 from __future__ import annotations
@@ -26,15 +26,9 @@ from zeep.transports import AsyncTransport
 from zeep.wsdl.utils import etree_to_string
 
 from ..clock import Clock
-from ..errors import (
-    ProviderAnswerError,
-    ProviderError,
-    RateLimitedError,
-    RejectedError,
-    TransientError,
-)
+from ..errors import ProviderAnswerError, ProviderError, RejectedError
 from ..redact import Redactor
-from ._http import RetryPolicy, error_for_status
+from ._http import RetryPolicy, error_for_status, error_text, transport_error, with_retries
 from ._retarus_voice_wire import BUNDLED_WSDL, OPERATIONS, fault_error
 
 _LOGGER = logging.getLogger(__name__)
@@ -101,17 +95,8 @@ class SoapTransport(AsyncTransport):
                     body += chunk
                     if len(body) > self.max_bytes:
                         raise self._too_big()
-        except httpx.ConnectError as err:
-            raise TransientError(self.provider, f"cannot connect: {self._safe(err)}") from None
-        except httpx.TimeoutException as err:
-            error = TransientError(self.provider, f"timed out: {self._safe(err)}")
-            error.request_sent = not isinstance(  # type: ignore[attr-defined]
-                err, httpx.ConnectTimeout | httpx.PoolTimeout)
-            raise error from None
         except httpx.HTTPError as err:
-            error = TransientError(self.provider, f"connection failed: {self._safe(err)}")
-            error.request_sent = True  # type: ignore[attr-defined]
-            raise error from None
+            raise transport_error(self.provider, err, self.redactor) from None
         _LOGGER.debug("%s: HTTP %d (%d bytes)", self.provider, response.status_code, len(body))
         if response.status_code != 200 and not _FAULT.search(body):
             answer = httpx.Response(response.status_code, headers=response.headers,
@@ -126,9 +111,6 @@ class SoapTransport(AsyncTransport):
         reply.headers.update(response.headers)
         reply.encoding = response.encoding
         return reply
-
-    def _safe(self, err: Exception) -> str:
-        return self.redactor.text(str(err) or type(err).__name__)
 
 
 def _is_envelope(body: bytes) -> bool:
@@ -193,7 +175,7 @@ class SoapEndpoint:
                                                    settings=self.settings), "live")
             except (ProviderError, httpx.HTTPError, zeep.exceptions.Error, ValueError,
                     OSError, LookupError) as err:
-                reason = self.redactor.text(str(err) or type(err).__name__)[:300]
+                reason = error_text(err, self.redactor)[:300]
                 _LOGGER.warning("%s: cannot use the WSDL at %s (%s); using the bundled copy",
                                 self.provider, self.redactor.text(self.wsdl_url), reason)
         client = _ZeepClient(io.BytesIO(bundled_wsdl()), transport=self.transport,
@@ -213,35 +195,24 @@ class SoapEndpoint:
     async def call(self, operation: str, *, idempotent: bool, **fields: Any) -> Any:
         """Call ``operation`` with ``fields``, retrying 429/5xx/Server faults with backoff."""
         service = await self.service()
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def attempt(_number: int) -> Any:
             try:
                 return await getattr(service, operation)(**fields)
-            except ProviderError as err:
-                error = err
             except zeep.exceptions.Fault as fault:
-                error = fault_error(self.provider, fault.code,
-                                    self.redactor.text(fault.message or ""), fault.detail,
-                                    auth_pattern=self.auth_pattern,
-                                    duplicate_pattern=self.duplicate_pattern)
+                raise fault_error(self.provider, fault.code,
+                                  self.redactor.text(fault.message or ""), fault.detail,
+                                  auth_pattern=self.auth_pattern,
+                                  duplicate_pattern=self.duplicate_pattern) from None
             except (zeep.exceptions.ValidationError, TypeError) as err:
                 raise RejectedError(self.provider, f"{operation}: request does not fit the "
-                                    f"service's schema: {self._safe(err)}") from None
+                                    f"service's schema: {error_text(err, self.redactor)}") from None
             except (zeep.exceptions.Error, ValueError) as err:
                 raise ProviderAnswerError(self.provider, f"{operation}: unreadable answer: "
-                                          f"{self._safe(err)[:300]}") from None
-            repeat_unsafe = getattr(error, "request_sent", False) and not idempotent
-            if (not error.retryable or repeat_unsafe or attempt >= self.retry.attempts):
-                raise error from None
-            hint = error.retry_after if isinstance(error, RateLimitedError) else None
-            delay = self.retry.delay(attempt, hint)
-            _LOGGER.info("%s: %s failed (%s); retry %d/%d in %.2fs", self.provider, operation,
-                         self.redactor.text(str(error)), attempt, self.retry.attempts - 1, delay)
-            await self.clock.sleep(delay)
+                                          f"{error_text(err, self.redactor)[:300]}") from None
 
-    def _safe(self, err: Exception) -> str:
-        return self.redactor.text(str(err) or type(err).__name__)
+        return await with_retries(self.provider, attempt, retry=self.retry, clock=self.clock,
+                                  redactor=self.redactor, idempotent=idempotent, what=operation)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this endpoint created it."""

@@ -36,7 +36,7 @@ from ._exolve_wire import (
     parse_voice_message,
     parse_voice_message_list,
 )
-from ._http import HttpApi, RetryPolicy, first_present, json_object
+from ._http import HttpApi, first_present, json_object, tracking_capabilities, transport_options
 from .base import (
     Batch,
     Capabilities,
@@ -65,7 +65,6 @@ _STATES = [s.value for s in DeliveryState if s not in (DeliveryState.PENDING,
                                                           DeliveryState.REJECTED)]
 _number = vol.All(str, vol.Match(r"^\+?\d{9,15}$",
                                  msg="digits with country code, e.g. 74959999999"))
-_seconds = vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3600))
 _tts_extra: dict[Any, Any] = {
     vol.Optional("tts_speed", description="TTS speech rate, e.g. 0.9"):
         vol.All(vol.Coerce(float), vol.Range(min=0.1, max=10)),
@@ -118,19 +117,7 @@ class ExolveVoiceProvider(Provider):
         vol.Optional("status_map", default={},
                      description="extra or overriding call statuses, e.g. {modified: sent}"):
             {str: vol.In(_STATES)},
-        vol.Optional("poll_interval", default=10.0, description="seconds between status polls"):
-            _seconds,
-        vol.Optional("deadline", default=900.0,
-                     description="seconds after which an unfinished call counts as expired"):
-            vol.All(vol.Coerce(float), vol.Range(min=1, max=7 * 86400)),
-        vol.Optional("timeout", default=15.0, description="HTTP timeout in seconds"): _seconds,
-        vol.Optional("retry_attempts", default=4,
-                     description="attempts per request after 429/5xx/connection errors"):
-            vol.All(vol.Coerce(int), vol.Range(min=1, max=20)),
-        vol.Optional("retry_base_delay", default=0.5, description="first retry wait in seconds"):
-            vol.All(vol.Coerce(float), vol.Range(min=0, max=600)),
-        vol.Optional("retry_max_delay", default=30.0, description="longest retry wait in seconds"):
-            vol.All(vol.Coerce(float), vol.Range(min=0, max=3600)),
+        **transport_options(poll_interval=10.0, deadline=900.0),
     }
     alert_options_schema: ClassVar[dict[Any, Any]] = {
         vol.Optional("service_id", description="voice-message resource to play for this alert"):
@@ -145,24 +132,11 @@ class ExolveVoiceProvider(Provider):
 
     def __init__(self, name: str, options: dict[str, Any], context: ProviderContext) -> None:
         super().__init__(name, options, context)
-        self.capabilities = Capabilities(
-            channels=self.default_capabilities.channels,
-            max_recipients=1,
-            status=StatusMode.POLL,
-            poll_interval=float(options.get("poll_interval", 10.0)),
-            max_poll_interval=max(60.0, float(options.get("poll_interval", 10.0))),
-            tracking_deadline=float(options.get("deadline", 900.0)),
-            number_format=NumberFormat.DIGITS,
-        )
+        self.capabilities = tracking_capabilities(self.default_capabilities, options)
         self._status_map = {key: DeliveryState(value)
                             for key, value in (options.get("status_map") or {}).items()}
-        self._api = HttpApi(
-            name, str(options.get("base_url") or DEFAULT_BASE_URL),
-            client=context.http, redactor=context.redactor, clock=context.clock,
-            timeout=float(options.get("timeout", 15.0)),
-            retry=RetryPolicy(attempts=int(options.get("retry_attempts", 4)),
-                              base_delay=float(options.get("retry_base_delay", 0.5)),
-                              max_delay=float(options.get("retry_max_delay", 30.0))),
+        self._api = HttpApi.for_context(
+            name, str(options.get("base_url") or DEFAULT_BASE_URL), context, options,
             headers={"Authorization": f"Bearer {options['api_key']}",
                      "Accept": "application/json"},
             describe_error=describe_error)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx
 import voluptuous as vol
 
-from ..errors import ProviderAnswerError, RejectedError, ValidationError
+from ..errors import ProviderAnswerError, ProviderError, RejectedError, ValidationError
 from ..model import Channel, DeliveryState
 from ..phone import NumberFormat, format_number
 from ..postbacks import provider_callback_url
@@ -32,7 +32,7 @@ from ._fortytwo_wire import (
     sender_id,
     status_code_of,
 )
-from ._http import HttpApi, RetryPolicy, first_present, json_object
+from ._http import HttpApi, first_present, json_object, tracking_capabilities, transport_options
 from .base import (
     Batch,
     Capabilities,
@@ -49,34 +49,12 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://rest.fortytwo.com"
 DEFAULT_PATH = "/1/voice"
+_ACCEPTED = (200, 201)
+# statuses whose body is the result_info envelope, not a plain HTTP error
 _ENVELOPE_STATUSES = (400, 401, 403, 404, 405, 413, 415)
 _over_10s = vol.All(vol.Coerce(int), vol.Range(min=11))
 _voice = vol.All(str, vol.Length(min=1))
 _states = vol.In([state.value for state in DeliveryState])
-
-
-class _FortytwoApi(HttpApi):
-    """``HttpApi`` that also reads Fortytwo's ``result_info`` envelope.
-
-    A non-zero ``status_code`` becomes the typed error of the seed's table; raising it inside the
-    attempt lets the shared retry loop repeat -105 (server too busy) and -112 like a 429/5xx.
-    """
-
-    async def _send_once(self, method: str, path: str, expected: tuple[int, ...],
-                         safe_to_repeat: bool, **kwargs: Any) -> httpx.Response:
-        response = await super()._send_once(method, path, expected + _ENVELOPE_STATUSES,
-                                            safe_to_repeat, **kwargs)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        code = status_code_of(body)
-        if response.status_code in expected and code in (None, 0):
-            return response
-        description = description_of(body)
-        raise error_for_code(self.provider, code,
-                             self.redactor.text(description) if description else None,
-                             response.status_code)
 
 
 class FortytwoVoiceProvider(Provider):
@@ -145,17 +123,8 @@ class FortytwoVoiceProvider(Provider):
                      "fields that may carry the menu-response digit (name not public)"): [str],
         vol.Optional("check_probe", default=True, description="check() posts an invalid job "
                      "(destinations not a list) to verify the token without placing a call"): bool,
-        vol.Optional("timeout", default=15.0, description="seconds per HTTP request"):
-            vol.All(vol.Coerce(float), vol.Range(min=0.01, max=300)),
-        vol.Optional("retry_attempts", default=4, description="attempts for 429/5xx/-105/-112"):
-            vol.All(int, vol.Range(1, 10)),
-        vol.Optional("retry_base_delay", default=0.5, description="first retry delay, seconds"):
-            vol.All(vol.Coerce(float), vol.Range(min=0)),
-        vol.Optional("retry_max_delay", default=30.0, description="longest retry delay, seconds"):
-            vol.All(vol.Coerce(float), vol.Range(min=0)),
-        vol.Optional("tracking_deadline", default=3600.0, description="seconds to wait for a "
-                     "final postback before a call counts as expired"):
-            vol.All(vol.Coerce(float), vol.Range(min=60)),
+        **transport_options(deadline=3600.0, retried="429, 5xx, connection errors, -105 "
+                            "and -112"),
     }
     alert_options_schema: ClassVar[dict[Any, Any]] = {
         vol.Optional("tts_voice", description="TTS voice for this alert"): _voice,
@@ -173,16 +142,12 @@ class FortytwoVoiceProvider(Provider):
         super().__init__(name, self.validate_options(options), context)
         opts = self.options
         self.capabilities = dataclasses.replace(
-            self.default_capabilities, max_recipients=opts["max_destinations"],
-            tracking_deadline=opts["tracking_deadline"])
+            tracking_capabilities(self.default_capabilities, opts),
+            max_recipients=opts["max_destinations"])
         self._status_map = {**STATUS_MAP, **{key.upper(): DeliveryState(value)
                                              for key, value in opts["status_map"].items()}}
-        self._api = _FortytwoApi(
-            name, opts["base_url"], client=context.http, redactor=context.redactor,
-            clock=context.clock, timeout=opts["timeout"], reasons=HTTP_REASONS,
-            retry=RetryPolicy(attempts=opts["retry_attempts"],
-                              base_delay=opts["retry_base_delay"],
-                              max_delay=opts["retry_max_delay"]),
+        self._api = HttpApi.for_context(
+            name, opts["base_url"], context, opts, reasons=HTTP_REASONS, classify=self._classify,
             headers={"Authorization": f"Token {opts['token']}",
                      "Content-Type": "application/json; charset=utf-8"})
         if self.callback_url is None:
@@ -198,11 +163,32 @@ class FortytwoVoiceProvider(Provider):
         base = self.context.callback_base_url
         return provider_callback_url(base, self.name) if base else None
 
+    def _classify(self, response: httpx.Response) -> ProviderError | None:
+        """The seed's typed error for Fortytwo's ``result_info`` envelope, if it reports one.
+
+        A non-zero ``status_code`` (or an envelope status) is an error; raised inside the attempt,
+        -105 (server too busy) and -112 are retried like a 429/5xx.
+        """
+        status = response.status_code
+        if status not in _ACCEPTED and status not in _ENVELOPE_STATUSES:
+            return None  # 429, 5xx...: the shared status mapping
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code = status_code_of(body)
+        if status in _ACCEPTED and code in (None, 0):
+            return None
+        description = description_of(body)
+        return error_for_code(self.name, code,
+                              self.context.redactor.text(description) if description else None,
+                              status)
+
     async def submit(self, batch: Batch) -> Submission:
         """Queue one job for the batch; message ids come back per destination number."""
         body = self.job_body(batch)
         response = await self._api.request(
-            "POST", self.options["path"], content=json.dumps(body).encode(), expected=(200, 201))
+            "POST", self.options["path"], content=json.dumps(body).encode(), expected=_ACCEPTED)
         answer = json_object(self.name, response)
         submission = self._submission(batch, body, answer)
         _LOGGER.debug("%s: job %s queued for %d destination(s)", self.name,
@@ -370,7 +356,7 @@ class FortytwoVoiceProvider(Provider):
         probe = {"destinations": "alertline-check"}
         try:
             await self._api.request("POST", self.options["path"],
-                                    content=json.dumps(probe).encode(), expected=(200, 201))
+                                    content=json.dumps(probe).encode(), expected=_ACCEPTED)
         except RejectedError as err:
             if err.status not in (400, 403):  # a validation answer: the token was accepted
                 raise

@@ -3,13 +3,14 @@
 Seed: retarus-sms-http.txt; PROVIDERS.md section B. The seed's ``POST /sms`` sends "to a single
 destination", so every request carries one recipient. Credentials are the ``user``/``pass``
 parameters of every call; ``GET /reports`` takes them in the query string, so request URLs are
-never logged by this module and httpx's own request log lines are scrubbed (see
-:func:`guard_http_logs`). Answer bodies are not documented: they are parsed tolerantly (plain text
-or JSON) by :mod:`._retarus_sms_http_wire`.
+never logged by this module, and httpx's own request log lines are scrubbed by the shared filter
+of :mod:`._http` (``pass=`` always, ``user=`` registered below). Answer bodies are not
+documented: they are parsed tolerantly (plain text or JSON) by :mod:`._retarus_sms_http_wire`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, ClassVar
 
@@ -20,18 +21,23 @@ from ..errors import ValidationError
 from ..model import Channel, DeliveryState, Priority
 from ..phone import NumberFormat, format_number
 from ..redact import MASK
-from ._http import HttpApi, RetryPolicy, default_error_message
+from ._http import (
+    HttpApi,
+    default_error_message,
+    mask_query_params,
+    tracking_capabilities,
+    transport_options,
+)
+from ._retarus_common import check_sender, one_of, sender_validator
 from ._retarus_sms_http_wire import (
     DN_STYLES,
     ERROR_REASONS,
     Report,
     check_reference,
-    guard_http_logs,
     parse_job_id,
     parse_report,
     reference_validator,
 )
-from ._retarus_sms_wire import check_sender, one_of, sender_validator
 from ._retarus_status import normalise
 from .base import (
     Batch,
@@ -53,7 +59,8 @@ DEFAULT_BASE_URL = "https://sms4a.retarus.com/httpsimple/v1"
 DEFAULT_CHECK_JOB_ID = "J.20000101-000000.000-000000000000000000"
 NOT_FOUND_REASON = "job not known to the provider (yet)"
 
-_seconds = vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3600))
+mask_query_params("user")  # GET /reports carries the login id in its URL: keep it out of logs
+
 _qos = one_of("normal", "express")
 _billcode = vol.All(str, vol.Length(max=70))
 
@@ -105,19 +112,7 @@ class RetarusSmsHttpProvider(Provider):
             vol.In([f.value for f in NumberFormat]),
         vol.Optional("check_job_id", default=DEFAULT_CHECK_JOB_ID,
                      description="never-issued job id whose report check() asks for"): str,
-        vol.Optional("poll_interval", default=15.0, description="seconds between status polls"):
-            _seconds,
-        vol.Optional("deadline", default=48 * 3600.0,
-                     description="seconds after which an open delivery expires"):
-            vol.All(vol.Coerce(float), vol.Range(min=1, max=7 * 86400)),
-        vol.Optional("timeout", default=15.0, description="HTTP timeout in seconds"): _seconds,
-        vol.Optional("retry_attempts", default=4,
-                     description="attempts per request after 429/5xx/connection errors"):
-            vol.All(vol.Coerce(int), vol.Range(min=1, max=10)),
-        vol.Optional("retry_base_delay", default=0.5, description="first retry wait in seconds"):
-            _seconds,
-        vol.Optional("retry_max_delay", default=30.0, description="longest retry wait in seconds"):
-            _seconds,
+        **transport_options(poll_interval=15.0, deadline=48 * 3600.0),
     }
     alert_options_schema: ClassVar[dict[Any, Any]] = {
         vol.Optional("qos", description="normal or express for this alert"): _qos,
@@ -134,25 +129,14 @@ class RetarusSmsHttpProvider(Provider):
         super().__init__(name, options, context)
         self.settings: dict[str, Any] = vol.Schema(
             self.options_schema, extra=vol.ALLOW_EXTRA)(options)
-        self.capabilities = Capabilities(
-            channels=self.default_capabilities.channels,
-            max_recipients=1,
-            status=StatusMode.POLL,
-            poll_interval=self.settings["poll_interval"],
-            max_poll_interval=max(600.0, self.settings["poll_interval"]),
-            tracking_deadline=self.settings["deadline"],
-            number_format=NumberFormat(self.settings["number_format"]),
-        )
+        self.capabilities = dataclasses.replace(
+            tracking_capabilities(self.default_capabilities, self.settings),
+            number_format=NumberFormat(self.settings["number_format"]))
         self._user: str = self.settings["username"]
         self._password: str = self.settings["password"]
-        self._api = HttpApi(
-            name, self.settings["base_url"], client=context.http, redactor=context.redactor,
-            clock=context.clock, timeout=self.settings["timeout"],
-            retry=RetryPolicy(attempts=self.settings["retry_attempts"],
-                              base_delay=self.settings["retry_base_delay"],
-                              max_delay=self.settings["retry_max_delay"]),
+        self._api = HttpApi.for_context(
+            name, self.settings["base_url"], context, self.settings,
             describe_error=self._describe_error, reasons=ERROR_REASONS)
-        guard_http_logs()
 
     async def submit(self, batch: Batch) -> Submission:
         """Send one SMS (``POST /sms``); the answer's job id is tracked with ``GET /reports``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import dataclasses
 import logging
 import re
 from datetime import datetime
@@ -20,7 +21,12 @@ import voluptuous as vol
 from ..errors import ProviderAnswerError, ValidationError
 from ..model import Channel
 from ..phone import NumberFormat, format_number
-from ._http import MAX_RESPONSE_BYTES, RetryPolicy
+from ._http import (
+    MAX_RESPONSE_BYTES,
+    retry_policy,
+    tracking_capabilities,
+    transport_options,
+)
 from ._retarus_voice_soap import SoapEndpoint
 from ._retarus_voice_wire import (
     DEFAULT_AUTH_FAULT,
@@ -105,7 +111,6 @@ def _one_kind(content: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
-_seconds = vol.All(vol.Coerce(float), vol.Range(min=0.01, max=7 * 86400))
 _periods = vol.All(vol.Coerce(list), [_period])
 
 _CONTENT = vol.All({
@@ -164,17 +169,8 @@ class RetarusVoiceProvider(Provider):
             vol.In([f.value for f in NumberFormat]),
         vol.Optional("max_recipients", default=100, description="recipients per sendJob"):
             vol.All(vol.Coerce(int), vol.Range(min=1, max=10000)),
-        vol.Optional("timeout", default=30.0, description="seconds per HTTP request"): _seconds,
-        vol.Optional("retry_attempts", default=4, description="tries per request (429/5xx)"):
-            vol.All(vol.Coerce(int), vol.Range(min=1, max=10)),
-        vol.Optional("retry_base_delay", default=0.5, description="first backoff, seconds"):
-            _seconds,
-        vol.Optional("retry_max_delay", default=30.0, description="longest backoff, seconds"):
-            _seconds,
-        vol.Optional("poll_interval", default=30.0, description="seconds between report polls"):
-            _seconds,
-        vol.Optional("tracking_deadline", default=48 * 3600.0,
-                     description="seconds after which an open call expires"): _seconds,
+        **transport_options(timeout=30.0, poll_interval=30.0, deadline=48 * 3600.0,
+                            retried="429, 5xx, connection errors and Server faults"),
         vol.Optional("max_response_bytes", default=MAX_RESPONSE_BYTES,
                      description="largest answer or WSDL accepted, bytes"):
             vol.All(vol.Coerce(int), vol.Range(min=1024)),
@@ -210,22 +206,16 @@ class RetarusVoiceProvider(Provider):
         super().__init__(name, options, context)
         opts = {**self.validate_options(options)}
         self.options = opts
-        self.capabilities = Capabilities(
-            channels=self.default_capabilities.channels,
+        self.capabilities = dataclasses.replace(
+            tracking_capabilities(self.default_capabilities, opts),
             max_recipients=opts["max_recipients"],
-            poll_interval=opts["poll_interval"],
-            max_poll_interval=max(opts["poll_interval"], 600.0),
-            tracking_deadline=opts["tracking_deadline"],
-            personalization=True, scheduling=True, shared_content=True,
             idempotent_submit=opts["duplicate_detection"] is True,
             number_format=NumberFormat(opts["number_format"]))
         wsdl = opts["wsdl_url"] or f"{opts['url']}?wsdl"
         self.endpoint = SoapEndpoint(
             name, opts["url"], None if wsdl == BUNDLED else wsdl,
             http=context.http, redactor=context.redactor, clock=context.clock,
-            timeout=opts["timeout"],
-            retry=RetryPolicy(attempts=opts["retry_attempts"], base_delay=opts["retry_base_delay"],
-                              max_delay=opts["retry_max_delay"]),
+            timeout=opts["timeout"], retry=retry_policy(opts),
             max_bytes=opts["max_response_bytes"], auth_pattern=opts["auth_fault_pattern"],
             duplicate_pattern=opts["duplicate_fault_pattern"])
 
