@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -132,12 +132,14 @@ class ReconcilingProvider(ScriptedProvider):
         self.received = received
         self.asked: list[list[str]] = []
 
-    async def find_submitted(self, items: list[SubmittedItem]) -> Submission | None:
+    async def find_submitted(self, items: list[SubmittedItem],
+                             since: datetime) -> list[Submission]:
         """The items this provider already has, under the job it gave them."""
         self.asked.append([item.delivery_id for item in items])
         have = tuple(SubmittedItem(item.delivery_id, item.number, f"job-1-{item.delivery_id}")
                      for item in items if item.delivery_id in self.received)
-        return Submission(provider_ref="job-1", items=have, submitted_at=self.context.clock.now())
+        now = self.context.clock.now()
+        return [Submission(provider_ref="job-1", items=have, submitted_at=now)] if have else []
 
 
 @pytest.mark.parametrize("provider_has_it", [True, False])

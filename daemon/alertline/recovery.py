@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from .errors import ProviderError
+from .errors import ProviderError, RateLimitedError, TransientError
 from .model import Delivery, DeliveryState
 from .providers.base import Batch, BatchItem, Submission, SubmittedItem
 from .store import Phase, StoredDelivery
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-INTERRUPTED = ("interrupted while being submitted; not resent, to avoid a duplicate call or SMS")
+INTERRUPTED = "interrupted while being submitted; not resent, to avoid a duplicate call or SMS"
+RETRY_SECONDS = 30.0
 
 
 async def resume_open_work(engine: Engine) -> None:
@@ -79,32 +81,63 @@ async def _settle(engine: Engine, in_doubt: list[tuple[AlertRecord, Delivery]]) 
     changed: set[str] = set()
     for name, entries in by_provider.items():
         provider = engine.providers.get(name)
-        found = None
-        if provider is not None:
-            items = [SubmittedItem(d.id, d.recipient.number) for _, d in entries]
-            try:
-                found = await provider.find_submitted(items)
-            except NotImplementedError:
-                found = None
-            except ProviderError as err:
-                _LOGGER.warning("%s could not say what it received before the restart: %s",
-                                name, engine.redactor.text(str(err)))
-        if found is not None:
-            await _adopt(engine, entries, found)
-            known = {item.delivery_id for item in found.items}
-            missing = [(r, d) for r, d in entries if d.id not in known]
-            for record, delivery in missing:  # the provider says it never got these
-                record.phases[delivery.id] = (Phase.QUEUED, None)
-                engine._queue(record, [delivery])
+        if provider is None:
+            changed |= _fail(engine, entries)
             continue
-        resend = provider is not None and provider.capabilities.idempotent_submit
-        for record, delivery in entries:
-            if resend:
-                record.phases[delivery.id] = (Phase.QUEUED, None)
-                engine._queue(record, [delivery])
-            elif engine._set_state(record, delivery, DeliveryState.FAILED,
-                                   engine.clock.now(), reason=INTERRUPTED):
-                changed.add(record.alert.id)
+        items = [SubmittedItem(d.id, d.recipient.number) for _, d in entries]
+        since = min(d.created_at for _, d in entries) - timedelta(minutes=1)
+        try:
+            found = await provider.find_submitted(items, since)
+        except NotImplementedError:
+            if provider.capabilities.idempotent_submit:
+                _resend(engine, entries)
+            else:
+                changed |= _fail(engine, entries)
+            continue
+        except (TransientError, RateLimitedError) as err:
+            _LOGGER.warning("%s could not say what it received before the restart (%s); "
+                            "asking again in %.0fs", name, engine.redactor.text(str(err)),
+                            RETRY_SECONDS)
+            engine.scheduler.call_at(
+                f"settle:{name}", engine.clock.now() + timedelta(seconds=RETRY_SECONDS),
+                lambda entries=entries: _settle_later(engine, entries))  # type: ignore[misc]
+            continue
+        except ProviderError as err:
+            _LOGGER.warning("%s could not find out what it received before the restart: %s",
+                            name, engine.redactor.text(str(err)))
+            changed |= _fail(engine, entries)
+            continue
+        known: set[str] = set()
+        for submission in found:
+            await _adopt(engine, entries, submission)
+            known |= {item.delivery_id for item in submission.items}
+        _resend(engine, [(r, d) for r, d in entries if d.id not in known])
+    return changed
+
+
+async def _settle_later(engine: Engine, entries: list[tuple[AlertRecord, Delivery]]) -> None:
+    """A later attempt to settle deliveries whose provider could not answer at start."""
+    still = [(r, d) for r, d in entries if engine.record(r.alert.id) is r and
+             r.deliveries.get(d.id) is d and d.state is DeliveryState.PENDING]
+    changed = await _settle(engine, still)
+    await engine._save(changed)
+    await engine._emit_many(changed)
+
+
+def _resend(engine: Engine, entries: list[tuple[AlertRecord, Delivery]]) -> None:
+    """Queue deliveries again: the provider never got them (or resending is harmless)."""
+    for record, delivery in entries:
+        record.phases[delivery.id] = (Phase.QUEUED, None)
+        engine._queue(record, [delivery])
+
+
+def _fail(engine: Engine, entries: list[tuple[AlertRecord, Delivery]]) -> set[str]:
+    """Mark deliveries failed rather than risk sending them twice."""
+    changed = set()
+    for record, delivery in entries:
+        if engine._set_state(record, delivery, DeliveryState.FAILED,
+                             engine.clock.now(), reason=INTERRUPTED):
+            changed.add(record.alert.id)
     return changed
 
 

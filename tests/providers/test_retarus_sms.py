@@ -25,7 +25,7 @@ from alertline.errors import (
 )
 from alertline.model import Channel, DeliveryState, Priority
 from alertline.providers._retarus_status import normalise
-from alertline.providers.base import Batch, BatchItem, ProviderContext, Submission
+from alertline.providers.base import Batch, BatchItem, ProviderContext, Submission, SubmittedItem
 from alertline.providers.registry import adapter_class
 from alertline.providers.retarus_sms import RetarusSmsProvider
 from tests.emulators.retarus_sms import RetarusSmsEmulator
@@ -608,3 +608,36 @@ async def test_no_secret_in_logs_or_errors(make: Any, emu: RetarusSmsEmulator,
     texts = [caplog.text, *(str(e) for e in errors), *(repr(e.args) for e in errors)]
     for text in texts:
         assert PASSWORD not in text and token not in text
+
+
+# ---- recovery after a crash mid-submission ---------------------------------------------------
+
+async def test_find_submitted_reports_which_deliveries_retarus_already_has(
+        make: Any, clock: ManualClock) -> None:
+    provider = make()
+    sent = await provider.submit(batch("+491701234560", "+491701234561"))
+    clock.advance(30)
+    received = [SubmittedItem(item.delivery_id, item.number) for item in sent.items]
+    never_sent = SubmittedItem("d9-9999", "+491701239999")
+    found = await provider.find_submitted([*received, never_sent], START - timedelta(minutes=1))
+    assert [job.provider_ref for job in found] == [sent.provider_ref]
+    assert sorted(i.delivery_id for i in found[0].items) == sorted(i.delivery_id
+                                                                    for i in received)
+    follow = await provider.poll(found[0])  # the adopted job is tracked like a fresh one
+    assert {u.delivery_id for u in follow} <= {i.delivery_id for i in received}
+
+
+async def test_find_submitted_needs_recipient_refs(make: Any) -> None:
+    provider = make(recipient_refs=False)
+    with pytest.raises(NotImplementedError):
+        await provider.find_submitted([SubmittedItem("d0", "+491701234560")], START)
+
+
+async def test_find_submitted_refuses_to_guess_when_too_many_jobs(
+        make: Any, clock: ManualClock) -> None:
+    provider = make(recovery_lookup_limit=2)
+    for index in range(4):
+        await provider.submit(batch(f"+49170123456{index}"))
+    with pytest.raises(ProviderAnswerError, match="too many"):
+        await provider.find_submitted([SubmittedItem("d0-x", "+491701234560")],
+                                      START - timedelta(minutes=1))

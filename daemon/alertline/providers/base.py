@@ -196,11 +196,14 @@ class Provider(abc.ABC):
         """Status updates from a pushed callback payload (``ValidationError`` if malformed)."""
         raise NotImplementedError(f"{self.type} does not receive pushed status")
 
-    async def find_submitted(self, items: list[SubmittedItem]) -> Submission | None:
-        """After a crash mid-submission: which of ``items`` the provider already has.
+    async def find_submitted(self, items: list[SubmittedItem],
+                             since: datetime) -> list[Submission]:
+        """After a crash mid-submission: which of ``items`` (sent after ``since``) the provider
+        already has.
 
-        Returns a :class:`Submission` of the items it has (the rest it never got), or raises
-        ``NotImplementedError`` when the API cannot tell.
+        Returns the provider's jobs holding any of them (items it never got appear in none).
+        Raises ``NotImplementedError`` when the API cannot tell, a ``TransientError`` when it
+        cannot tell now, and another ``ProviderError`` when it could not find out.
         """
         raise NotImplementedError
 

@@ -5,6 +5,7 @@ Seed: seeds/retarus-sms-rest-v1.txt; PROVIDERS.md section A (data centres, statu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -24,7 +25,14 @@ from ..errors import (
 from ..model import Channel, Priority
 from ..phone import NumberFormat, format_number
 from . import _retarus_sms_wire as wire
-from ._http import HttpApi, RetryPolicy, first_present, json_object
+from ._http import (
+    HttpApi,
+    first_present,
+    json_object,
+    tracking_capabilities,
+    transport_options,
+)
+from ._retarus_common import check_sender, sender_validator
 from .base import (
     Batch,
     Capabilities,
@@ -42,7 +50,6 @@ SEND_URL = "https://sms4a.eu.retarus.com/rest/v1"
 STATUS_URLS = ("https://sms4a.de2.retarus.com/rest/v1", "https://sms4a.de1.retarus.com/rest/v1")
 DUPLICATE_WINDOW = timedelta(minutes=10)
 
-_seconds = vol.All(vol.Coerce(float), vol.Range(min=0.01))
 _ALERT_OPTIONS: dict[Any, Any] = {
     **wire.job_settings_schema(defaults=False),
     vol.Optional("job_period", description="ISO 8601 start time (default: not_before)"):
@@ -70,24 +77,18 @@ class RetarusSmsProvider(Provider):
         vol.Optional("status_urls", default=list(STATUS_URLS),
                      description="data centres asked for status, in order; 404 = ask the next"):
             vol.All([vol.Url()], vol.Length(min=1)),
-        vol.Optional("sender", description="default sender id (src)"): wire.sender_validator,
+        vol.Optional("sender", description="default sender id (src)"): sender_validator,
         **wire.job_settings_schema(defaults=True),
         vol.Optional("recipient_refs", default=True,
                      description="send each delivery id as the recipient customerRef"): bool,
         vol.Optional("max_recipients", default=wire.MAX_RECIPIENTS_PER_JOB,
                      description="recipients per job, at most 3000"):
             vol.All(vol.Coerce(int), vol.Range(min=1, max=wire.MAX_RECIPIENTS_PER_JOB)),
-        vol.Optional("timeout", default=15.0, description="seconds per HTTP request"): _seconds,
-        vol.Optional("retry_attempts", default=4, description="tries per request (429/5xx)"):
-            vol.All(vol.Coerce(int), vol.Range(min=1, max=10)),
-        vol.Optional("retry_base_delay", default=0.5, description="first backoff, seconds"):
-            _seconds,
-        vol.Optional("retry_max_delay", default=30.0, description="longest backoff, seconds"):
-            _seconds,
-        vol.Optional("poll_interval", default=30.0, description="seconds between status polls"):
-            _seconds,
-        vol.Optional("tracking_deadline", default=49 * 3600.0,
-                     description="seconds after which an open delivery expires"): _seconds,
+        **transport_options(poll_interval=30.0, deadline=49 * 3600.0),
+        vol.Optional("recovery_lookup_limit", default=1000,
+                     description="after a crash mid-send, recent jobs read to learn which "
+                     "interrupted deliveries Retarus has (0 = off: they are marked failed)"):
+            vol.All(vol.Coerce(int), vol.Range(min=0, max=100_000)),
         vol.Optional("duplicate_lookup_limit", default=50,
                      description="recent jobs searched for the job id after a 409 (0 = off)"):
             vol.All(vol.Coerce(int), vol.Range(min=0, max=wire.LIST_LIMIT_MAX)),
@@ -101,25 +102,20 @@ class RetarusSmsProvider(Provider):
         except vol.Invalid as err:
             raise ConfigError([(".".join(str(p) for p in err.path), err.msg)]) from None
         cfg = self.settings
-        self.capabilities = Capabilities(
-            channels=self.default_capabilities.channels, max_recipients=cfg["max_recipients"],
-            poll_interval=cfg["poll_interval"],
-            max_poll_interval=max(cfg["poll_interval"], 600.0),
-            tracking_deadline=cfg["tracking_deadline"], scheduling=True,
-            idempotent_submit=cfg["duplicate_detection"], number_format=NumberFormat.E164)
+        self.capabilities = dataclasses.replace(
+            tracking_capabilities(self.default_capabilities, cfg),
+            max_recipients=cfg["max_recipients"], idempotent_submit=cfg["duplicate_detection"])
         self._own_client = context.http is None
         self._client = context.http or httpx.AsyncClient(
             timeout=cfg["timeout"],
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=100))
-        retry = RetryPolicy(attempts=cfg["retry_attempts"], base_delay=cfg["retry_base_delay"],
-                            max_delay=cfg["retry_max_delay"])
         common: dict[str, Any] = {
-            "client": self._client, "redactor": context.redactor, "clock": context.clock,
-            "timeout": cfg["timeout"], "retry": retry, "describe_error": wire.describe_error,
-            "auth": (cfg["username"], cfg["password"]),
+            "client": self._client, "auth": (cfg["username"], cfg["password"]),
             "headers": {"Accept": "application/json"}}
-        self._send_api = HttpApi(name, cfg["base_url"], reasons=wire.JOB_REASONS, **common)
-        self._read_api = HttpApi(name, cfg["status_urls"][0], reasons=wire.READ_REASONS, **common)
+        self._send_api = HttpApi.for_context(name, cfg["base_url"], context, cfg,
+                                             reasons=wire.JOB_REASONS, **common)
+        self._read_api = HttpApi.for_context(name, cfg["status_urls"][0], context, cfg,
+                                             reasons=wire.READ_REASONS, **common)
 
     @classmethod
     def validate_alert_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +195,7 @@ class RetarusSmsProvider(Provider):
         sender = batch.sender or cfg.get("sender")
         options: dict[str, Any] = {}
         if sender:
-            options["src"] = wire.check_sender(sender)
+            options["src"] = check_sender(sender)
         for name, wire_name in (("encoding", "encoding"), ("billcode", "billcode"),
                                 ("status_requested", "statusRequested"), ("flash", "flash")):
             if pick(name) is not None:
@@ -292,6 +288,41 @@ class RetarusSmsProvider(Provider):
                     _LOGGER.info("%s: job lookup at %s failed: %s", self.name, url,
                                  self.context.redactor.text(str(err)))
         return None
+
+    async def find_submitted(self, items: list[SubmittedItem],
+                             since: datetime) -> list[Submission]:
+        """After a crash mid-submission: the jobs (since ``since``) holding any of ``items``.
+
+        Each delivery id was sent as its recipient's customerRef, so the recent jobs' recipient
+        reports show which deliveries Retarus has. Without recipient refs it cannot tell.
+        """
+        if not self.settings["recipient_refs"]:
+            raise NotImplementedError
+        wanted = {item.delivery_id: item for item in items}
+        found: dict[str, list[SubmittedItem]] = {}
+        budget = self.settings["recovery_lookup_limit"]
+        if budget <= 0:
+            raise NotImplementedError
+        until = self.context.clock.now() + timedelta(minutes=1)
+        entries = await self._list_entries(since, until, None, limit=wire.LIST_LIMIT_MAX,
+                                           offset=0, urls=self.settings["status_urls"])
+        if len(entries) > budget:
+            raise ProviderAnswerError(self.name, f"{len(entries)} jobs since {since:%H:%M}: "
+                                      "too many to look through for interrupted deliveries")
+        for job_id in entries:
+            response = await self._read_first("sms", {"jobId": job_id},
+                                              self.settings["status_urls"])
+            for report in [] if response is None else self._recipients(response):
+                item = wanted.pop(report.customer_ref or "", None)
+                if item is not None:
+                    found.setdefault(job_id, []).append(
+                        SubmittedItem(delivery_id=item.delivery_id, number=item.number,
+                                      provider_status="RECOVERED"))
+            if not wanted:
+                break
+        return [Submission(provider_ref=job_id, items=tuple(job_items), submitted_at=since,
+                           data=self._submission_data(job_id, {}))
+                for job_id, job_items in found.items()]
 
     # ---- status --------------------------------------------------------------------------
 
