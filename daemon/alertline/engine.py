@@ -8,7 +8,6 @@ import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,16 +15,13 @@ from .clock import Clock, SystemClock
 from .config import Config
 from .dispatch import BatchKey, Dispatcher
 from .errors import (
-    AuthError,
     NotFoundError,
     ProviderError,
-    RateLimitedError,
-    RejectedError,
-    TransientError,
     ValidationError,
 )
 from .escalation import EscalationRunner
-from .expand import build_alert, personalise, provider_candidates, provider_for
+from .expand import build_alert, personalise, provider_for
+from .failover import submission_failed
 from .model import (
     Acknowledgement,
     Alert,
@@ -39,6 +35,7 @@ from .model import (
 from .policy import Policy
 from .providers.base import Batch, BatchItem, Provider, ProviderContext, StatusUpdate, Submission
 from .providers.registry import create_provider
+from .records import Accepted, AlertRecord
 from .recovery import resume_open_work
 from .redact import Redactor
 from .request import AlertRequest
@@ -46,60 +43,13 @@ from .scheduler import ApsScheduler, Scheduler
 from .store import Op, Phase, Store
 from .tracking import Tracker
 
+__all__ = ["Accepted", "AlertRecord", "Engine"]
+
 _LOGGER = logging.getLogger(__name__)
 
 ReportListener = Callable[[Report], Awaitable[None] | None]
 OutboxSink = Callable[[Report], list[tuple[str, bytes, bool]]]
 AcceptedSink = Callable[["Accepted"], list[tuple[str, bytes, bool]]]
-
-
-@dataclass(slots=True)
-class AlertRecord:
-    """An open alert in memory: the source of truth while it is not final (written through)."""
-
-    alert: Alert
-    status: AlertStatus
-    deliveries: dict[str, Delivery]
-    phases: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    # what the store holds: deliveries by identity (they are frozen, so a change is a new object)
-    # and the alert row's (status, state, final); only what differs is written
-    saved: dict[str, tuple[Delivery, tuple[str, str | None]]] = field(default_factory=dict)
-    saved_row: tuple[AlertStatus, str, bool] | None = None
-
-    def mark_saved(self) -> None:
-        """Remember that the store holds the current deliveries and phases."""
-        self.saved = {d.id: (d, self.phases.get(d.id, (Phase.QUEUED, None)))
-                      for d in self.deliveries.values()}
-
-    def unsaved(self) -> list[tuple[Delivery, str, str | None]]:
-        """Deliveries (with phase and submission id) that changed since the last save."""
-        rows = []
-        for delivery in self.deliveries.values():
-            phase = self.phases.get(delivery.id, (Phase.QUEUED, None))
-            stored = self.saved.get(delivery.id)
-            if stored is None or stored[0] is not delivery or stored[1] != phase:
-                rows.append((delivery, *phase))
-        return rows
-
-    def report(self, at: datetime) -> Report:
-        """The current report."""
-        return Report(alert=self.alert, deliveries=tuple(self.deliveries.values()),
-                      status=self.status, updated_at=at)
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """The answer to an accepted request."""
-
-    alert_id: str
-    deliveries: int
-    duplicate: bool
-    report: Report
-
-    def to_json(self) -> dict[str, Any]:
-        """The payload of ``alertline/accepted/<id>``."""
-        return {"id": self.alert_id, "state": "accepted", "deliveries": self.deliveries,
-                "duplicate": self.duplicate}
 
 
 class Engine:
@@ -375,45 +325,9 @@ class Engine:
         if submission is None:
             self.metrics["provider_errors"] += 1
             self.provider_failed(error)
-            await self._submission_failed(batch, error)
+            await submission_failed(self, batch, error)
             return
         await self.tracker.submitted(batch, submission)
-
-    async def _submission_failed(self, batch: Batch, error: BaseException | None) -> None:
-        now = self.clock.now()
-        state, reason = _failure(error, self.redactor)
-        failover = isinstance(error, AuthError | TransientError | RateLimitedError)
-        touched: set[str] = set()
-        requeue: dict[str, list[Delivery]] = {}
-        for item in batch.items:
-            record = self._open.get(item.alert_id)
-            delivery = record.deliveries.get(item.delivery_id) if record else None
-            if record is None or delivery is None:
-                continue
-            touched.add(record.alert.id)
-            nxt = self._next_provider(record.alert, delivery) if failover else None
-            if nxt is not None:
-                record.deliveries[delivery.id] = dataclasses.replace(
-                    delivery, provider=nxt, updated_at=now,
-                    details={**delivery.details, "failover_from": delivery.provider,
-                             "failover_reason": reason})
-                record.phases[delivery.id] = (Phase.QUEUED, None)
-                requeue.setdefault(record.alert.id, []).append(record.deliveries[delivery.id])
-                _LOGGER.warning("%s failed for %s (%s); failing over to %s", delivery.provider,
-                                delivery.id, reason, nxt)
-                continue
-            self._set_state(record, delivery, state, now, reason=reason)
-        await self._save(touched)
-        for alert_id, deliveries in requeue.items():
-            self._queue(self._open[alert_id], deliveries)
-        await self._emit_many(touched)
-
-    def _next_provider(self, alert: Alert, delivery: Delivery) -> str | None:
-        tried = {delivery.provider, delivery.details.get("failover_from")}
-        for name in provider_candidates(alert, delivery.channel, self.config, self.providers):
-            if name not in tried:
-                return name
-        return None
 
     # -- status updates --------------------------------------------------------------------
 
@@ -656,13 +570,3 @@ def _matches(delivery: Delivery, update: StatusUpdate) -> bool:
         return False
     return update.number is None or delivery.recipient.number.lstrip("+") == \
         update.number.lstrip("+")
-
-
-def _failure(error: BaseException | None, redactor: Redactor) -> tuple[DeliveryState, str]:
-    """The final state and reason for a submission that raised ``error``."""
-    if isinstance(error, ValidationError | RejectedError):
-        return DeliveryState.REJECTED, redactor.text(str(error))
-    if isinstance(error, ProviderError):
-        return DeliveryState.FAILED, redactor.text(str(error))
-    _LOGGER.error("unexpected submission error: %s", redactor.text(repr(error)))
-    return DeliveryState.FAILED, f"internal error: {type(error).__name__}"

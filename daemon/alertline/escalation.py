@@ -27,7 +27,8 @@ from .providers.base import Provider, StatusUpdate
 from .store import Phase, Store
 
 if TYPE_CHECKING:
-    from .engine import AlertRecord, Engine
+    from .engine import Engine
+    from .records import AlertRecord
 
 _LOGGER = logging.getLogger(__name__)
 

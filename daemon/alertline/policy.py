@@ -27,7 +27,8 @@ from .model import Alert, Channel, Delivery, DeliveryState, Priority
 from .store import Store
 
 if TYPE_CHECKING:
-    from .engine import AlertRecord, Engine
+    from .engine import Engine
+    from .records import AlertRecord
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 from .errors import ProviderError, RateLimitedError, TransientError
 from .model import Delivery, DeliveryState
 from .providers.base import Batch, BatchItem, Submission, SubmittedItem
+from .records import AlertRecord
 from .store import Phase, StoredDelivery
 
 if TYPE_CHECKING:
-    from .engine import AlertRecord, Engine
+    from .engine import Engine
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ RETRY_SECONDS = 30.0
 
 async def resume_open_work(engine: Engine) -> None:
     """Load every unfinished alert into ``engine`` and restart its work."""
-    from .engine import AlertRecord  # noqa: PLC0415 - the engine imports this module
-
     await engine.policy.load()
     work = await engine.store.load_open_work()
     by_alert: dict[str, list[StoredDelivery]] = defaultdict(list)
