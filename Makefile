@@ -72,6 +72,7 @@ lint: .venv311/.installed
 
 typecheck: .venv311/.installed .venv/.installed
 	.venv311/bin/mypy
+	.venv311/bin/mypy --strict --exclude tests/homeassistant tests bench
 	.venv/bin/mypy --strict --python-version 3.13 --explicit-package-bases --namespace-packages \
 	  custom_components/alertline tests/homeassistant
 

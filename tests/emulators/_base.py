@@ -169,6 +169,7 @@ class EmulatorServer(Generic[RequestT]):
                 print(banner.format(url=self.base_url), flush=True)
                 if tick is None:
                     await asyncio.Event().wait()
+                    return
                 while True:
                     await asyncio.sleep(every)
                     await tick()
