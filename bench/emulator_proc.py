@@ -38,7 +38,7 @@ def main() -> None:
         log.write(f"{arrived:.6f} {recipients} {' '.join(stamps)}\n")
         return original(request, body)
 
-    emulator._create_job = stamped  # type: ignore[method-assign]
+    emulator._create_job = stamped  # type: ignore[method-assign,assignment]
 
     async def serve() -> None:
         async with emulator:
