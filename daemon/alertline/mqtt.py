@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,9 @@ class MqttBridge:
         self._ordered = ordered
         self._hooks: list[ConnectHook] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._hops: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._hop_lock = threading.Lock()
+        self._hop_scheduled = False
         self._client: paho.Client | None = None
         self._connected = asyncio.Event()
         self._ready = asyncio.Event()
@@ -207,10 +211,28 @@ class MqttBridge:
     # -- paho thread callbacks: hop onto the loop ------------------------------------------
 
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        # Calls queue up in arrival order; the loop is woken (a write to its self-pipe) only
+        # when the queue was empty, so a burst of messages and PUBACKs costs one wake-up.
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed while shutting down
-                loop.call_soon_threadsafe(callback, *args)
+        if loop is None or loop.is_closed():
+            return
+        with self._hop_lock:
+            self._hops.append((callback, args))
+            if self._hop_scheduled:
+                return
+            self._hop_scheduled = True
+        with contextlib.suppress(RuntimeError):  # the loop closed while shutting down
+            loop.call_soon_threadsafe(self._run_hops)
+
+    def _run_hops(self) -> None:
+        with self._hop_lock:
+            hops, self._hops = self._hops, []
+            self._hop_scheduled = False
+        for callback, args in hops:
+            try:
+                callback(*args)
+            except Exception:
+                _LOGGER.exception("handling an MQTT event failed")
 
     def _on_connect_thread(self, client: paho.Client, _userdata: Any, flags: Any,
                            reason: ReasonCode, properties: Properties | None) -> None:
