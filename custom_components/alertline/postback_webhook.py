@@ -16,8 +16,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.network import NoURLAvailableError
 
 from alertline.engine import Engine
-from alertline.http_server import read_limited
-from alertline.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver
+from alertline.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
 from alertline.providers.base import Provider, StatusMode
 
 from .const import DOMAIN

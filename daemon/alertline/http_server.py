@@ -18,7 +18,7 @@ from aiohttp import web
 from .alertmanager import apply_notification, parse_notification
 from .errors import ValidationError
 from .inbound import encode
-from .postbacks import PostbackReceiver, aiohttp_routes
+from .postbacks import PostbackReceiver, aiohttp_routes, read_limited
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -124,18 +124,3 @@ def _error(status: int, code: str, field: str, detail: str,
            headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, headers=headers, content_type="application/json",
                         body=encode({"error": code, "field": field, "detail": detail}))
-
-
-async def read_limited(request: web.Request, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes of the body: enough to tell that it is too large."""
-    if request.content_length is not None and request.content_length > limit:
-        return b"\0" * (limit + 1)  # declared too large: not worth reading
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await request.content.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)

@@ -166,7 +166,7 @@ def aiohttp_routes(receiver: PostbackReceiver) -> list[web.RouteDef]:
     """``POST /postbacks/{provider}/{token}`` for an aiohttp application."""
 
     async def postback(request: web.Request) -> web.Response:
-        body = await _read_limited(request, receiver.max_body)
+        body = await read_limited(request, receiver.max_body)
         result = await receiver.handle(request.match_info["provider"],
                                        request.match_info["token"], body,
                                        request.headers.get("Content-Type"))
@@ -176,7 +176,7 @@ def aiohttp_routes(receiver: PostbackReceiver) -> list[web.RouteDef]:
     return [web.post(ROUTE, postback)]
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes:
+async def read_limited(request: web.Request, limit: int) -> bytes:
     """At most ``limit + 1`` bytes of the body: enough to tell that it is too large."""
     if request.content_length is not None and request.content_length > limit:
         return b"\0" * (limit + 1)  # declared too large: not worth reading; handle() says 413
