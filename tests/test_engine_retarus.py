@@ -1,0 +1,36 @@
+"""The engine with the Retarus REST adapter and emulator: as few jobs as the API allows."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from alertline.model import AlertState, DeliveryState
+from tests.emulators.retarus_sms import RetarusSmsEmulator
+from tests.engine_harness import EngineHarness, make_config
+
+USER, PASSWORD = "acme", "retarus-engine-secret"
+
+
+async def test_an_alert_to_7500_recipients_makes_exactly_three_jobs(
+        manual_engine: EngineHarness) -> None:
+    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=manual_engine.clock,
+                                  step_seconds=1.0) as emulator:
+        config = make_config(providers={"retarus": {
+            "type": "retarus_sms", "username": USER, "password": PASSWORD,
+            "base_url": emulator.base_url, "status_urls": [emulator.base_url],
+            "poll_interval": 5}})
+        engine = await manual_engine.start(config)
+        numbers = [f"+4917{index:08d}0" for index in range(7500)]  # 0 at the end: delivered
+        accepted = await manual_engine.send(engine, to=numbers)
+        assert accepted.deliveries == 7500
+
+        posts = [r for r in emulator.requests if r.method == "POST"]
+        sizes = sorted(sum(len(m["recipients"]) for m in r.body["messages"]) for r in posts)
+        assert sizes == [1500, 3000, 3000]  # the 3,000-recipient limit, no more requests
+
+        await manual_engine.advance(engine, 60)
+        assert not [r for r in emulator.requests if r.method == "POST"][3:]  # polls only
+        report = await engine.report(accepted.alert_id)
+        assert report.final and report.state is AlertState.DELIVERED
+        assert Counter(d.state for d in report.deliveries) == {DeliveryState.DELIVERED: 7500}
+        assert len({d.provider_ref for d in report.deliveries}) == 3
