@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 
 import phonenumbers
@@ -35,6 +36,16 @@ def parse_e164(raw: str, *, default_region: str | None = None, field: str = "to"
     if not text:
         raise ValidationError(field, "empty phone number")
     shown = raw if len(raw) <= _SHOWN_CHARS else raw[:_SHOWN_CHARS] + "…"
+    e164, reason = _classify(text, default_region)
+    if e164 is None:
+        raise ValidationError(field, f"invalid phone number {shown!r}: {reason}")
+    return e164
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify(text: str, default_region: str | None) -> tuple[str | None, str | None]:
+    """``(e164, None)`` or ``(None, reason)``; cached, since alerts go to the same few numbers
+    again and again and full validation is the costliest step of accepting an alert."""
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
@@ -44,12 +55,12 @@ def parse_e164(raw: str, *, default_region: str | None = None, field: str = "to"
         if err.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE and \
                 not text.startswith("+") and default_region is None:
             reason = "needs an international prefix (+ and country code)"
-        raise ValidationError(field, f"invalid phone number {shown!r}: {reason}") from None
+        return None, reason
     if not phonenumbers.is_possible_number(parsed):
-        raise ValidationError(field, f"invalid phone number {shown!r}: impossible length")
+        return None, "impossible length"
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(field, f"invalid phone number {shown!r}: not a valid number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return None, "not a valid number"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
 
 
 def looks_like_number(text: str) -> bool:
