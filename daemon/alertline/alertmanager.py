@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import NotFoundError, ValidationError
-from .request import MAX_MESSAGE_CHARS, AlertRequest, parse_request
+from .request import MAX_MESSAGE_CHARS, AlertRequest, decode_payload, parse_request
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -70,13 +70,7 @@ class NotificationResult:
 
 def parse_notification(payload: bytes, *, route: str, max_bytes: int) -> Notification:
     """A :class:`Notification` from raw bytes; ValidationError names the field and the reason."""
-    if len(payload) > max_bytes:
-        raise ValidationError("payload", f"larger than the limit of {max_bytes} bytes",
-                              code="too_large")
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ValidationError("payload", f"not UTF-8 (byte {err.start})", code="encoding") from None
+    text = decode_payload(payload, max_bytes=max_bytes)
     if not text.strip():
         raise ValidationError("payload", "empty: expected an Alertmanager webhook payload",
                               code="empty")

@@ -51,16 +51,20 @@ class AlertRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_payload(payload: bytes, *, max_bytes: int, route: str | None = None) -> AlertRequest:
-    """A request from raw MQTT bytes: JSON object, or (for a route topic) plain text."""
+def decode_payload(payload: bytes, *, max_bytes: int) -> str:
+    """An inbound body as text: within the size limit and valid UTF-8, else ValidationError."""
     if len(payload) > max_bytes:
         raise ValidationError("payload", f"larger than the limit of {max_bytes} bytes",
                               code="too_large")
     try:
-        text = payload.decode("utf-8")
+        return payload.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValidationError("payload", f"not UTF-8 (byte {err.start})", code="encoding") from None
-    stripped = text.strip()
+
+
+def parse_payload(payload: bytes, *, max_bytes: int, route: str | None = None) -> AlertRequest:
+    """A request from raw MQTT bytes: JSON object, or (for a route topic) plain text."""
+    stripped = decode_payload(payload, max_bytes=max_bytes).strip()
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
