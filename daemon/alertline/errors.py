@@ -53,6 +53,11 @@ class RejectedError(ProviderError):
     """The provider rejected the request as invalid for it; never retried."""
 
 
+class ProviderRefusedError(RejectedError):
+    """Refused for a reason of this provider's own (funds, coverage, an unsupported language):
+    not retried here, but another provider of the route may well accept it, so it fails over."""
+
+
 class DuplicateError(RejectedError):
     """The provider recognised the request as a duplicate of one it already accepted."""
 
