@@ -45,6 +45,15 @@ def test_invalid_numbers_name_the_number_and_the_reason(raw: str, reason: str) -
     assert str(caught.value).startswith("to[0]: invalid phone number")
 
 
+@pytest.mark.parametrize("raw", ["+49170ABCDEF0", "+49 170 1234 ext 5", "0049170CALLME",
+                                 "+4917012345é0"])
+def test_letters_in_a_number_are_an_error_not_keypad_digits(raw: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_e164(raw, field="to[2]")
+    assert caught.value.field == "to[2]"
+    assert "letters are not allowed" in caught.value.reason
+
+
 @pytest.mark.parametrize("raw", ["", "   "])
 def test_empty_number(raw: str) -> None:
     with pytest.raises(ValidationError, match="empty phone number"):

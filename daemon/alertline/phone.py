@@ -36,6 +36,11 @@ def parse_e164(raw: str, *, default_region: str | None = None, field: str = "to"
     if not text:
         raise ValidationError(field, "empty phone number")
     shown = raw if len(raw) <= _SHOWN_CHARS else raw[:_SHOWN_CHARS] + "…"
+    if any(char.isalpha() for char in text) and any(char.isdigit() for char in text):
+        # phonenumbers maps letters to keypad digits (vanity numbers): +49170ABCDEF0 would
+        # become +491702223330, a number nobody wrote down, so letters are an error instead
+        raise ValidationError(field, f"invalid phone number {shown!r}: letters are not allowed "
+                              "(write the digits)")
     e164, reason = _classify(text, default_region)
     if e164 is None:
         raise ValidationError(field, f"invalid phone number {shown!r}: {reason}")
