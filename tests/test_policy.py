@@ -86,6 +86,36 @@ async def test_without_an_allowlist_every_valid_number_passes(make: Any) -> None
     assert (await harness.report(alert_id)).state is AlertState.DELIVERED
 
 
+async def test_a_listed_number_does_not_admit_a_longer_one(make: Any) -> None:
+    harness = await make(config({"allow": ["+491709876543", "+43*"]}))
+    alert_id = await harness.send(to=["+491709876543", "+4917098765430", AUSTRIA])
+    await harness.advance(2)
+    by_number = {d.recipient.number: d for d in (await harness.report(alert_id)).deliveries}
+    assert by_number["+4917098765430"].state is DeliveryState.REJECTED
+    assert by_number["+4917098765430"].reason == "not on the allowlist (limits.allow)"
+    assert by_number["+491709876543"].state is DeliveryState.DELIVERED
+    assert by_number[AUSTRIA].state is DeliveryState.DELIVERED
+
+
+@pytest.mark.parametrize(("allow", "admitted"), [
+    ([], False), (["+49"], False), (["DE"], False), (["+49*"], False),
+    (["+49900*"], True), (["+499001234567"], True),
+])
+async def test_a_premium_rate_number_needs_an_explicit_entry(make: Any, allow: list[str],
+                                                             admitted: bool) -> None:
+    harness = await make(config({"allow": allow}))
+    alert_id = await harness.send(to=["+499001234567"], channel="voice")
+    await harness.advance(5)
+    delivery = (await harness.report(alert_id)).deliveries[0]
+    if admitted:
+        assert delivery.state is DeliveryState.DELIVERED
+    else:
+        assert delivery.state is DeliveryState.REJECTED
+        assert delivery.reason is not None and delivery.reason.startswith(
+            "premium-rate number: refused unless limits.allow names it")
+        assert delivery.submitted_at is None
+
+
 # -- caps ----------------------------------------------------------------------------------
 
 async def test_the_eleventh_call_over_a_cap_of_ten_is_rejected_also_after_restart(
@@ -217,7 +247,7 @@ def test_limits_config_errors_name_the_path() -> None:
     with pytest.raises(ConfigError) as caught:
         validate_config(cfg, env={})
     problems = dict(caught.value.problems)
-    assert problems["limits.allow.1"].startswith("'0049' is not an E.164 number or prefix")
+    assert problems["limits.allow.1"].startswith("'0049' is neither an E.164 number")
     assert "limits.allow.2" in problems
     assert problems["limits.per_hour.voice"] == "value must be at least 0"
     assert problems["limits.per_hour.fax"] == "unknown option"

@@ -7,10 +7,11 @@ from typing import Any
 
 import voluptuous as vol
 
+from .allowlist import allow_entry
 from .errors import ValidationError
 from .model import Channel, Priority
 from .phone import parse_e164
-from .policy import allow_entry, quiet_window, time_zone
+from .policy import quiet_window, time_zone
 from .providers.registry import adapter_types
 
 

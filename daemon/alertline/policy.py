@@ -1,7 +1,8 @@
 """Guard rails: destination allowlist, send caps, quiet hours / blackout periods, duplicate alerts.
 
 Every delivery passes :meth:`Policy.screen` when it is created (at accept, at each escalation step,
-for a voice→SMS fallback): a destination outside ``limits.allow`` or over a cap is ``rejected``
+for a voice→SMS fallback): a destination outside ``limits.allow`` (see :mod:`.allowlist`, which
+also refuses costly number ranges not named there) or over a cap is ``rejected``
 with the rule that stopped it. Caps count deliveries per channel in fixed UTC windows (hour, day),
 globally and per route; the counters live in the store's ``counters`` table, written in the same
 transaction as the deliveries they count. Quiet hours are checked when a delivery is handed to its
@@ -20,9 +21,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 import voluptuous as vol
 
+from .allowlist import Allowlist
 from .model import Alert, Channel, Delivery, DeliveryState, Priority
 from .store import Store
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 _DAILY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)/([01]\d|2[0-3]):([0-5]\d)$")
-_PREFIX = re.compile(r"^\+[1-9]\d{0,14}$")
 PERIODS: dict[str, tuple[str, timedelta]] = {
     "per_hour": ("hour", timedelta(hours=1)), "per_day": ("day", timedelta(days=1))}
 CAPPED_UNITS = {Channel.SMS: "SMS", Channel.VOICE: "voice calls"}
@@ -68,17 +68,6 @@ def time_zone(value: Any) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise vol.Invalid(f"unknown time zone {value!r} (use a name like Europe/Berlin)") from None
     return str(value)
-
-
-def allow_entry(value: Any) -> str:
-    """An allowlist entry: an E.164 number or prefix (``+49``), or a country code (``DE``)."""
-    text = str(value).strip().replace(" ", "") if isinstance(value, str | int) else ""
-    if _PREFIX.fullmatch(text):
-        return text
-    if text.upper() in phonenumbers.SUPPORTED_REGIONS:
-        return text.upper()
-    raise vol.Invalid(f"{value!r} is not an E.164 number or prefix (+49...) nor a country code "
-                      "(DE)")
 
 
 def _interval(text: str, zone: tzinfo) -> tuple[datetime, datetime] | None:
@@ -199,9 +188,7 @@ class Policy:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         limits: dict[str, Any] = engine.config.limits or {}
-        allow = list(limits.get("allow") or [])
-        self.prefixes = tuple(entry for entry in allow if entry.startswith("+"))
-        self.regions = frozenset(entry for entry in allow if not entry.startswith("+"))
+        self.allowlist = Allowlist(limits.get("allow") or [])
         self.caps = caps_from(limits)
         self.zone = ZoneInfo(limits.get("timezone") or "UTC")
         self.high_priority_overrides = (limits.get("quiet_hours_override") or "high") == "high"
@@ -243,13 +230,7 @@ class Policy:
 
     def allowlist_reason(self, number: str) -> str | None:
         """Why ``number`` may not be called or texted, or None if the allowlist lets it pass."""
-        if not self.prefixes and not self.regions:
-            return None
-        if self.prefixes and number.startswith(self.prefixes):
-            return None
-        if self.regions and _region(number) in self.regions:
-            return None
-        return "not on the allowlist (limits.allow)"
+        return self.allowlist.reason(number)
 
     def _applicable(self, alert: Alert, channel: Channel) -> list[Cap]:
         return [cap for cap in self.caps if cap.channel is channel and
@@ -368,10 +349,3 @@ class Policy:
                 delivery.state is DeliveryState.PENDING:
             self.engine._queue(record, [delivery])
 
-
-def _region(number: str) -> str | None:
-    try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
-    except phonenumbers.NumberParseException:
-        return None
-    return str(region) if region else None
