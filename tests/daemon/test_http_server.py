@@ -71,6 +71,30 @@ async def test_alertmanager_webhook_refuses_what_it_must(
     assert AM_TOKEN not in caplog.text
 
 
+@pytest.mark.parametrize("body", [
+    b'{"alerts": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+    b'{"alerts": [{"labels": ' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}]}",
+    b'{"version": "4", "alerts": [], "x": 1' + b"0" * 5000 + b"}",
+])
+async def test_deeply_nested_or_absurd_json_is_a_400_not_a_retried_500(
+        tmp_path: Path, broker: Mosquitto, probe: MqttProbe, start_daemon: StartDaemon,
+        body: bytes) -> None:
+    daemon = await start_daemon(daemon_config(tmp_path, broker,
+                                              http={"max_body_bytes": 2 * 1024 * 1024},
+                                              mqtt={"max_payload_bytes": 2 * 1024 * 1024}))
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(_url(daemon, "/alertmanager/door"), content=body,
+                                 headers=BEARER)
+    await probe.publish("alertline/alertmanager/door", body)
+    error = await probe.expect("alertline/error")
+
+    assert (answer.status_code, answer.json()["error"], answer.json()["field"]) == \
+        (400, "json", "payload")
+    assert (error.json()["error"], error.json()["field"]) == ("json", "payload")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(_url(daemon, "/healthz"))).status_code == 200
+
+
 async def test_without_a_token_configured_the_webhook_is_disabled(
         tmp_path: Path, broker: Mosquitto, start_daemon: StartDaemon) -> None:
     daemon = await start_daemon(daemon_config(tmp_path, broker, alertmanager={"token": None}))
