@@ -7,7 +7,7 @@ emulator over loopback HTTP), and a manual clock.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,33 @@ async def test_the_same_route_and_message_within_the_window_is_a_duplicate(make:
 
 
 # -- bad input -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("limits", "days", "accepted"), [
+    ({}, 29, True), ({}, 31, False), ({"not_before_horizon": "60d"}, 59, True),
+    ({"not_before_horizon": "1h"}, 1, False),
+])
+async def test_not_before_further_than_the_horizon_is_refused(
+        make: Any, limits: dict[str, Any], days: int, accepted: bool) -> None:
+    harness = await make(config(limits), start=LATE_EVENING)
+    later = (LATE_EVENING + timedelta(days=days)).isoformat()
+    request = parse_request({"message": "Leak", "to": "bob", "not_before": later})
+    if accepted:
+        assert not (await harness.engine.accept(request)).duplicate
+        return
+    with pytest.raises(ValidationError) as caught:
+        await harness.engine.accept(request)
+    assert caught.value.field == "not_before"
+    assert "(limits.not_before_horizon)" in caught.value.reason
+
+
+def test_a_contact_personalization_value_with_a_control_character_is_a_config_error() -> None:
+    cfg = config()
+    cfg["contacts"]["bob"]["personalization"] = {"room": "cellar\x00"}
+    with pytest.raises(ConfigError) as caught:
+        validate_config(cfg, env={})
+    assert dict(caught.value.problems)["contacts.bob.personalization.room"].startswith(
+        "contains a control character")
+
 
 def test_limits_config_errors_name_the_path() -> None:
     cfg = config({"allow": ["+49", "0049", "XX"], "per_hour": {"voice": -1, "fax": 3},

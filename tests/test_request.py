@@ -107,6 +107,14 @@ def test_full_request() -> None:
      "invalid key name"),
     ({"message": "m", "personalization": {"a": {"k": {"v": 1}}}}, "personalization.a.k",
      "expected a string"),
+    ({"message": "m", "personalization": {"a": {"k": "cellar\x00; rm"}}},
+     "personalization.a.k", "control character"),
+    ({"message": "m", "personalization": {"a": {"k": "\x1b[2J"}}}, "personalization.a.k",
+     "control character"),
+    ({"message": "m", "personalization": {"a": {"k": "x\x7f"}}}, "personalization.a.k",
+     "control character"),
+    ({"message": "m", "personalization": {"a": {"k": "\x85"}}}, "personalization.a.k",
+     "control character"),
     ({"message": "m", "not_before": "tomorrow"}, "not_before", "ISO 8601"),
     ({"message": "m", "not_before": 1767268800}, "not_before", "ISO 8601"),
     ({"message": "m", "expires": "30 minutes"}, "expires", "ISO 8601"),
@@ -125,6 +133,11 @@ def test_each_field_is_validated(data: dict[str, Any], field: str, reason: str) 
     assert error.field == field
     assert reason in error.reason
     assert str(error) == f"{field}: {error.reason}"
+
+
+def test_personalization_keeps_tabs_newlines_and_any_script() -> None:
+    values = {"room": "Keller\tNord\nTür 2", "name": "Zoë 日本"}
+    assert request(personalization={"alice": values}).personalization["alice"] == values
 
 
 def test_not_a_json_object() -> None:

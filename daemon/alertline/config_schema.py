@@ -13,6 +13,7 @@ from .model import Channel, Priority
 from .phone import parse_e164
 from .policy import quiet_window, time_zone
 from .providers.registry import adapter_types
+from .request import personal_value
 
 
 def join_path(path: str, key: Any) -> str:
@@ -81,6 +82,14 @@ def _phone(value: Any) -> str:
         raise vol.Invalid(err.reason) from None
 
 
+def _personal_value(value: Any) -> str:
+    text = str(value)
+    problem = personal_value(text)
+    if problem is not None:
+        raise vol.Invalid(problem)
+    return text
+
+
 def _string_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -117,7 +126,7 @@ CONTACT_SCHEMA = vol.Schema({
     vol.Optional("locale"): str,
     vol.Optional("timezone"): time_zone,
     vol.Optional("quiet_hours", default=[]): [quiet_window],
-    vol.Optional("personalization", default={}): {str: vol.Coerce(str)},
+    vol.Optional("personalization", default={}): {str: _personal_value},
 })
 
 ROUTE_SCHEMA = vol.Schema({
@@ -141,6 +150,7 @@ LIMITS_SCHEMA = vol.Schema({
     vol.Optional("routes", default={}): {_NAME: {vol.Optional("per_hour", default={}): _CAPS,
                                                  vol.Optional("per_day", default={}): _CAPS}},
     vol.Optional("duplicate_window", default=0): _duration,
+    vol.Optional("not_before_horizon", default=30 * 86400): _duration,
     vol.Optional("timezone", default="UTC"): time_zone,
     vol.Optional("quiet_hours_override", default="high"): vol.In(
         ["high", "none"], msg="high (high-priority alerts ignore quiet hours) or none"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import voluptuous as vol
@@ -19,6 +19,11 @@ from .request import AlertRequest, resolve_expiry
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_GROUP_DEPTH = 5
+DEFAULT_HORIZON = 30 * 86400.0  # seconds: how far ahead not_before may lie
+
+
+def _days(span: timedelta) -> str:
+    return f"{span.total_seconds() / 86400:g} days"
 
 
 def new_alert_id() -> str:
@@ -88,6 +93,12 @@ def build_alert(request: AlertRequest, config: Config, providers: Mapping[str, P
         raise ValidationError("escalation", f"unknown escalation policy {alert.escalation!r}")
     if alert.expires is not None and alert.expires <= now:
         raise ValidationError("expires", "already in the past")
+    horizon = timedelta(seconds=float(config.limits.get("not_before_horizon", DEFAULT_HORIZON)))
+    if alert.not_before is not None and alert.not_before > now + horizon:
+        # a send scheduled months ahead is almost always a typo (a year, a time zone) and
+        # would sit in the store holding a cap slot; limits.not_before_horizon raises it
+        raise ValidationError("not_before", f"more than {_days(horizon)} ahead "
+                              "(limits.not_before_horizon)")
     for channel in alert.channels:
         chosen = providers[provider_for(alert, channel, config, providers)]
         _check_options(chosen, options)

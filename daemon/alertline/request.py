@@ -20,6 +20,9 @@ _WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d/([01]\d|2[0-3]):[0-5]\d$")
 MAX_EXPIRY_SECONDS = 366 * 86400
 MAX_NESTING = 32
 _MAX_ID_NUMBER = 10**128
+# control characters (C0 but tab and newline, DEL, C1): a NUL or escape sequence in a value that
+# is spliced into an SMS or a text-to-speech call truncates or garbles it at the provider
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 FIELDS = frozenset({
     "id", "to", "channel", "message", "title", "route", "provider", "sender", "locale",
@@ -221,6 +224,11 @@ def _url(value: Any) -> str | None:
     return value
 
 
+def personal_value(text: str) -> str | None:
+    """Why ``text`` may not be a personalization value, or None if it may."""
+    return "contains a control character (NUL, escape, ...)" if _CONTROL.search(text) else None
+
+
 def _personalization(value: Any) -> dict[str, dict[str, str]]:
     if value is None:
         return {}
@@ -237,7 +245,11 @@ def _personalization(value: Any) -> dict[str, dict[str, str]]:
             if not isinstance(item, str | int | float) or isinstance(item, bool) or \
                     (isinstance(item, int) and abs(item) >= _MAX_ID_NUMBER):
                 raise ValidationError(f"personalization.{key}.{name}", "expected a string")
-            values[str(name)] = str(item)
+            text = str(item)
+            problem = personal_value(text)
+            if problem is not None:
+                raise ValidationError(f"personalization.{key}.{name}", problem)
+            values[str(name)] = text
         result[str(key)] = values
     return result
 
