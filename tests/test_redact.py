@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
+from html import escape
+from urllib.parse import quote, quote_plus
+from xml.sax.saxutils import escape as xml_escape
 
 import pytest
 from hypothesis import given
@@ -129,3 +133,52 @@ def test_configure_logging_redacts_the_configured_secrets(
         root.setLevel(saved[1])
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [line["message"] for line in lines] == [f"token {MASK}"]
+
+
+# -- escaped forms -----------------------------------------------------------------------------
+
+AWKWARD = ['p&ss"w/rd<1>', "with spaces and 'quotes'", "pässwört-Ünïcode", "back\\slash/tab\t",
+           "日本語の秘密"]
+
+
+def _escaped(secret: str) -> dict[str, str]:
+    return {"url": quote(secret, safe=""), "path": quote(secret), "form": quote_plus(secret),
+            "url_lower_hex": re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(),
+                                    quote(secret, safe="")),
+            "json": json.dumps(secret)[1:-1],
+            "json_utf8": json.dumps(secret, ensure_ascii=False)[1:-1],
+            "json_slash": json.dumps(secret)[1:-1].replace("/", "\\/"),
+            "xml_text": xml_escape(secret),
+            "xml_attr": xml_escape(secret, {'"': "&quot;", "'": "&apos;"}),
+            "html": escape(secret)}
+
+
+@pytest.mark.parametrize("secret", AWKWARD)
+def test_url_json_and_xml_escaped_forms_of_a_secret_are_masked(secret: str) -> None:
+    redactor = Redactor([secret])
+    for name, form in _escaped(secret).items():
+        masked = redactor.text(f"<password>{form}</password> and ?p={form}&x=1")
+        assert form not in masked, f"{name} form survived: {masked}"
+
+
+@pytest.mark.parametrize("secret", AWKWARD)
+def test_json_log_lines_mask_secrets_that_json_escaping_would_hide(
+        secret: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("info", as_json=True, secrets=[secret])
+        logging.getLogger("alertline.test").warning("login with %s refused", secret)
+        try:
+            raise RuntimeError(f"auth {secret}")
+        except RuntimeError:
+            logging.getLogger("alertline.test").exception("submit crashed")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    output = capsys.readouterr().err
+    for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]):
+        assert form not in output
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert lines[0]["message"] == f"login with {MASK} refused"
+    assert lines[1]["exception"].endswith(f"RuntimeError: auth {MASK}")

@@ -23,23 +23,30 @@ class RedactingFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line, secrets masked in each field before it is encoded (JSON
+    escaping would otherwise turn a secret with ``"`` or ``\\`` into text the redactor misses)."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or Redactor()
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as JSON."""
+        mask = self.redactor.text
         data = {"time": self.formatTime(record), "level": record.levelname,
-                "logger": record.name, "message": record.getMessage()}
+                "logger": record.name, "message": mask(record.getMessage())}
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = mask(self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False)
 
 
 def configure_logging(level: str, *, as_json: bool = False, secrets: Iterable[str] = ()) -> None:
     """Configure the root logger once for the process."""
     handler = logging.StreamHandler()
-    inner = JsonFormatter() if as_json else logging.Formatter(
+    redactor = Redactor(secrets)
+    inner = JsonFormatter(redactor) if as_json else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler.setFormatter(RedactingFormatter(inner, Redactor(secrets)))
+    handler.setFormatter(RedactingFormatter(inner, redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "**REDACTED**"
 
@@ -27,9 +30,10 @@ class Redactor:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
-        """Remember ``secret`` so it is masked wherever it appears (short values are ignored)."""
+        """Remember ``secret`` so it is masked wherever it appears, also URL-, JSON- or
+        XML-escaped (short values are ignored)."""
         if secret and len(secret) >= 3:
-            self._secrets.add(secret)
+            self._secrets.update(form for form in escaped_forms(secret) if len(form) >= 3)
 
     def text(self, value: str) -> str:
         """``value`` with every secret masked."""
@@ -40,6 +44,21 @@ class Redactor:
     def data(self, value: Any) -> Any:
         """A copy of ``value`` (dicts, lists, strings) with secrets masked."""
         return _redact_data(value, self.text)
+
+
+def escaped_forms(secret: str) -> set[str]:
+    """``secret`` as it may appear in a URL, a form body, a JSON string or XML text: a secret
+    with ``&``, ``"``, ``/``, ``<``, spaces or non-ASCII letters is no longer itself there."""
+    url = {quote(secret, safe=""), quote(secret), quote_plus(secret), quote_plus(secret, safe="/")}
+    url |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), form) for form in url}
+    as_json = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    as_json |= {form.replace("/", "\\/") for form in as_json}
+    as_json |= {re.sub(r"\\u[0-9a-f]{4}", lambda m: "\\u" + m.group(0)[2:].upper(), form)
+                for form in as_json}
+    as_xml = {html.escape(secret, quote=False), html.escape(secret),
+              html.escape(secret).replace("&#x27;", "&apos;"),
+              html.escape(secret).replace("&#x27;", "&#39;").replace("&quot;", "&#34;")}
+    return {secret} | url | as_json | as_xml
 
 
 def redact_text(value: str) -> str:
