@@ -73,7 +73,8 @@ class CommandClient:
         section = config.mqtt
         embedded = not section.get("host")
         self.settings = MqttSettings.from_config(section, protocol="3.1.1" if embedded else None)
-        self.topics = Topics(section["base_topic"], section["discovery_prefix"])
+        self.topics = Topics(section["base_topic"], section["discovery_prefix"],
+                             section.get("response_prefix"))
         self.client_id = f"alertline-cli-{uuid.uuid4().hex[:12]}"
         self.client = create_client(self.settings, client_id=self.client_id, persistent=False)
         self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
@@ -88,7 +89,7 @@ class CommandClient:
     @property
     def response_topic(self) -> str | None:
         """Where MQTT v5 answers come (None under 3.1.1)."""
-        return f"{self.topics.base}/reply/{self.client_id}" if self.settings.v5 else None
+        return f"{self.topics.reply_prefix}{self.client_id}" if self.settings.v5 else None
 
     def _on_connect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
                     _properties: Any) -> None:

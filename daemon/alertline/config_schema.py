@@ -106,6 +106,8 @@ MQTT_SCHEMA = vol.Schema({
     vol.Optional("password"): vol.Any(str, None),
     vol.Optional("base_topic", default="alertline"): vol.Match(
         r"^[^#+\s]+$", msg="a topic without wildcards or spaces"),
+    vol.Optional("response_prefix"): vol.Any(None, vol.Match(
+        r"^[^#+\s]+$", msg="a topic prefix without wildcards or spaces")),
     vol.Optional("discovery", default=True): bool,
     vol.Optional("discovery_prefix", default="homeassistant"): str,
     vol.Optional("keepalive", default=30): vol.All(int, vol.Range(min=5, max=3600)),

@@ -77,7 +77,8 @@ class Daemon:
         self.scheduler = scheduler
         self.out = out or sys.stdout
         section = config.mqtt
-        self.topics = Topics(section["base_topic"], section["discovery_prefix"])
+        self.topics = Topics(section["base_topic"], section["discovery_prefix"],
+                             section.get("response_prefix"))
         self.embedded_broker: Any = None
         self.store: Store | None = None
         self.engine: Engine | None = None

@@ -69,6 +69,9 @@ class InboundHandler:
                 raise ValidationError("retain", "a retained message replayed on subscribe is not "
                                       "processed: publish alerts without the retain flag",
                                       code="retained")
+            if message.response_topic and not self.topics.may_answer_on(message.response_topic):
+                raise ValidationError("response_topic", "answers are published only under "
+                                      f"{self.topics.reply_prefix} (mqtt.response_prefix)")
             answer, extra = await self._dispatch(parsed, message)
         except ValidationError as err:
             return self._error(message, self._id_of(message, alert_id), err)
@@ -123,7 +126,7 @@ class InboundHandler:
         return alert_id or _request_id(message.payload, self.max_payload_bytes)
 
     def _reply(self, message: InboundMessage, answer: dict[str, Any]) -> list[Outgoing]:
-        if not message.response_topic:
+        if not message.response_topic or not self.topics.may_answer_on(message.response_topic):
             return []
         return [Outgoing(message.response_topic, encode(answer),
                          correlation_data=message.correlation_data)]
@@ -142,7 +145,7 @@ class InboundHandler:
         _LOGGER.warning("rejected a message on %s: %s (%s)", message.topic, detail, err.code)
         payload = encode(body)
         answers = [Outgoing(self.topics.error, payload)]
-        if message.response_topic:
+        if message.response_topic and self.topics.may_answer_on(message.response_topic):
             answers.append(Outgoing(message.response_topic, payload,
                                     correlation_data=message.correlation_data))
         return answers

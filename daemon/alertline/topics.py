@@ -40,10 +40,29 @@ class InboundTopic:
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """Every topic alertline uses, under one base topic and one discovery prefix."""
+    """Every topic alertline uses, under one base topic and one discovery prefix.
+
+    ``response_prefix`` is where MQTT v5 response topics may point (default ``<base>/reply/``):
+    the daemon publishes its answers with its own credentials, so a client may not make it
+    publish on arbitrary topics (another application's commands, Home Assistant's discovery).
+    """
 
     base: str = "alertline"
     discovery_prefix: str = "homeassistant"
+    response_prefix: str | None = None
+
+    @property
+    def reply_prefix(self) -> str:
+        """The prefix every MQTT v5 response topic must start with."""
+        prefix = self.response_prefix or f"{self.base}/reply/"
+        return prefix if prefix.endswith("/") else prefix + "/"
+
+    def may_answer_on(self, topic: str) -> bool:
+        """Whether an MQTT v5 response topic may be answered: under :attr:`reply_prefix`, no
+        wildcards, and not one of the topics the daemon itself acts on."""
+        prefix = self.reply_prefix
+        return (topic.startswith(prefix) and len(topic) > len(prefix)
+                and not any(char in topic for char in "+#\0") and self.parse(topic) is None)
 
     # -- inbound ---------------------------------------------------------------------------
 

@@ -129,18 +129,18 @@ def test_bytes_that_are_not_a_payload_are_refused_with_the_reason() -> None:
 async def test_firing_then_resolved_over_mqtt(
         tmp_path: Path, broker: Mosquitto, probe: MqttProbe, start_daemon: StartDaemon) -> None:
     await start_daemon(daemon_config(tmp_path, broker))
-    await probe.subscribe("replies/#")
+    await probe.subscribe("alertline/reply/#")
     firing = notification(disk_alert("db1", "f1"), disk_alert("db2", "f2"))
     await probe.publish("alertline/alertmanager/door", json.dumps(firing),
-                        response_topic="replies/am", correlation=b"1")
-    answer = (await probe.expect("replies/am", lambda m: m.correlation == b"1")).json()
+                        response_topic="alertline/reply/am", correlation=b"1")
+    answer = (await probe.expect("alertline/reply/am", lambda m: m.correlation == b"1")).json()
     first = f"am-door-f1-{STARTS_EPOCH}"
     await probe.final_report(first)
 
     # Alertmanager repeats the notification every repeat_interval: nobody is called again
     await probe.publish("alertline/alertmanager/door", json.dumps(firing),
-                        response_topic="replies/am", correlation=b"2")
-    repeat = (await probe.expect("replies/am", lambda m: m.correlation == b"2")).json()
+                        response_topic="alertline/reply/am", correlation=b"2")
+    repeat = (await probe.expect("alertline/reply/am", lambda m: m.correlation == b"2")).json()
     resolved = copy.deepcopy(firing)
     resolved["alerts"][0]["status"] = "resolved"
     resolved["alerts"][0]["endsAt"] = "2026-01-01T10:30:00Z"

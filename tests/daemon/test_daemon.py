@@ -77,14 +77,14 @@ async def test_plain_text_on_a_route_topic_uses_the_route(
 async def test_v5_response_topic_gets_the_accepted_answer_or_the_error(
         tmp_path: Path, broker: Mosquitto, probe: MqttProbe, start_daemon: StartDaemon) -> None:
     await start_daemon(daemon_config(tmp_path, broker))
-    await probe.subscribe("replies/#")
+    await probe.subscribe("alertline/reply/#")
     await probe.publish("alertline/send", json.dumps({"to": "alice", "message": "hi"}),
-                        response_topic="replies/me", correlation=b"req-1")
+                        response_topic="alertline/reply/me", correlation=b"req-1")
     await probe.publish("alertline/send", json.dumps({"to": "nobody", "message": "hi"}),
-                        response_topic="replies/me", correlation=b"req-2")
+                        response_topic="alertline/reply/me", correlation=b"req-2")
 
-    ok = await probe.expect("replies/me", lambda m: m.correlation == b"req-1")
-    bad = await probe.expect("replies/me", lambda m: m.correlation == b"req-2")
+    ok = await probe.expect("alertline/reply/me", lambda m: m.correlation == b"req-1")
+    bad = await probe.expect("alertline/reply/me", lambda m: m.correlation == b"req-2")
 
     assert ok.json()["state"] == "accepted" and ok.json()["deliveries"] == 1
     assert bad.json()["error"] == "unknown_contact" and bad.json()["field"] == "to[0]"

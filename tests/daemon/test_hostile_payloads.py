@@ -29,7 +29,7 @@ from alertline.request import FIELDS
 from tests.daemon.harness import WAIT, daemon_config
 from tests.mosquitto import Mosquitto
 
-REPLIES = "hostile/replies"
+REPLIES = "alertline/reply/hostile"
 
 
 class ThreadedDaemon:

@@ -65,12 +65,41 @@ async def test_an_internal_failure_is_answered_not_raised(engine: Engine) -> Non
 
     answers = await handler.handle(InboundMessage(
         "alertline/send", b'{"id": "a-1", "to": "alice", "message": "x"}',
-        response_topic="me/replies", correlation_data=b"c"))
+        response_topic="alertline/reply/me", correlation_data=b"c"))
 
     error, response = answers
     assert json.loads(error.payload)["error"] == "internal"
     assert json.loads(error.payload)["id"] == "a-1"
-    assert (response.topic, response.correlation_data) == ("me/replies", b"c")
+    assert (response.topic, response.correlation_data) == ("alertline/reply/me", b"c")
+
+
+@pytest.mark.parametrize("response_topic", ["victim/commands", "homeassistant/switch/x/set",
+                                            "alertline/send", "alertline/ack/a-1"])
+async def test_a_foreign_response_topic_is_refused_and_never_published_to(
+        engine: Engine, response_topic: str) -> None:
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+
+    answers = await handler.handle(InboundMessage(
+        "alertline/send/door", b'{"id": "a-1", "message": "x"}',
+        response_topic=response_topic, correlation_data=b"c"))
+
+    assert [answer.topic for answer in answers] == ["alertline/error"]
+    error = json.loads(answers[0].payload)
+    assert (error["field"], error["id"]) == ("response_topic", "a-1")
+    assert "alertline/reply/" in error["detail"]
+    assert engine.metrics["alerts_received"] == 0
+
+
+async def test_a_configured_response_prefix_is_answered(engine: Engine) -> None:
+    handler = InboundHandler(engine, Topics(response_prefix="clients/"),
+                             max_payload_bytes=4096)
+
+    [answer] = await handler.handle(InboundMessage(
+        "alertline/send/door", b'{"id": "a-2", "message": "x"}',
+        response_topic="clients/me", correlation_data=b"c"))
+
+    assert (answer.topic, answer.correlation_data) == ("clients/me", b"c")
+    assert json.loads(answer.payload)["state"] == "accepted"
 
 
 def test_ordered_kinds_wait_for_earlier_messages() -> None:

@@ -41,3 +41,25 @@ def test_outbound_topics_and_subscriptions_follow_the_base() -> None:
     for subscription in TOPICS.subscriptions():
         concrete = subscription.replace("+", "x")
         assert TOPICS.parse(concrete) is not None
+
+
+@pytest.mark.parametrize(("topics", "topic", "allowed"), [
+    (TOPICS, "home/alertline/reply/cli-1", True),
+    (TOPICS, "home/alertline/reply/a/b", True),
+    (TOPICS, "home/alertline/reply/", False),
+    (TOPICS, "home/alertline/replyx", False),
+    (TOPICS, "victim/commands", False),
+    (TOPICS, "ha/switch/door/set", False),
+    (TOPICS, "home/alertline/send", False),
+    (TOPICS, "home/alertline/reply/+", False),
+    (TOPICS, "home/alertline/reply/#", False),
+    (Topics(response_prefix="clients"), "clients/me", True),
+    (Topics(response_prefix="clients/"), "clientsevil/me", False),
+    (Topics(response_prefix="clients/"), "alertline/reply/me", False),
+    (Topics(response_prefix="alertline/"), "alertline/send", False),
+    (Topics(response_prefix="alertline/"), "alertline/ack/al-1", False),
+    (Topics(response_prefix="alertline/"), "alertline/answers/me", True),
+])
+def test_response_topics_are_answered_only_under_the_reply_prefix(
+        topics: Topics, topic: str, allowed: bool) -> None:
+    assert topics.may_answer_on(topic) is allowed
