@@ -184,10 +184,14 @@ def test_payload_plain_text_on_a_route_topic() -> None:
     assert (parsed.message, parsed.route) == ("Water leak", "leak")
 
 
-def test_payload_json_on_a_route_topic_keeps_its_own_route() -> None:
-    assert parse_payload(b'{"message": "hi"}', max_bytes=1024, route="leak").route == "leak"
-    assert parse_payload(b'{"message": "hi", "route": "door"}', max_bytes=1024,
-                         route="leak").route == "door"
+def test_payload_json_on_a_route_topic_is_bound_to_the_topic_route() -> None:
+    parsed = parse_payload(b'{"message": "hi", "route": "leak"}', max_bytes=1024, route="leak")
+    assert (parsed.route, parsed.route_topic) == ("leak", True)
+    assert parse_payload(b"hi", max_bytes=1024, route="leak").route_topic
+    assert not parse_payload(b'{"message": "hi", "route": "leak"}', max_bytes=1024).route_topic
+    with pytest.raises(ValidationError) as caught:
+        parse_payload(b'{"message": "hi", "route": "door"}', max_bytes=1024, route="leak")
+    assert caught.value.field == "route"
 
 
 @pytest.mark.parametrize(("payload", "route", "code", "reason"), [

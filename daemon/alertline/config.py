@@ -59,6 +59,7 @@ class Route:
     quiet_hours: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     fallback_sms: bool = False
+    allow_override: frozenset[str] = frozenset()  # fields a message on its topic may set
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +274,8 @@ def _route(name: str, raw: dict[str, Any]) -> Route:
         providers=tuple([provider] if isinstance(provider, str) else provider),
         escalation=raw.get("escalation"), sender=raw.get("sender"), title=raw.get("title"),
         priority=Priority(raw["priority"]), quiet_hours=tuple(raw["quiet_hours"]),
-        options=dict(raw["options"]), fallback_sms=bool(raw.get("fallback_sms")))
+        options=dict(raw["options"]), fallback_sms=bool(raw.get("fallback_sms")),
+        allow_override=frozenset(raw["allow_override"]))
 
 
 def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:

@@ -13,7 +13,7 @@ from .model import Channel, Priority
 from .phone import parse_e164
 from .policy import quiet_window, time_zone
 from .providers.registry import adapter_types
-from .request import personal_value
+from .request import ROUTE_FIELDS, personal_value
 
 
 def join_path(path: str, key: Any) -> str:
@@ -142,6 +142,8 @@ ROUTE_SCHEMA = vol.Schema({
     vol.Optional("quiet_hours", default=[]): [quiet_window],
     vol.Optional("fallback_sms", default=False): bool,
     vol.Optional("options", default={}): dict,
+    vol.Optional("allow_override", default=[]): [vol.In(
+        ROUTE_FIELDS, msg=f"one of {', '.join(ROUTE_FIELDS)}")],
 })
 
 _CAPS = vol.Schema({vol.Optional(c.value): vol.All(int, vol.Range(min=0)) for c in Channel})

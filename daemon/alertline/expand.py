@@ -56,6 +56,8 @@ def build_alert(request: AlertRequest, config: Config, providers: Mapping[str, P
                 *, now: datetime, alert_id: str | None = None, source: str | None = None) -> Alert:
     """A validated :class:`Alert`; ValidationError names the offending field and why."""
     route = _route(request, config)
+    if route is not None and request.route_topic:
+        _check_overrides(request, route)
     targets = request.to or (route.to if route else ())
     if not targets and not (request.escalation or (route and route.escalation)):
         raise ValidationError("to", "no recipients: give 'to' or a route with recipients",
@@ -149,6 +151,14 @@ def _route(request: AlertRequest, config: Config) -> Route | None:
     if route is None:
         raise ValidationError("route", f"unknown route {request.route!r}", code="unknown_route")
     return route
+
+
+def _check_overrides(request: AlertRequest, route: Route) -> None:
+    """Refuse what a message on ``<base>/send/<route>`` sets but its route does not let it."""
+    for name in request.route_fields():
+        if name not in route.allow_override:
+            raise ValidationError(name, f"route {route.name!r} decides this: a message on its "
+                                  f"topic may not set it (routes.{route.name}.allow_override)")
 
 
 def _recipients(targets: tuple[str, ...], config: Config,

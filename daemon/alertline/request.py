@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,6 +25,10 @@ _MAX_ID_NUMBER = 10**128
 # is spliced into an SMS or a text-to-speech call truncates or garbles it at the provider
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
+# what a message on a route's topic may set only if the route's ``allow_override`` lists it:
+# who is reached, how, through which provider and how urgently is the route's decision
+ROUTE_FIELDS = ("to", "channel", "provider", "escalation", "sender", "priority", "quiet_hours",
+                "options")
 FIELDS = frozenset({
     "id", "to", "channel", "message", "title", "route", "provider", "sender", "locale",
     "priority", "audio_url", "personalization", "not_before", "expires", "quiet_hours",
@@ -52,6 +57,16 @@ class AlertRequest:
     quiet_hours: tuple[str, ...] | None = None
     escalation: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    route_topic: bool = False  # came in on <base>/send/<route>: the route constrains it
+
+    def route_fields(self) -> list[str]:
+        """The :data:`ROUTE_FIELDS` this request sets itself."""
+        given = {"to": bool(self.to), "channel": bool(self.channels),
+                 "provider": self.provider is not None, "escalation": self.escalation is not None,
+                 "sender": self.sender is not None, "priority": self.priority is not None,
+                 "quiet_hours": self.quiet_hours is not None,  # [] clears the route's windows
+                 "options": bool(self.options)}
+        return [name for name in ROUTE_FIELDS if given[name]]
 
 
 def decode_payload(payload: bytes, *, max_bytes: int) -> str:
@@ -78,12 +93,18 @@ def parse_payload(payload: bytes, *, max_bytes: int, route: str | None = None) -
             raise ValidationError("payload", "JSON nested too deeply", code="json") from None
         except ValueError as err:  # e.g. an integer literal beyond Python's digit limit
             raise ValidationError("payload", f"malformed JSON: {err}", code="json") from None
-        if route is not None:
-            data.setdefault("route", route)
-        return parse_request(data)
+        if route is None:
+            return parse_request(data)
+        if isinstance(data, dict) and data.get("route", route) != route:
+            raise ValidationError("route", f"the topic names route {route!r}: a message on a "
+                                  "route's topic cannot choose another route")
+        if isinstance(data, dict):
+            data["route"] = route
+        return dataclasses.replace(parse_request(data), route_topic=True)
     if route is None:
         raise ValidationError("payload", "expected a JSON object", code="json")
-    return parse_request({"message": stripped, "route": route})
+    return dataclasses.replace(parse_request({"message": stripped, "route": route}),
+                               route_topic=True)
 
 
 def parse_request(data: Any) -> AlertRequest:

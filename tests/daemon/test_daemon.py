@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,7 @@ async def test_cancel_stops_what_is_not_sent_yet(
     await start_daemon(daemon_config(tmp_path, broker))
     await probe.publish("alertline/send", json.dumps(
         {"id": "later-1", "to": "alice", "message": "Tomorrow",
-         "not_before": "2099-01-01T08:00:00Z"}))
+         "not_before": (datetime.now(UTC) + timedelta(days=1)).isoformat()}))
     await probe.expect("alertline/accepted/later-1")
     await probe.publish("alertline/cancel/later-1", "")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alertline.engine import Engine
+from alertline.errors import NotFoundError
 from alertline.inbound import InboundHandler
 from alertline.mqtt import InboundMessage
 from alertline.store import Store
@@ -100,6 +102,64 @@ async def test_a_configured_response_prefix_is_answered(engine: Engine) -> None:
 
     assert (answer.topic, answer.correlation_data) == ("clients/me", b"c")
     assert json.loads(answer.payload)["state"] == "accepted"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("to", "+4915112345678"), ("channel", "voice"), ("provider", "sim"),
+    ("escalation", "page"), ("sender", "Bank"), ("priority", "high"),
+    ("quiet_hours", []), ("options", {"flash": True}),
+])
+async def test_a_route_topic_may_not_override_what_the_route_decides(
+        engine: Engine, field: str, value: Any) -> None:
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+    payload = json.dumps({"id": "r-1", "message": "x", field: value}).encode()
+
+    [error] = await handler.handle(InboundMessage("alertline/send/door", payload))
+
+    body = json.loads(error.payload)
+    assert (error.topic, body["field"], body["id"]) == ("alertline/error", field, "r-1")
+    assert "routes.door.allow_override" in body["detail"]
+    with pytest.raises(NotFoundError):
+        await engine.report("r-1")
+
+
+async def test_a_route_topic_may_not_name_another_route(engine: Engine) -> None:
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+
+    [error] = await handler.handle(InboundMessage(
+        "alertline/send/door", b'{"message": "x", "route": "leak"}'))
+
+    assert json.loads(error.payload)["field"] == "route"
+
+
+async def test_what_a_route_allows_may_be_overridden_on_its_topic(tmp_path: Path) -> None:
+    routes = {"door": {"to": ["alice"], "allow_override": ["to", "channel"]}}
+    engine = Engine(daemon_config(tmp_path, None, routes=routes),
+                    Store(tmp_path / "alertline.db"))
+    await engine.start()
+    try:
+        handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+        allowed = b'{"id": "o-1", "message": "x", "to": "bob", "channel": "voice"}'
+        refused = b'{"id": "o-2", "message": "x", "provider": "sim"}'
+        assert await handler.handle(InboundMessage("alertline/send/door", allowed)) == []
+        [error] = await handler.handle(InboundMessage("alertline/send/door", refused))
+        report = await engine.report("o-1")
+    finally:
+        await engine.stop()
+
+    assert json.loads(error.payload)["field"] == "provider"
+    assert [(d.recipient.contact, d.channel.value) for d in report.deliveries] == \
+        [("bob", "voice")]
+
+
+async def test_the_general_send_topic_is_not_constrained_by_a_named_route(
+        engine: Engine) -> None:
+    handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)
+    payload = b'{"id": "g-1", "message": "x", "route": "door", "to": "bob"}'
+
+    assert await handler.handle(InboundMessage("alertline/send", payload)) == []
+    report = await engine.report("g-1")
+    assert [d.recipient.contact for d in report.deliveries] == ["bob"]
 
 
 def test_ordered_kinds_wait_for_earlier_messages() -> None:
