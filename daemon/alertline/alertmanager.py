@@ -79,6 +79,11 @@ def parse_notification(payload: bytes, *, route: str, max_bytes: int) -> Notific
     except json.JSONDecodeError as err:
         raise ValidationError("payload", f"malformed JSON: {err.msg} at line {err.lineno} "
                               f"column {err.colno}", code="json") from None
+    except RecursionError:
+        # refused as bad input (400), not an internal error that Alertmanager retries forever
+        raise ValidationError("payload", "JSON nested too deeply", code="json") from None
+    except ValueError as err:  # e.g. an integer literal beyond Python's digit limit
+        raise ValidationError("payload", f"malformed JSON: {err}", code="json") from None
     return notification_from_json(data, route)
 
 
