@@ -184,6 +184,12 @@ SECTION_SCHEMAS: dict[str, Any] = {
         vol.Optional("postback_token"): vol.Any(vol.All(str, vol.Length(
             min=16, msg="at least 16 characters")), None),
         vol.Optional("max_body_bytes", default=256 * 1024): vol.All(int, vol.Range(min=1024)),
+        vol.Optional("max_connections", default=256): vol.All(int, vol.Range(min=1)),
+        vol.Optional("max_connections_per_client", default=32): vol.All(int, vol.Range(min=1)),
+        vol.Optional("header_timeout", default=10): vol.All(_duration, vol.Range(
+            min=0.1, msg="at least 0.1 seconds")),
+        vol.Optional("body_timeout", default=30): vol.All(_duration, vol.Range(
+            min=0.1, msg="at least 0.1 seconds")),
     }),
     "alertmanager": vol.Schema({vol.Optional("token"): vol.Any(str, None)}),
     "defaults": vol.Schema({

@@ -23,6 +23,7 @@ from .config import Config
 from .discovery import Discovery, StatePublisher, node_id
 from .engine import Engine
 from .errors import AlertlineError
+from .http_guard import ConnectionLimits
 from .http_server import HttpServer
 from .inbound import InboundHandler
 from .metrics import DaemonMetrics
@@ -188,7 +189,8 @@ class Daemon:
         self.http = HttpServer(self.engine, metrics, host=http["host"], port=int(http["port"]),
                                max_body_bytes=int(http["max_body_bytes"]),
                                alertmanager_token=self.config.raw["alertmanager"].get("token"),
-                               health=self.health, postbacks=receiver)
+                               health=self.health, postbacks=receiver,
+                               limits=ConnectionLimits.from_config(http))
         try:
             await self.http.start()
         except OSError as err:

@@ -3,11 +3,14 @@
 ``POST /alertmanager/<route>`` takes Alertmanager's webhook exactly like the MQTT topic
 ``<base>/alertmanager/<route>``, authenticated with the bearer token of ``alertmanager.token``
 (Alertmanager's ``http_config.authorization``). Every body is read up to a size limit. There is no
-access log: provider postback URLs carry a secret token.
+access log: provider postback URLs carry a secret token. Connections are capped and must deliver
+their request in time (:mod:`.http_guard`), so a slow or hostile client cannot take the server
+(and ``/healthz``) down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Callable
@@ -17,6 +20,13 @@ from aiohttp import web
 
 from .alertmanager import apply_notification, parse_notification
 from .errors import ValidationError
+from .http_guard import (
+    ConnectionGuard,
+    ConnectionLimits,
+    LogThrottle,
+    body_deadline,
+    throttle_noisy_loggers,
+)
 from .inbound import encode
 from .postbacks import PostbackReceiver, aiohttp_routes, read_limited
 
@@ -26,6 +36,7 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+BACKLOG = 1024  # pending connections the kernel may queue (it caps this at somaxconn)
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HealthSource = Callable[[], dict[str, Any]]
 
@@ -37,7 +48,8 @@ class HttpServer:
                  port: int = 8787, max_body_bytes: int = 256 * 1024,
                  alertmanager_token: str | None = None,
                  health: HealthSource | None = None,
-                 postbacks: PostbackReceiver | None = None) -> None:
+                 postbacks: PostbackReceiver | None = None,
+                 limits: ConnectionLimits | None = None) -> None:
         self.engine = engine
         self.metrics = metrics
         self.host = host
@@ -46,12 +58,17 @@ class HttpServer:
         self._token = alertmanager_token.encode() if alertmanager_token else None
         self._health = health or (lambda: {"status": "ok"})
         self._postbacks = postbacks
+        self.limits = limits or ConnectionLimits()
+        self._client_errors = LogThrottle(_LOGGER)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.guard: ConnectionGuard | None = None
         self.stopping = False
 
     def application(self) -> web.Application:
         """The aiohttp application with every route."""
-        app = web.Application(client_max_size=self.max_body_bytes + 1)
+        app = web.Application(client_max_size=self.max_body_bytes + 1, middlewares=[
+            body_deadline(self.limits.body_timeout, self._client_errors)])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/alertmanager/{route}", self._alertmanager)
@@ -61,22 +78,29 @@ class HttpServer:
 
     async def start(self) -> None:
         """Listen; raises OSError when the address is taken."""
-        runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=5.0)
+        throttle_noisy_loggers()
+        runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=5.0,
+                               **self.limits.handler_args())
         await runner.setup()
+        assert runner.server is not None
+        self.guard = ConnectionGuard(runner.server, self.limits, self._client_errors)
         try:
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                self.guard, self.host, self.port, reuse_address=True, backlog=BACKLOG)
         except OSError:
             await runner.cleanup()
             raise
         self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         _LOGGER.info("HTTP server on http://%s:%d (/healthz, /metrics, /alertmanager/<route>%s)",
                      self.host, self.port, ", /postbacks" if self._postbacks else "")
 
     async def stop(self) -> None:
         """Stop listening; requests under way are finished first."""
         self.stopping = True
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -97,8 +121,8 @@ class HttpServer:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(),
                                                                  self._token):
-            _LOGGER.warning("Alertmanager webhook for %r without a valid bearer token",
-                            route[:64])
+            self._client_errors.warning("unauthorized", "Alertmanager webhook for %r without a "
+                                        "valid bearer token", route[:64])
             return _error(401, "unauthorized", "authorization",
                           "expected Authorization: Bearer <alertmanager.token>",
                           headers={"WWW-Authenticate": "Bearer"})
@@ -109,7 +133,8 @@ class HttpServer:
                                               source=f"http:/alertmanager/{route}")
         except ValidationError as err:
             detail = self.engine.redactor.text(str(err))
-            _LOGGER.warning("rejected an Alertmanager webhook for %r: %s", route[:64], detail)
+            self._client_errors.warning("rejected", "rejected an Alertmanager webhook for %r: %s",
+                                        route[:64], detail)
             return _error(413 if err.code == "too_large" else 400, err.code, err.field, detail)
         except Exception as err:
             _LOGGER.exception("handling an Alertmanager webhook for %r failed", route[:64])
