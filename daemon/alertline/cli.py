@@ -1,4 +1,4 @@
-"""The ``alertline`` command: run, send, status, check-config, providers (and provider tools)."""
+"""The ``alertline`` command: run, send, status, check-config, providers, oncall (and tools)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,9 @@ def _optional_commands(commands: Any) -> None:
         pass
     else:
         _common(add_exolve_parser(commands))
+    from .oncall.cli import add_oncall_parser  # noqa: PLC0415 - beside the optional commands
+
+    _common(add_oncall_parser(commands))
 
 
 def _out(text: str) -> None:

@@ -9,6 +9,7 @@ import voluptuous as vol
 
 from .errors import ValidationError
 from .model import Channel, Priority
+from .oncall.schema import SCHEDULE_SCHEMA
 from .phone import parse_e164
 from .policy import allow_entry, quiet_window, time_zone
 from .providers.registry import adapter_types
@@ -196,6 +197,7 @@ NAMED_SECTIONS: dict[str, Any] = {
     "groups": _string_list,
     "routes": ROUTE_SCHEMA,
     "escalations": ESCALATION_SCHEMA,
+    "schedules": SCHEDULE_SCHEMA,
 }
 
 

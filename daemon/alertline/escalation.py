@@ -147,7 +147,8 @@ class EscalationRunner:
         if not step.to:
             return alert.recipients
         known = {recipient.number: recipient for recipient in alert.recipients}
-        return tuple(known.get(r.number, r) for r in expand_targets(step.to, self.engine.config))
+        targets = expand_targets(step.to, self.engine.config, self.engine.clock.now())
+        return tuple(known.get(r.number, r) for r in targets)
 
     def _start_step(self, record: AlertRecord, policy: EscalationPolicy, position: int,
                     now: datetime) -> list[Delivery]:

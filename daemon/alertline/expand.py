@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import voluptuous as vol
@@ -13,6 +13,7 @@ import voluptuous as vol
 from .config import Config, Route
 from .errors import ValidationError
 from .model import Alert, Channel, Priority, Recipient
+from .oncall.schedules import schedule_name
 from .phone import looks_like_number, parse_e164
 from .providers.base import Provider
 from .request import AlertRequest, resolve_expiry
@@ -55,7 +56,7 @@ def build_alert(request: AlertRequest, config: Config, providers: Mapping[str, P
     if not targets and not (request.escalation or (route and route.escalation)):
         raise ValidationError("to", "no recipients: give 'to' or a route with recipients",
                               code="missing")
-    recipients = _recipients(targets, config, request.personalization)
+    recipients = _recipients(targets, config, request.personalization, now)
     channels = request.channels or (route.channels if route else ()) or (config.default_channel,)
     provider = request.provider or (route.providers[0] if route and route.providers else None)
     if request.provider and request.provider not in providers:
@@ -126,9 +127,11 @@ def provider_for(alert: Alert, channel: Channel, config: Config,
     return candidates[0]
 
 
-def expand_targets(targets: tuple[str, ...], config: Config) -> tuple[Recipient, ...]:
-    """Recipients for contact, group and number targets (escalation steps), without repeats."""
-    return _recipients(targets, config, {})
+def expand_targets(targets: tuple[str, ...], config: Config,
+                   now: datetime | None = None) -> tuple[Recipient, ...]:
+    """Recipients for contact, group, number and ``schedule:`` targets (escalation steps), without
+    repeats; a schedule names whoever is on call at ``now`` (when the step sends)."""
+    return _recipients(targets, config, {}, now)
 
 
 def _route(request: AlertRequest, config: Config) -> Route | None:
@@ -141,10 +144,11 @@ def _route(request: AlertRequest, config: Config) -> Route | None:
 
 
 def _recipients(targets: tuple[str, ...], config: Config,
-                personalization: Mapping[str, Mapping[str, str]]) -> tuple[Recipient, ...]:
+                personalization: Mapping[str, Mapping[str, str]],
+                now: datetime | None = None) -> tuple[Recipient, ...]:
     seen: dict[str, Recipient] = {}
     for index, target in enumerate(targets):
-        for number, contact in _expand(target, config, f"to[{index}]", 0):
+        for number, contact in _expand(target, config, f"to[{index}]", 0, now):
             if number in seen:
                 continue
             info = config.contacts.get(contact) if contact else None
@@ -159,16 +163,25 @@ def _recipients(targets: tuple[str, ...], config: Config,
     return tuple(seen.values())
 
 
-def _expand(target: str, config: Config, field: str,
-            depth: int) -> list[tuple[str, str | None]]:
+def _expand(target: str, config: Config, field: str, depth: int,
+            now: datetime | None = None) -> list[tuple[str, str | None]]:
     if target in config.contacts:
         return [(config.contacts[target].phone, target)]
-    if target in config.groups:
+    members = config.groups.get(target)
+    schedule = schedule_name(target)
+    if schedule is not None:
+        if schedule not in config.schedules:
+            raise ValidationError(field, f"unknown schedule {schedule!r}", code="unknown_contact")
+        members = config.schedules.on_call(schedule, now or datetime.now(UTC))
+        if not members:
+            raise ValidationError(field, f"nobody is on call in schedule {schedule!r}",
+                                  code="nobody_on_call")
+    if members is not None:
         if depth >= MAX_GROUP_DEPTH:
             raise ValidationError(field, f"group {target!r} nests too deeply")
         result: list[tuple[str, str | None]] = []
-        for member in config.groups[target]:
-            result.extend(_expand(member, config, field, depth + 1))
+        for member in members:
+            result.extend(_expand(member, config, field, depth + 1, now))
         return result
     if looks_like_number(target):
         return [(parse_e164(target, default_region=config.default_region, field=field), None)]
