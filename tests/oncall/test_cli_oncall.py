@@ -1,0 +1,68 @@
+"""``alertline oncall [NAME] [--at TIME] [--json]`` on a real configuration file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from alertline.cli import main
+from tests.oncall.test_ical import GOOGLE
+
+CONFIG = """
+contacts:
+  alice: {phone: "+491701234560"}
+  bob: {phone: "+491701234561"}
+  carol: {phone: "+491701234562"}
+  dave: {phone: "+491701234563"}
+schedules:
+  primary:
+    time_zone: Europe/Berlin
+    rotations:
+      - {members: [alice, bob], start: "2026-01-05T09:00", shift: 1w}
+      - {members: [carol], start: "2026-01-05T09:00", shift: 1d, only: "Mon-Fri 09:00-17:00"}
+    overrides:
+      - {who: dave, from: "2026-12-24T00:00", to: "2026-12-27T00:00"}
+  calendar:
+    time_zone: Europe/Berlin
+    ical: CALENDAR
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    calendar = tmp_path / "oncall.ics"
+    calendar.write_text(GOOGLE, encoding="utf-8")
+    path = tmp_path / "alertline.yaml"
+    path.write_text(CONFIG.replace("CALENDAR", str(calendar)), encoding="utf-8")
+    return path
+
+
+def test_json_of_one_schedule_as_the_issue_shows(config_file: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["oncall", "primary", "--at", "2026-12-25T12:00", "--json",
+                 "-c", str(config_file)])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {k: shown[k] for k in ("schedule", "at", "on_call", "until")} == {
+        "schedule": "primary", "at": "2026-12-25T12:00:00+01:00", "on_call": ["dave"],
+        "until": "2026-12-27T00:00:00+01:00"}
+    assert shown["next"][:2] == [{"at": "2026-12-27T00:00:00+01:00", "on_call": ["alice"]},
+                                 {"at": "2026-12-28T09:00:00+01:00", "on_call": ["carol"]}]
+
+
+def test_every_schedule_as_text_reads_the_calendar(config_file: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["oncall", "--at", "2026-06-01T14:00+02:00", "-c", str(config_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "calendar: carol until Tue 2026-06-02 09:00 CEST"
+    assert "primary: carol until Mon 2026-06-01 17:00 CEST" in lines
+
+
+def test_unknown_schedule_and_bad_time_are_clear_errors(
+        config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["oncall", "nope", "-c", str(config_file)]) == 2
+    assert "unknown schedule 'nope'" in capsys.readouterr().err
+    assert main(["oncall", "primary", "--at", "tomorrow", "-c", str(config_file)]) == 2
+    assert "--at: expected a time such as 2026-12-25T12:00" in capsys.readouterr().err
