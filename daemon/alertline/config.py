@@ -270,6 +270,14 @@ def _check_references(raw: dict[str, Any], providers: dict[str, ProviderConfig],
     for name in raw["limits"]["routes"]:
         if name not in raw["routes"]:
             problems.append((f"limits.routes.{name}", f"unknown route {name!r}"))
+    for name, heartbeat in raw["heartbeats"].items():
+        if heartbeat.get("route") and heartbeat["route"] not in raw["routes"]:
+            problems.append((f"heartbeats.{name}.route", f"unknown route {heartbeat['route']!r}"))
+        for index, target in enumerate(heartbeat.get("to") or []):
+            if target not in known and not _is_number(target):
+                problems.append((f"heartbeats.{name}.to.{index}", _unknown_target(target)))
+    if raw["watch"].get("route") and raw["watch"]["route"] not in raw["routes"]:
+        problems.append(("watch.route", f"unknown route {raw['watch']['route']!r}"))
 
 
 def _unknown_target(target: str) -> str:

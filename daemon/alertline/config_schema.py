@@ -9,7 +9,7 @@ import voluptuous as vol
 
 from .errors import ValidationError
 from .model import Channel, Priority
-from .oncall.schema import SCHEDULE_SCHEMA
+from .oncall.schema import HEARTBEAT_SCHEMA, SCHEDULE_SCHEMA, WATCH_SCHEMA
 from .phone import parse_e164
 from .policy import allow_entry, quiet_window, time_zone
 from .providers.registry import adapter_types
@@ -185,6 +185,7 @@ SECTION_SCHEMAS: dict[str, Any] = {
             ["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"]),
         vol.Optional("json", default=False): bool,
     }),
+    "watch": WATCH_SCHEMA,
 }
 
 
@@ -198,6 +199,7 @@ NAMED_SECTIONS: dict[str, Any] = {
     "routes": ROUTE_SCHEMA,
     "escalations": ESCALATION_SCHEMA,
     "schedules": SCHEDULE_SCHEMA,
+    "heartbeats": HEARTBEAT_SCHEMA,
 }
 
 

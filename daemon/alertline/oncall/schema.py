@@ -124,6 +124,47 @@ SCHEDULE_SCHEMA = vol.All(_rotations_or_layers, vol.Schema({
 }))
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+
+
+def duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"1w"``."""
+    match = None if isinstance(value, bool) else _DURATION.match(str(value))
+    if not match:
+        raise vol.Invalid("expected a duration such as 30s, 5m, 2h or 1d")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2) or "s"]
+    return float(match.group(1)) * unit
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise vol.Invalid("must be longer than zero")
+    return value
+
+
+def _route_or_to(data: dict[str, Any]) -> dict[str, Any]:
+    if not data.get("route") and not data.get("to"):
+        raise vol.Invalid("give a route or to (whom a missed heartbeat pages)")
+    return data
+
+
+HEARTBEAT_SCHEMA = vol.All(vol.Schema({
+    vol.Required("period"): vol.All(duration, _positive),
+    vol.Optional("grace", default=0.0): duration,
+    vol.Optional("route"): str,
+    vol.Optional("to"): _names,
+    vol.Optional("message"): vol.All(str, vol.Length(min=1, max=1000)),
+}), _route_or_to)
+
+WATCH_SCHEMA = vol.Schema({
+    vol.Optional("every", default=300.0): vol.All(duration, vol.Range(
+        min=10, msg="check at most every 10 seconds")),
+    vol.Optional("after", default=2): vol.All(int, vol.Range(min=1, max=100)),
+    vol.Optional("route"): vol.Any(str, None),
+    vol.Optional("enabled", default=True): bool,
+})
+
+
 def schedule_targets(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """Every ``(path, name)`` a schedule pages (for the config's reference check)."""
     found = [(f"rotations.{i}.members.{j}", name) for i, r in enumerate(raw["rotations"])
@@ -174,5 +215,5 @@ def calendar_layers(schedules: Schedules) -> list[CalendarLayer]:
             if isinstance(layer, CalendarLayer)]
 
 
-__all__ = ["SCHEDULE_SCHEMA", "build_schedules", "calendar_layers", "is_url",
-           "schedule_problems", "schedule_targets"]
+__all__ = ["HEARTBEAT_SCHEMA", "SCHEDULE_SCHEMA", "WATCH_SCHEMA", "build_schedules",
+           "calendar_layers", "is_url", "schedule_problems", "schedule_targets"]
