@@ -271,6 +271,9 @@ def _check_references(raw: dict[str, Any], providers: dict[str, ProviderConfig],
         if name not in raw["routes"]:
             problems.append((f"limits.routes.{name}", f"unknown route {name!r}"))
     for name, heartbeat in raw["heartbeats"].items():
+        if name in raw["routes"]:
+            problems.append((f"heartbeats.{name}", "a route has this name: Alertmanager "
+                             "notifications for it could not tell a ping from an alert"))
         if heartbeat.get("route") and heartbeat["route"] not in raw["routes"]:
             problems.append((f"heartbeats.{name}.route", f"unknown route {heartbeat['route']!r}"))
         for index, target in enumerate(heartbeat.get("to") or []):

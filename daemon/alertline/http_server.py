@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .alertmanager import apply_notification, parse_notification
+from .alertmanager import HeartbeatPinger, apply_notification, parse_notification
 from .errors import ValidationError
 from .inbound import encode
 from .postbacks import PostbackReceiver, aiohttp_routes, read_limited
@@ -37,7 +37,9 @@ class HttpServer:
                  port: int = 8787, max_body_bytes: int = 256 * 1024,
                  alertmanager_token: str | None = None,
                  health: HealthSource | None = None,
-                 postbacks: PostbackReceiver | None = None) -> None:
+                 postbacks: PostbackReceiver | None = None,
+                 heartbeats: HeartbeatPinger | None = None,
+                 routes: Sequence[web.AbstractRouteDef] = ()) -> None:
         self.engine = engine
         self.metrics = metrics
         self.host = host
@@ -46,6 +48,8 @@ class HttpServer:
         self._token = alertmanager_token.encode() if alertmanager_token else None
         self._health = health or (lambda: {"status": "ok"})
         self._postbacks = postbacks
+        self._heartbeats = heartbeats
+        self._routes = routes
         self._runner: web.AppRunner | None = None
         self.stopping = False
 
@@ -57,6 +61,7 @@ class HttpServer:
         app.router.add_post("/alertmanager/{route}", self._alertmanager)
         if self._postbacks is not None:
             app.add_routes(aiohttp_routes(self._postbacks))
+        app.add_routes(self._routes)
         return app
 
     async def start(self) -> None:
@@ -106,7 +111,8 @@ class HttpServer:
         try:
             notification = parse_notification(body, route=route, max_bytes=self.max_body_bytes)
             result = await apply_notification(self.engine, notification,
-                                              source=f"http:/alertmanager/{route}")
+                                              source=f"http:/alertmanager/{route}",
+                                              heartbeats=self._heartbeats)
         except ValidationError as err:
             detail = self.engine.redactor.text(str(err))
             _LOGGER.warning("rejected an Alertmanager webhook for %r: %s", route[:64], detail)

@@ -44,13 +44,15 @@ class HeartbeatSpec:
     message: str
     route: str | None = None
     to: tuple[str, ...] = ()
+    token: str | None = None
 
     @classmethod
     def from_config(cls, name: str, raw: dict[str, Any]) -> HeartbeatSpec:
         """From the validated ``heartbeats.<name>`` section."""
         return cls(name=name, period=float(raw["period"]), grace=float(raw["grace"]),
                    message=raw.get("message") or f"Heartbeat {name} missed",
-                   route=raw.get("route"), to=tuple(raw.get("to") or ()))
+                   route=raw.get("route"), to=tuple(raw.get("to") or ()),
+                   token=raw.get("token"))
 
 
 @dataclass(slots=True)

@@ -154,6 +154,7 @@ HEARTBEAT_SCHEMA = vol.All(vol.Schema({
     vol.Optional("route"): str,
     vol.Optional("to"): _names,
     vol.Optional("message"): vol.All(str, vol.Length(min=1, max=1000)),
+    vol.Optional("token"): vol.All(str, vol.Length(min=16, msg="at least 16 characters")),
 }), _route_or_to)
 
 WATCH_SCHEMA = vol.Schema({
