@@ -213,10 +213,14 @@ class Daemon:
         """The ``/healthz`` body."""
         connected = self.bridge is not None and self.bridge.connected
         engine = self.engine
-        return {"status": "ok" if connected else "degraded",
+        watch = self.oncall.watch if self.oncall is not None else None
+        providers = watch.to_json() if watch is not None else {}
+        providers_up = all(p["up"] for p in providers.values())
+        return {"status": "ok" if connected and providers_up else "degraded",
                 "mqtt": "connected" if connected else "disconnected",
                 "open_alerts": engine.open_alerts if engine else 0,
                 "queue_depth": engine.queue_depth() if engine else 0,
+                "providers": providers,
                 "version": __version__}
 
     async def _handle(self, message: InboundMessage) -> list[Outgoing]:

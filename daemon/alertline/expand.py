@@ -113,7 +113,11 @@ def provider_candidates(alert: Alert, channel: Channel, config: Config,
         names = [alert.provider]
     else:
         names = [config.default_provider] + [n for n in providers if n != config.default_provider]
-    return [n for n in names if n in providers and channel in providers[n].capabilities.channels]
+    capable = [n for n in names
+               if n in providers and channel in providers[n].capabilities.channels]
+    # a provider the watch found down goes last: new alerts need not wait for its timeouts
+    healthy = [n for n in capable if getattr(providers[n], "healthy", True)]
+    return healthy + [n for n in capable if n not in healthy]
 
 
 def provider_for(alert: Alert, channel: Channel, config: Config,

@@ -72,7 +72,10 @@ async def test_heartbeats_pinged_by_mqtt_http_and_watchdog(
     assert heartbeats.states["backup"].pings == 1
 
     base = f"http://127.0.0.1:{daemon.http.port}"
+    assert daemon.oncall.watch is not None
+    await daemon.oncall.watch.check_all()
     async with httpx.AsyncClient() as http:
+        health = (await http.get(f"{base}/healthz")).json()
         refused = await http.post(f"{base}/heartbeat/backup",
                                   headers={"Authorization": "Bearer wrong-token-123456"})
         answer = await http.post(f"{base}/heartbeat/backup",
@@ -90,6 +93,8 @@ async def test_heartbeats_pinged_by_mqtt_http_and_watchdog(
     assert heartbeats.states["backup"].pings == 2
     assert heartbeats.states["watchdog"].pings == 1
     assert 'alertline_heartbeat_up{heartbeat="backup"} 1' in metrics
+    assert 'alertline_provider_up{provider="sim"} 1' in metrics
+    assert (health["status"], health["providers"]["sim"]["up"]) == ("ok", True)
 
     await probe.publish("alertline/alertmanager/watchdog", json.dumps(watchdog_notification()))
     await probe.expect("alertline/heartbeat/watchdog/state",

@@ -1,5 +1,5 @@
 """The daemon's on-call side: schedules published at each handoff, calendars refreshed,
-heartbeats pinged over MQTT."""
+heartbeats pinged over MQTT, and the providers watched."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ..mqtt import InboundMessage, Outgoing
 from ..topics import InboundKind, Topics
 from .heartbeats import Heartbeats
 from .schema import calendar_layers
+from .watch import ProviderWatch
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -40,6 +41,7 @@ class OnCallService:
         self.schedules = engine.config.schedules
         self.calendars = calendar_layers(self.schedules)
         self.heartbeats = Heartbeats.from_config(engine, publish=publish, base_topic=topics.base)
+        self.watch = ProviderWatch.from_config(engine)
 
     @property
     def subscriptions(self) -> list[str]:
@@ -53,6 +55,8 @@ class OnCallService:
         for name in self.schedules.by_name:
             self.publish_schedule(name)
         await self.heartbeats.start()
+        if self.watch is not None:
+            self.watch.start()
 
     async def _refresh(self, schedule: str) -> None:
         """Read the calendars of ``schedule`` again, republish it, and come back later."""
@@ -115,5 +119,6 @@ class OnCallService:
         return []
 
     def families(self) -> list[Family]:
-        """Metrics of the heartbeats."""
-        return self.heartbeats.families() if self.heartbeats.specs else []
+        """Metrics of the heartbeats and the provider watch."""
+        families = self.heartbeats.families() if self.heartbeats.specs else []
+        return families + (self.watch.families() if self.watch is not None else [])
