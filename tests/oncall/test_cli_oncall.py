@@ -66,3 +66,44 @@ def test_unknown_schedule_and_bad_time_are_clear_errors(
     assert "unknown schedule 'nope'" in capsys.readouterr().err
     assert main(["oncall", "primary", "--at", "tomorrow", "-c", str(config_file)]) == 2
     assert "--at: expected a time such as 2026-12-25T12:00" in capsys.readouterr().err
+
+
+# Issue #16, point 5: this configuration works as written.
+ISSUE_YAML = """
+schedules:
+  primary:
+    time_zone: Europe/Berlin
+    rotations:
+      - {members: [alice, bob], start: "2026-01-05T09:00", shift: 1w}
+      - {members: [carol], start: "2026-01-05T09:00", shift: 1d, only: "Mon-Fri 09:00-17:00"}
+    overrides:
+      - {who: dave, from: "2026-12-24T00:00", to: "2026-12-27T00:00"}
+  calendar:
+    ical: /etc/alertline/oncall.ics          # or an https URL; refresh: 15m
+heartbeats:
+  backup: {period: 1d, grace: 2h, route: ops, message: "Nightly backup did not report"}
+watch: {every: 5m, after: 2, route: ops-fallback}
+"""
+AROUND_IT = """
+contacts:
+  alice: {phone: "+491701234560"}
+  bob: {phone: "+491701234561"}
+  carol: {phone: "+491701234562"}
+  dave: {phone: "+491701234563"}
+routes:
+  ops: {to: ["schedule:primary"]}
+  ops-fallback: {to: ["schedule:primary"], channel: [sms, voice]}
+"""
+
+
+def test_the_issue_configuration_works_as_written(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "alertline.yaml"
+    path.write_text(ISSUE_YAML + AROUND_IT, encoding="utf-8")
+    assert main(["check-config", str(path)]) == 0
+    assert ": OK" in capsys.readouterr().out
+    assert main(["oncall", "primary", "--at", "2026-12-25T12:00", "--json",
+                 "-c", str(path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {"schedule", "at", "on_call", "until", "next"}
+    assert (shown["schedule"], shown["on_call"]) == ("primary", ["dave"])

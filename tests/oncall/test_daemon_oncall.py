@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from alertline.config import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import AM_TOKEN, MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto
+from tests.oncall.test_cli_oncall import ISSUE_YAML
 
 StartDaemon = Callable[[Config], Awaitable[Daemon]]
 HB_TOKEN = "hb-token-0123456789ab"
@@ -101,3 +103,21 @@ async def test_heartbeats_pinged_by_mqtt_http_and_watchdog(
                        lambda m: heartbeats.states["watchdog"].pings == 2)
     assert daemon.engine is not None and daemon.engine.metrics["alerts_received"] == 0, \
         "the Watchdog never pages"
+
+
+async def test_the_issue_configuration_runs_with_its_calendar_missing(
+        tmp_path: Path, broker: Mosquitto, probe: MqttProbe,
+        start_daemon: StartDaemon) -> None:
+    issue = yaml.safe_load(ISSUE_YAML)
+    config = daemon_config(
+        tmp_path, broker, **issue,
+        contacts={n: {"phone": f"+4917012345{i}0"} for i, n in enumerate(
+            ["alice", "bob", "carol", "dave"])},
+        routes={"ops": {"to": ["schedule:primary"]}, "ops-fallback": {"to": ["alice"]}})
+    await start_daemon(config)
+    calendar = (await probe.expect("alertline/oncall/calendar")).json()
+    primary = (await probe.expect("alertline/oncall/primary")).json()
+    assert calendar["on_call"] == [], "a calendar that cannot be read pages nobody from it"
+    assert primary["on_call"] and primary["until"] is not None
+    state = (await probe.expect("alertline/heartbeat/backup/state")).json()
+    assert state["state"] == "up"
