@@ -151,8 +151,12 @@ def _recipients(targets: tuple[str, ...], config: Config,
                 personalization: Mapping[str, Mapping[str, str]],
                 now: datetime | None = None) -> tuple[Recipient, ...]:
     seen: dict[str, Recipient] = {}
+    nobody: list[tuple[str, str]] = []  # schedules with nobody on call: fine beside others
     for index, target in enumerate(targets):
-        for number, contact in _expand(target, config, f"to[{index}]", 0, now):
+        expanded = _expand(target, config, f"to[{index}]", 0, now)
+        if not expanded and schedule_name(target) is not None:
+            nobody.append((f"to[{index}]", target))
+        for number, contact in expanded:
             if number in seen:
                 continue
             info = config.contacts.get(contact) if contact else None
@@ -164,6 +168,10 @@ def _recipients(targets: tuple[str, ...], config: Config,
             seen[number] = Recipient(number=number, contact=contact,
                                      locale=info.locale if info else None,
                                      personalization=values)
+    if nobody and not seen:
+        field, target = nobody[0]
+        raise ValidationError(field, f"nobody is on call in schedule {schedule_name(target)!r}",
+                              code="nobody_on_call")
     return tuple(seen.values())
 
 
@@ -177,9 +185,6 @@ def _expand(target: str, config: Config, field: str, depth: int,
         if schedule not in config.schedules:
             raise ValidationError(field, f"unknown schedule {schedule!r}", code="unknown_contact")
         members = config.schedules.on_call(schedule, now or datetime.now(UTC))
-        if not members:
-            raise ValidationError(field, f"nobody is on call in schedule {schedule!r}",
-                                  code="nobody_on_call")
     if members is not None:
         if depth >= MAX_GROUP_DEPTH:
             raise ValidationError(field, f"group {target!r} nests too deeply")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from alertline.config import Config
 from alertline.errors import ValidationError
 from alertline.request import parse_request
-from tests.engine_harness import EngineHarness, make_config
+from tests.engine_harness import T0, EngineHarness, make_config
 
 ALICE, BOB = "+491701234560", "+491701234561"
 
@@ -55,3 +56,29 @@ async def test_nobody_on_call_and_unknown_schedules_are_refused_by_name(
     assert caught.value.field == "to[0]"
     with pytest.raises(ValidationError, match="unknown schedule 'nope'"):
         await engine.accept(parse_request({"message": "x", "to": ["schedule:nope"]}))
+
+
+LATER: dict[str, Any] = {"rotations": [
+    {"members": ["alice"], "start": "2027-01-01T00:00", "shift": "1d"}]}
+
+
+async def test_an_empty_schedule_beside_other_targets_pages_the_others(
+        manual_engine: EngineHarness) -> None:
+    engine = await manual_engine.start(config(schedules={"hourly": HOURLY, "later": LATER}))
+    accepted = await manual_engine.send(engine, to=["schedule:later", "bob"])
+    report = await engine.report(accepted.alert_id)
+    assert [d.recipient.number for d in report.deliveries] == [BOB]
+
+
+async def test_an_escalation_step_with_nobody_on_call_is_skipped_not_fatal(
+        manual_engine: EngineHarness) -> None:
+    engine = await manual_engine.start(config(
+        schedules={"hourly": HOURLY, "later": LATER},
+        escalations={"page": {"steps": [{"to": "alice", "wait": "5m"},
+                                        {"to": "schedule:later", "wait": "5m"},
+                                        {"to": "bob", "wait": "5m"}]}}))
+    accepted = await manual_engine.send(engine, to="alice", escalation="page")
+    await manual_engine.advance(engine, 300)
+    report = await engine.report(accepted.alert_id)
+    assert [(d.recipient.number, d.step) for d in report.deliveries] == [(ALICE, 0), (BOB, 2)]
+    assert report.deliveries[1].created_at == T0 + timedelta(minutes=5), "at once, not later"
