@@ -19,6 +19,7 @@ from .engine import Engine
 from .errors import AlertlineError, ConfigError, NotFoundError, ValidationError
 from .logs import configure_logging
 from .model import Channel, Report
+from .oncall.schema import calendar_layers
 from .providers.base import ProviderContext
 from .providers.registry import adapter_class, adapter_types
 from .redact import MASK, Redactor
@@ -219,6 +220,8 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
         if value:
             payload[key] = value
     request = parse_request(payload)
+    for layer in calendar_layers(config.schedules):  # schedule:<name> may need a calendar
+        await layer.refresh_once()
     engine = Engine(config, Store(config.store_path, exclusive=True))
     printer = ProgressPrinter(quiet=args.json)
     engine.subscribe(printer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,29 @@ def test_the_issue_configuration_works_as_written(tmp_path: Path,
     shown = json.loads(capsys.readouterr().out)
     assert set(shown) == {"schedule", "at", "on_call", "until", "next"}
     assert (shown["schedule"], shown["on_call"]) == ("primary", ["dave"])
+
+
+def test_send_to_a_calendar_schedule_reads_the_calendar_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    now = datetime.now(UTC)
+    calendar = tmp_path / "now.ics"
+    calendar.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:now@test\r\nDTSTAMP:{now:%Y%m%dT%H%M%SZ}\r\nSUMMARY:Carol\r\n"
+        f"DTSTART:{now - timedelta(days=1):%Y%m%dT%H%M%SZ}\r\n"
+        f"DTEND:{now + timedelta(days=1):%Y%m%dT%H%M%SZ}\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n", encoding="utf-8")
+    record = tmp_path / "sent.jsonl"
+    path = tmp_path / "alertline.yaml"
+    path.write_text(f"""
+store: {{path: {tmp_path / "alertline.db"}}}
+providers:
+  sim: {{type: simulator, sms_delay: 0.01, poll_interval: 0.01, record: {record}}}
+contacts:
+  carol: {{phone: "+491701234562"}}
+schedules:
+  cal: {{ical: {calendar}}}
+""", encoding="utf-8")
+    assert main(["send", "--to", "schedule:cal", "--json", "-c", str(path), "Disk full"]) == 0
+    [sent] = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    assert (sent["number"], sent["text"]) == ("+491701234562", "Disk full")

@@ -161,3 +161,16 @@ def test_layers_and_timezone_are_aliases() -> None:
         {"members": ["alice"], "start": "2026-01-05T09:00", "shift": "1w"}]}).schedules
     assert schedules.on_call("s", utc("2026-01-05T08:00")) == ("alice",)
     assert schedules.on_call("s", utc("2026-01-05T07:59")) == ()
+
+
+def test_handoff_sets_weekday_and_time_from_a_start_date() -> None:
+    schedules = config_with(s={"time_zone": BERLIN, "rotations": [
+        {"members": ["alice", "bob"], "start": "2026-01-01", "shift": "1w",
+         "handoff": "Wed 10:30"}]}).schedules
+    # the first Wednesday 10:30 on or after Thu 1 Jan is 7 Jan: alice, then bob from 14 Jan
+    assert schedules.on_call("s", utc("2026-01-07T09:29")) == ()
+    assert schedules.on_call("s", utc("2026-01-07T09:30")) == ("alice",)
+    assert schedules.get("s").view(utc("2026-01-08T00:00")).until == utc("2026-01-14T09:30")
+    with pytest.raises(ConfigError, match="expected a handoff such as 'Mon 09:00'"):
+        config_with(s={"rotations": [{"members": ["alice"], "start": "2026-01-01",
+                                      "shift": "1d", "handoff": "Someday 9"}]})

@@ -90,10 +90,34 @@ def _restrictions(value: Any) -> list[Window]:
     return [window(v) for v in ([value] if isinstance(value, str) else value)]
 
 
+_HANDOFF = re.compile(r"^\s*(?:([A-Za-z]{3})[a-z]*\s+)?(\d{1,2}):(\d{2})\s*$")
+
+
+def handoff(value: Any) -> tuple[int | None, time]:
+    """``Mon 09:00`` or ``09:00``: the weekday (None: any) and wall-clock time of handoffs."""
+    match = _HANDOFF.match(str(value))
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    if not match or (match.group(1) and match.group(1).lower() not in days) or \
+            int(match.group(2)) > 23 or int(match.group(3)) > 59:
+        raise vol.Invalid("expected a handoff such as 'Mon 09:00' or '09:00'")
+    day = days.index(match.group(1).lower()) if match.group(1) else None
+    return day, time(int(match.group(2)), int(match.group(3)))
+
+
+def first_handoff(start: datetime, at: tuple[int | None, time]) -> datetime:
+    """The first time at or after ``start`` that is on the handoff's weekday and time."""
+    day, clock = at
+    candidate = datetime.combine(start.date(), clock)
+    while candidate < start or (day is not None and candidate.weekday() != day):
+        candidate += timedelta(days=1)
+    return candidate
+
+
 ROTATION_SCHEMA = vol.Schema({
     vol.Required("members"): _names,
     vol.Required("start"): local_time,
     vol.Required("shift"): shift_length,
+    vol.Optional("handoff"): handoff,
     vol.Optional("only"): _restrictions,
 })
 
@@ -193,9 +217,12 @@ def build_schedule(name: str, raw: dict[str, Any], contacts: Collection[str]) ->
     layers: list[Layer] = []
     for rotation in raw["rotations"]:
         start = rotation["start"]
+        start = to_local(start, zone) if start.tzinfo is not None else start
+        if rotation.get("handoff"):
+            start = first_handoff(start, rotation["handoff"])
         layers.append(Rotation(
             members=tuple(rotation["members"]),
-            start=to_local(start, zone) if start.tzinfo is not None else start,
+            start=start,
             shift=rotation["shift"], zone=zone, only=tuple(rotation.get("only") or ())))
     if raw.get("ical"):
         layers.append(CalendarLayer(name, raw["ical"], zone, contacts, raw["refresh"]))
