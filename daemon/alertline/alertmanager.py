@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import NotFoundError, ValidationError
 from .request import MAX_MESSAGE_CHARS, AlertRequest, decode_payload, parse_request
@@ -131,9 +132,30 @@ def notification_from_json(data: Any, route: str) -> Notification:
                         resolved=tuple(resolved))
 
 
+class HeartbeatPinger(Protocol):
+    """What a notification needs of the heartbeats: their names, and a ping."""
+
+    @property
+    def specs(self) -> Mapping[str, Any]:
+        """The heartbeats, by name."""
+
+    async def ping(self, name: str, source: str = ...) -> None:
+        """A sign of life of heartbeat ``name``."""
+
+
 async def apply_notification(engine: Engine, notification: Notification, *,
-                             source: str) -> NotificationResult:
-    """Accept the firing alerts and resolve the resolved ones; unknown routes are refused."""
+                             source: str, heartbeats: HeartbeatPinger | None = None,
+                             ) -> NotificationResult:
+    """Accept the firing alerts and resolve the resolved ones; unknown routes are refused.
+
+    A "route" that names a heartbeat (and no route) takes Alertmanager's always-firing Watchdog:
+    any firing alert is a ping of that heartbeat, and nothing is sent.
+    """
+    if heartbeats is not None and notification.route in heartbeats.specs and \
+            notification.route not in engine.config.routes:
+        if notification.firing:
+            await heartbeats.ping(notification.route, "alertmanager")
+        return NotificationResult()
     if notification.route not in engine.config.routes:
         raise ValidationError("route", f"unknown route {notification.route!r}",
                               code="unknown_route")

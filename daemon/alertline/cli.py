@@ -1,4 +1,4 @@
-"""The ``alertline`` command: run, send, status, check-config, providers (and provider tools)."""
+"""The ``alertline`` command: run, send, status, check-config, providers, oncall (and tools)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .engine import Engine
 from .errors import AlertlineError, ConfigError, NotFoundError, ValidationError
 from .logs import configure_logging
 from .model import Channel, Report
+from .oncall.schema import calendar_layers
 from .providers.base import ProviderContext
 from .providers.registry import adapter_class, adapter_types
 from .redact import MASK, Redactor
@@ -91,6 +92,9 @@ def _optional_commands(commands: Any) -> None:
         pass
     else:
         _common(add_exolve_parser(commands))
+    from .oncall.cli import add_oncall_parser  # noqa: PLC0415 - beside the optional commands
+
+    _common(add_oncall_parser(commands))
 
 
 def _out(text: str) -> None:
@@ -216,6 +220,8 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
         if value:
             payload[key] = value
     request = parse_request(payload)
+    for layer in calendar_layers(config.schedules):  # schedule:<name> may need a calendar
+        await layer.refresh_once()
     engine = Engine(config, Store(config.store_path, exclusive=True))
     printer = ProgressPrinter(quiet=args.json)
     engine.subscribe(printer)

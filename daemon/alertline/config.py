@@ -15,6 +15,8 @@ import yaml
 from .config_schema import MQTT_SCHEMA, collect_problems, join_path, validate_sections
 from .errors import ConfigError, ValidationError
 from .model import Channel, Priority
+from .oncall.schedules import Schedules, schedule_name
+from .oncall.schema import build_schedules, is_url, schedule_problems, schedule_targets
 from .phone import parse_e164
 from .providers.registry import adapter_class
 from .redact import SECRET_KEYS, Redactor
@@ -75,6 +77,7 @@ class Config:
     default_channel: Channel
     default_region: str | None
     secrets: tuple[str, ...]
+    schedules: Schedules = field(default_factory=Schedules)
 
     @property
     def mqtt(self) -> dict[str, Any]:
@@ -185,12 +188,15 @@ def validate_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
             secrets.append(raw["http"][key])
     if raw["alertmanager"].get("token"):
         secrets.append(raw["alertmanager"]["token"])
+    # a calendar's secret address (Nextcloud, Google) grants read access: never log it
+    secrets.extend(s["ical"] for s in raw["schedules"].values() if is_url(s.get("ical") or ""))
     if problems:
         raise ConfigError(_first_per_path(problems, Redactor(secrets)))
     return Config(raw=raw, providers=providers, contacts=contacts, groups=groups, routes=routes,
                   default_provider=default_provider,
                   default_channel=Channel(raw["defaults"]["channel"]),
-                  default_region=raw["defaults"].get("region"), secrets=tuple(secrets))
+                  default_region=raw["defaults"].get("region"), secrets=tuple(secrets),
+                  schedules=build_schedules(raw["schedules"], contacts))
 
 
 def _first_per_path(problems: list[tuple[str, str]],
@@ -229,6 +235,14 @@ def _check_references(raw: dict[str, Any], providers: dict[str, ProviderConfig],
                                             if b.startswith("groups.")}
     known_providers = set(providers) | {b.split(".", 1)[1] for b in broken
                                         if b.startswith("providers.")}
+    known |= {f"schedule:{name}" for name in raw["schedules"]} | {
+        f"schedule:{b.split('.', 1)[1]}" for b in broken if b.startswith("schedules.")}
+    for name, schedule in raw["schedules"].items():
+        problems.extend((f"schedules.{name}.{path}", reason)
+                        for path, reason in schedule_problems(schedule))
+        for path, target in schedule_targets(schedule):
+            if target not in known and not _is_number(target):
+                problems.append((f"schedules.{name}.{path}", _unknown_target(target)))
     for name, members in groups.items():
         for index, member in enumerate(members):
             if member not in known and not _is_number(member):
@@ -238,7 +252,7 @@ def _check_references(raw: dict[str, Any], providers: dict[str, ProviderConfig],
         for index, target in enumerate(route["to"]):
             if target not in known and not _is_number(target):
                 problems.append((f"routes.{name}.to.{index}",
-                                 f"unknown contact or group {target!r}"))
+                                 _unknown_target(target)))
         route_providers = route.get("provider") or []
         for provider in [route_providers] if isinstance(route_providers, str) else route_providers:
             if provider not in known_providers:
@@ -253,10 +267,28 @@ def _check_references(raw: dict[str, Any], providers: dict[str, ProviderConfig],
             for position, target in enumerate(step.get("to") or []):
                 if target not in known and not _is_number(target):
                     problems.append((f"escalations.{name}.steps.{index}.to.{position}",
-                                     f"unknown contact or group {target!r}"))
+                                     _unknown_target(target)))
     for name in raw["limits"]["routes"]:
         if name not in raw["routes"]:
             problems.append((f"limits.routes.{name}", f"unknown route {name!r}"))
+    for name, heartbeat in raw["heartbeats"].items():
+        if name in raw["routes"]:
+            problems.append((f"heartbeats.{name}", "a route has this name: Alertmanager "
+                             "notifications for it could not tell a ping from an alert"))
+        if heartbeat.get("route") and heartbeat["route"] not in raw["routes"]:
+            problems.append((f"heartbeats.{name}.route", f"unknown route {heartbeat['route']!r}"))
+        for index, target in enumerate(heartbeat.get("to") or []):
+            if target not in known and not _is_number(target):
+                problems.append((f"heartbeats.{name}.to.{index}", _unknown_target(target)))
+    if raw["watch"].get("route") and raw["watch"]["route"] not in raw["routes"]:
+        problems.append(("watch.route", f"unknown route {raw['watch']['route']!r}"))
+
+
+def _unknown_target(target: str) -> str:
+    """Why ``target`` cannot be paged: no such schedule, or no such contact or group."""
+    name = schedule_name(target)
+    return f"unknown schedule {name!r}" if name is not None else \
+        f"unknown contact or group {target!r}"
 
 
 def _is_number(text: str) -> bool:

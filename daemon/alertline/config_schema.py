@@ -10,6 +10,7 @@ import voluptuous as vol
 from .allowlist import allow_entry
 from .errors import ValidationError
 from .model import Channel, Priority
+from .oncall.schema import HEARTBEAT_SCHEMA, SCHEDULE_SCHEMA, WATCH_SCHEMA
 from .phone import parse_e164
 from .policy import quiet_window, time_zone
 from .providers.registry import adapter_types
@@ -205,6 +206,7 @@ SECTION_SCHEMAS: dict[str, Any] = {
             ["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"]),
         vol.Optional("json", default=False): bool,
     }),
+    "watch": WATCH_SCHEMA,
 }
 
 
@@ -217,6 +219,8 @@ NAMED_SECTIONS: dict[str, Any] = {
     "groups": _string_list,
     "routes": ROUTE_SCHEMA,
     "escalations": ESCALATION_SCHEMA,
+    "schedules": SCHEDULE_SCHEMA,
+    "heartbeats": HEARTBEAT_SCHEMA,
 }
 
 

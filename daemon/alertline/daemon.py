@@ -27,8 +27,10 @@ from .http_guard import ConnectionLimits
 from .http_server import HttpServer
 from .inbound import InboundHandler
 from .metrics import DaemonMetrics
-from .mqtt import MqttBridge
+from .mqtt import InboundMessage, MqttBridge, Outgoing
 from .mqtt_client import MqttSettings
+from .oncall.http import heartbeat_routes
+from .oncall.service import OnCallService
 from .postbacks import PostbackReceiver, callback_base_url
 from .providers.base import ProviderContext
 from .publisher import OutboxPublisher, accepted_sink, report_sink
@@ -89,6 +91,8 @@ class Daemon:
         self.publisher: OutboxPublisher | None = None
         self.discovery: Discovery | None = None
         self.states: StatePublisher | None = None
+        self.oncall: OnCallService | None = None
+        self._bridge_started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_requested = asyncio.Event()
         self._engine_started = False
@@ -140,14 +144,17 @@ class Daemon:
         self.handler = InboundHandler(engine, self.topics,
                                       max_payload_bytes=int(section["max_payload_bytes"]),
                                       on_homeassistant_online=self._homeassistant_online)
+        self.oncall = OnCallService(engine, self.topics, publish=self._publish_retained)
         self.bridge = MqttBridge(
             settings, status_topic=self.topics.status,
-            subscriptions=self.topics.subscriptions(homeassistant=discovery_on),
-            handler=self.handler.handle, ordered=self.handler.ordered,
+            subscriptions=self.topics.subscriptions(homeassistant=discovery_on)
+            + self.oncall.subscriptions,
+            handler=self._handle, ordered=self.handler.ordered,
             retained_subscriptions=[self.topics.homeassistant_status])
         self.publisher = OutboxPublisher(self.store, self.bridge)
         metrics = DaemonMetrics(engine, handler=self.handler, bridge=self.bridge,
                                 publisher=self.publisher)
+        metrics.sources.append(self.oncall.families)
         self.discovery = Discovery(self.bridge, self.store, config, self.topics,
                                    node=node_id(settings.client_id), enabled=discovery_on)
         self.states = StatePublisher(self.bridge, self.topics, metrics.stats)
@@ -159,9 +166,11 @@ class Daemon:
         except StoreBusyError as err:
             raise DaemonStartError(str(err)) from None
         self._engine_started = True
+        await self.oncall.start()
         if config.http.get("enabled", True):
             await self._start_http(metrics, postbacks_token)
         await self.bridge.start()
+        self._bridge_started = True
         self._tasks = [asyncio.create_task(self.publisher.run()),
                        asyncio.create_task(self.states.run())]
         _LOGGER.info("alertline %s running: MQTT %s:%d (MQTT %s), base topic %r, store %s",
@@ -186,10 +195,14 @@ class Daemon:
             receiver = PostbackReceiver(token, self.engine, self.engine.providers.get,
                                         max_body=int(http["max_body_bytes"]),
                                         redactor=self.engine.redactor)
+        am_token = self.config.raw["alertmanager"].get("token")
+        heartbeats = self.oncall.heartbeats if self.oncall is not None else None
         self.http = HttpServer(self.engine, metrics, host=http["host"], port=int(http["port"]),
                                max_body_bytes=int(http["max_body_bytes"]),
-                               alertmanager_token=self.config.raw["alertmanager"].get("token"),
-                               health=self.health, postbacks=receiver,
+                               alertmanager_token=am_token,
+                               health=self.health, postbacks=receiver, heartbeats=heartbeats,
+                               routes=heartbeat_routes(heartbeats, am_token) if heartbeats
+                               else (),
                                limits=ConnectionLimits.from_config(http))
         try:
             await self.http.start()
@@ -203,16 +216,39 @@ class Daemon:
         """The ``/healthz`` body."""
         connected = self.bridge is not None and self.bridge.connected
         engine = self.engine
-        return {"status": "ok" if connected else "degraded",
+        watch = self.oncall.watch if self.oncall is not None else None
+        providers = watch.to_json() if watch is not None else {}
+        providers_up = all(p["up"] for p in providers.values())
+        return {"status": "ok" if connected and providers_up else "degraded",
                 "mqtt": "connected" if connected else "disconnected",
                 "open_alerts": engine.open_alerts if engine else 0,
                 "queue_depth": engine.queue_depth() if engine else 0,
+                "providers": providers,
                 "version": __version__}
+
+    async def _handle(self, message: InboundMessage) -> list[Outgoing]:
+        """Heartbeat pings (and Watchdog notifications) first, then the inbound handler."""
+        assert self.handler is not None
+        if self.oncall is not None:
+            answers = await self.oncall.handle(message)
+            if answers is not None:
+                return list(answers)
+        return await self.handler.handle(message)
+
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
+        """Publish a retained state; before the bridge runs, its connect hook publishes all."""
+        if self.bridge is None or not self._bridge_started:
+            return
+        self.bridge.publish(topic, payload, retain=True).add_done_callback(
+            lambda f: f.cancelled() or f.exception())
 
     async def _connected(self, session_present: bool) -> None:
         assert self.discovery is not None and self.states is not None
         assert self.publisher is not None
         self.publisher.notify()
+        if self.oncall is not None:
+            self._bridge_started = True
+            self.oncall.republish()
         with contextlib.suppress(Exception):
             await self.states.republish(session_present)
         try:

@@ -141,13 +141,16 @@ class EscalationRunner:
                     for recipient in recipients:
                         personalise(text, recipient.personalization, recipient.number)
             except ValidationError as err:
+                if err.code == "nobody_on_call" and index > 0:
+                    continue  # a later step's schedule is resolved when that step sends
                 raise ValidationError("escalation", f"{where}: {err.reason}") from None
 
     def _recipients(self, alert: Alert, step: EscalationStep) -> tuple[Recipient, ...]:
         if not step.to:
             return alert.recipients
         known = {recipient.number: recipient for recipient in alert.recipients}
-        return tuple(known.get(r.number, r) for r in expand_targets(step.to, self.engine.config))
+        targets = expand_targets(step.to, self.engine.config, self.engine.clock.now())
+        return tuple(known.get(r.number, r) for r in targets)
 
     def _start_step(self, record: AlertRecord, policy: EscalationPolicy, position: int,
                     now: datetime) -> list[Delivery]:
@@ -223,8 +226,12 @@ class EscalationRunner:
             try:
                 created = self._start_step(record, policy, position, now)
             except ValidationError as err:
-                _LOGGER.error("%s: escalation step cannot be sent: %s", alert_id, err)
-                self.stop(record, "not_acknowledged", error=str(err))
+                if err.code == "nobody_on_call" and position + 1 < policy.positions:
+                    _LOGGER.warning("%s: escalation step skipped: %s", alert_id, err)
+                    self._schedule(record, position + 1, now)  # on to the next step now
+                else:
+                    _LOGGER.error("%s: escalation step cannot be sent: %s", alert_id, err)
+                    self.stop(record, "not_acknowledged", error=str(err))
             engine.policy.screen(record, created)
         await engine._save([alert_id])
         await engine._emit(record)

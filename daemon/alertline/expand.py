@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import voluptuous as vol
@@ -13,6 +13,7 @@ import voluptuous as vol
 from .config import Config, Route
 from .errors import ValidationError
 from .model import Alert, Channel, Priority, Recipient
+from .oncall.schedules import schedule_name
 from .phone import looks_like_number, parse_e164
 from .providers.base import Provider
 from .request import AlertRequest, resolve_expiry
@@ -62,7 +63,7 @@ def build_alert(request: AlertRequest, config: Config, providers: Mapping[str, P
     if not targets and not (request.escalation or (route and route.escalation)):
         raise ValidationError("to", "no recipients: give 'to' or a route with recipients",
                               code="missing")
-    recipients = _recipients(targets, config, request.personalization)
+    recipients = _recipients(targets, config, request.personalization, now)
     channels = request.channels or (route.channels if route else ()) or (config.default_channel,)
     provider = request.provider or (route.providers[0] if route and route.providers else None)
     if request.provider and request.provider not in providers:
@@ -125,7 +126,11 @@ def provider_candidates(alert: Alert, channel: Channel, config: Config,
         names = [alert.provider]
     else:
         names = [config.default_provider] + [n for n in providers if n != config.default_provider]
-    return [n for n in names if n in providers and channel in providers[n].capabilities.channels]
+    capable = [n for n in names
+               if n in providers and channel in providers[n].capabilities.channels]
+    # a provider the watch found down goes last: new alerts need not wait for its timeouts
+    healthy = [n for n in capable if getattr(providers[n], "healthy", True)]
+    return healthy + [n for n in capable if n not in healthy]
 
 
 def provider_for(alert: Alert, channel: Channel, config: Config,
@@ -139,9 +144,11 @@ def provider_for(alert: Alert, channel: Channel, config: Config,
     return candidates[0]
 
 
-def expand_targets(targets: tuple[str, ...], config: Config) -> tuple[Recipient, ...]:
-    """Recipients for contact, group and number targets (escalation steps), without repeats."""
-    return _recipients(targets, config, {})
+def expand_targets(targets: tuple[str, ...], config: Config,
+                   now: datetime | None = None) -> tuple[Recipient, ...]:
+    """Recipients for contact, group, number and ``schedule:`` targets (escalation steps), without
+    repeats; a schedule names whoever is on call at ``now`` (when the step sends)."""
+    return _recipients(targets, config, {}, now)
 
 
 def _route(request: AlertRequest, config: Config) -> Route | None:
@@ -162,10 +169,15 @@ def _check_overrides(request: AlertRequest, route: Route) -> None:
 
 
 def _recipients(targets: tuple[str, ...], config: Config,
-                personalization: Mapping[str, Mapping[str, str]]) -> tuple[Recipient, ...]:
+                personalization: Mapping[str, Mapping[str, str]],
+                now: datetime | None = None) -> tuple[Recipient, ...]:
     seen: dict[str, Recipient] = {}
+    nobody: list[tuple[str, str]] = []  # schedules with nobody on call: fine beside others
     for index, target in enumerate(targets):
-        for number, contact in _expand(target, config, f"to[{index}]", 0):
+        expanded = _expand(target, config, f"to[{index}]", 0, now)
+        if not expanded and schedule_name(target) is not None:
+            nobody.append((f"to[{index}]", target))
+        for number, contact in expanded:
             if number in seen:
                 continue
             info = config.contacts.get(contact) if contact else None
@@ -177,19 +189,29 @@ def _recipients(targets: tuple[str, ...], config: Config,
             seen[number] = Recipient(number=number, contact=contact,
                                      locale=info.locale if info else None,
                                      personalization=values)
+    if nobody and not seen:
+        field, target = nobody[0]
+        raise ValidationError(field, f"nobody is on call in schedule {schedule_name(target)!r}",
+                              code="nobody_on_call")
     return tuple(seen.values())
 
 
-def _expand(target: str, config: Config, field: str,
-            depth: int) -> list[tuple[str, str | None]]:
+def _expand(target: str, config: Config, field: str, depth: int,
+            now: datetime | None = None) -> list[tuple[str, str | None]]:
     if target in config.contacts:
         return [(config.contacts[target].phone, target)]
-    if target in config.groups:
+    members = config.groups.get(target)
+    schedule = schedule_name(target)
+    if schedule is not None:
+        if schedule not in config.schedules:
+            raise ValidationError(field, f"unknown schedule {schedule!r}", code="unknown_contact")
+        members = config.schedules.on_call(schedule, now or datetime.now(UTC))
+    if members is not None:
         if depth >= MAX_GROUP_DEPTH:
             raise ValidationError(field, f"group {target!r} nests too deeply")
         result: list[tuple[str, str | None]] = []
-        for member in config.groups[target]:
-            result.extend(_expand(member, config, field, depth + 1))
+        for member in members:
+            result.extend(_expand(member, config, field, depth + 1, now))
         return result
     if looks_like_number(target):
         return [(parse_e164(target, default_region=config.default_region, field=field), None)]

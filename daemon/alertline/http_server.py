@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .alertmanager import apply_notification, parse_notification
+from .alertmanager import HeartbeatPinger, apply_notification, parse_notification
 from .errors import ValidationError
 from .http_guard import (
     ConnectionGuard,
@@ -49,7 +49,9 @@ class HttpServer:
                  alertmanager_token: str | None = None,
                  health: HealthSource | None = None,
                  postbacks: PostbackReceiver | None = None,
-                 limits: ConnectionLimits | None = None) -> None:
+                 limits: ConnectionLimits | None = None,
+                 heartbeats: HeartbeatPinger | None = None,
+                 routes: Sequence[web.AbstractRouteDef] = ()) -> None:
         self.engine = engine
         self.metrics = metrics
         self.host = host
@@ -60,6 +62,8 @@ class HttpServer:
         self._postbacks = postbacks
         self.limits = limits or ConnectionLimits()
         self._client_errors = LogThrottle(_LOGGER)
+        self._heartbeats = heartbeats
+        self._routes = routes
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
@@ -74,6 +78,7 @@ class HttpServer:
         app.router.add_post("/alertmanager/{route}", self._alertmanager)
         if self._postbacks is not None:
             app.add_routes(aiohttp_routes(self._postbacks))
+        app.add_routes(self._routes)
         return app
 
     async def start(self) -> None:
@@ -130,7 +135,8 @@ class HttpServer:
         try:
             notification = parse_notification(body, route=route, max_bytes=self.max_body_bytes)
             result = await apply_notification(self.engine, notification,
-                                              source=f"http:/alertmanager/{route}")
+                                              source=f"http:/alertmanager/{route}",
+                                              heartbeats=self._heartbeats)
         except ValidationError as err:
             detail = self.engine.redactor.text(str(err))
             self._client_errors.warning("rejected", "rejected an Alertmanager webhook for %r: %s",

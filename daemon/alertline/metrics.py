@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,7 @@ class DaemonMetrics:
         self.handler = handler
         self.bridge = bridge
         self.publisher = publisher
+        self.sources: list[Callable[[], Iterable[Family]]] = []  # more families (on-call, watch)
 
     async def families(self) -> list[Family]:
         """Every metric, freshly collected."""
@@ -99,6 +100,8 @@ class DaemonMetrics:
                    "Store transactions (group commits)").add(engine.store.commits),
         ]
         families.extend(self._mqtt_families())
+        for source in self.sources:
+            families.extend(source())
         return families
 
     def _mqtt_families(self) -> list[Family]:

@@ -153,6 +153,26 @@ class Topics:
         """Counters, retained (Home Assistant sensors)."""
         return f"{self.base}/stats"
 
+    # -- on-call (schedules, heartbeats) -------------------------------------------------------
+
+    def heartbeat(self, name: str) -> str:
+        """A ping of heartbeat ``name`` (any payload)."""
+        return f"{self.base}/heartbeat/{name}"
+
+    def heartbeat_state(self, name: str) -> str:
+        """Heartbeat ``name``'s state, retained."""
+        return f"{self.base}/heartbeat/{name}/state"
+
+    def heartbeat_name(self, topic: str) -> str | None:
+        """The heartbeat a ping topic names (None for any other topic)."""
+        prefix = f"{self.base}/heartbeat/"
+        name = topic[len(prefix):] if topic.startswith(prefix) else ""
+        return name if name and "/" not in name else None
+
+    def oncall(self, schedule: str) -> str:
+        """Who is on call in ``schedule``, retained, republished at each handoff."""
+        return f"{self.base}/oncall/{schedule}"
+
     def discovery_config(self, component: str, node_id: str, object_id: str) -> str:
         """A Home Assistant MQTT discovery config topic."""
         return f"{self.discovery_prefix}/{component}/{node_id}/{object_id}/config"

@@ -163,6 +163,8 @@ class Provider(abc.ABC):
         self.options = options
         self.context = context
         self.capabilities = self.default_capabilities
+        # False while the provider watch finds it down: routes then try it last, not first
+        self.healthy = True
         for key in self.secret_options:
             value = options.get(key)
             if isinstance(value, str):
