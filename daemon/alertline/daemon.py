@@ -35,6 +35,8 @@ from .redact import Redactor
 from .scheduler import Scheduler
 from .store import Store, StoreBusyError
 from .topics import Topics
+from .web.app import web_for_config
+from .web.views import WebPages
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class Daemon:
         self.engine: Engine | None = None
         self.bridge: MqttBridge | None = None
         self.http: HttpServer | None = None
+        self.web: WebPages | None = None
         self.handler: InboundHandler | None = None
         self.publisher: OutboxPublisher | None = None
         self.discovery: Discovery | None = None
@@ -132,6 +135,7 @@ class Daemon:
         engine = Engine(config, self.store, clock=self.clock, scheduler=self.scheduler,
                         context=context)
         self.engine = engine
+        self.web, engine.linked_texts = web_for_config(engine, config)
         engine.add_accepted_sink(accepted_sink(self.topics))
         engine.add_outbox_sink(report_sink(self.topics))
         discovery_on = bool(section.get("discovery", True))
@@ -187,7 +191,8 @@ class Daemon:
         self.http = HttpServer(self.engine, metrics, host=http["host"], port=int(http["port"]),
                                max_body_bytes=int(http["max_body_bytes"]),
                                alertmanager_token=self.config.raw["alertmanager"].get("token"),
-                               health=self.health, postbacks=receiver)
+                               health=self.health, postbacks=receiver,
+                               routes=self.web.routes() if self.web is not None else None)
         try:
             await self.http.start()
         except OSError as err:

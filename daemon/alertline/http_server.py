@@ -37,7 +37,8 @@ class HttpServer:
                  port: int = 8787, max_body_bytes: int = 256 * 1024,
                  alertmanager_token: str | None = None,
                  health: HealthSource | None = None,
-                 postbacks: PostbackReceiver | None = None) -> None:
+                 postbacks: PostbackReceiver | None = None,
+                 routes: list[web.RouteDef] | None = None) -> None:
         self.engine = engine
         self.metrics = metrics
         self.host = host
@@ -46,6 +47,7 @@ class HttpServer:
         self._token = alertmanager_token.encode() if alertmanager_token else None
         self._health = health or (lambda: {"status": "ok"})
         self._postbacks = postbacks
+        self._routes = routes or []  # the web pages, when enabled
         self._runner: web.AppRunner | None = None
         self.stopping = False
 
@@ -57,6 +59,7 @@ class HttpServer:
         app.router.add_post("/alertmanager/{route}", self._alertmanager)
         if self._postbacks is not None:
             app.add_routes(aiohttp_routes(self._postbacks))
+        app.add_routes(self._routes)
         return app
 
     async def start(self) -> None:
