@@ -2,16 +2,24 @@
 
 0-7 delivered, 8 failed (busy), 9 never final (it expires at the tracking deadline). Outcomes are
 computed from the submission time, so tracking survives restarts like a real provider's would.
+
+Every message it "sends" is logged at INFO and, with ``record: FILE``, appended to that file as a
+JSON line, so a dry run shows exactly what people would have received.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
+import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import voluptuous as vol
 
+from ..errors import TransientError
 from ..model import Channel, DeliveryState
 from .base import (
     Batch,
@@ -24,7 +32,24 @@ from .base import (
     SubmittedItem,
 )
 
+_LOGGER = logging.getLogger(__name__)
+
 _seconds = vol.All(vol.Coerce(float), vol.Range(min=0, max=3600))
+
+
+def record_lines(batch: Batch, at: datetime) -> list[str]:
+    """One JSON line per message of ``batch``: what the recipient would have received."""
+    return [json.dumps({"at": at.isoformat(), "alert_id": item.alert_id,
+                        "delivery_id": item.delivery_id, "number": item.number,
+                        "channel": batch.channel.value, "text": item.text},
+                       ensure_ascii=False) + "\n"
+            for item in batch.items]
+
+
+def _append(path: Path, lines: list[str]) -> None:
+    """Append ``lines`` in one write (blocking: runs in a worker thread)."""
+    with path.open("a", encoding="utf-8") as file:
+        file.write("".join(lines))
 
 
 class SimulatorProvider(Provider):
@@ -52,6 +77,8 @@ class SimulatorProvider(Provider):
         vol.Optional("deadline", default=30.0,
                      description="seconds after which an open delivery expires"):
             vol.All(vol.Coerce(float), vol.Range(min=0.1, max=7 * 86400)),
+        vol.Optional("record", description="file to append each sent message to, as JSON lines"):
+            vol.All(str, vol.Length(min=1)),
     }
 
     _job_numbers = itertools.count(1)
@@ -67,11 +94,23 @@ class SimulatorProvider(Provider):
             idempotent_submit=True,
         )
         self.requests = 0
+        record = options.get("record")
+        self.record_path = Path(record).expanduser() if record else None
 
     async def submit(self, batch: Batch) -> Submission:
-        """Accept every recipient; the outcome shows up in later polls."""
+        """Accept every recipient (logged, recorded when asked); outcomes come in later polls."""
         self.requests += 1
         now = self.context.clock.now()
+        for item in batch.items:
+            _LOGGER.info("%s: %s to %s (alert %s, delivery %s): %s", self.name,
+                         batch.channel.value, item.number, item.alert_id, item.delivery_id,
+                         item.text)
+        if self.record_path is not None:
+            try:
+                await asyncio.to_thread(_append, self.record_path, record_lines(batch, now))
+            except OSError as err:  # a full disk or a missing folder: retried, nothing is lost
+                raise TransientError(self.name, f"cannot write the record file "
+                                     f"{self.record_path}: {err.strerror or err}") from err
         job = f"SIM-{now:%Y%m%d%H%M%S}-{next(self._job_numbers):06d}"
         items = tuple(
             SubmittedItem(delivery_id=item.delivery_id, number=item.number,
