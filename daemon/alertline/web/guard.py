@@ -91,6 +91,10 @@ class RateLimiter:
         self.max_keys = max_keys
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
+    def __len__(self) -> int:
+        """How many keys are tracked."""
+        return len(self._hits)
+
     def blocked(self, key: str, now: float) -> bool:
         """Whether ``key`` has used up its hits (does not count a hit)."""
         hits = self._hits.get(key)
