@@ -14,6 +14,7 @@ from typing import Any
 import voluptuous as vol
 
 from . import __version__
+from .cli_web import add_web_parser, hash_password_command
 from .config import Config, load_config
 from .engine import Engine
 from .errors import AlertlineError, ConfigError, NotFoundError, ValidationError
@@ -86,6 +87,7 @@ def _optional_commands(commands: Any) -> None:
         pass
     else:
         add_mqtt_parsers(commands)
+    add_web_parser(commands)
     try:
         from .cli_exolve import add_exolve_parser  # noqa: PLC0415 - optional module
     except ImportError:
@@ -137,6 +139,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check_config(args.file or args.file_option)
     if args.command == "providers":
         return _providers(args.json)
+    if args.command == "hash-password":
+        return hash_password_command()
     config = load_config(args.config)
     _setup_logging(args.log_level or config.raw["logging"]["level"],
                    getattr(args, "log_json", False) or config.raw["logging"]["json"], config)

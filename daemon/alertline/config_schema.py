@@ -15,6 +15,7 @@ from .phone import parse_e164
 from .policy import quiet_window, time_zone
 from .providers.registry import adapter_types
 from .request import ROUTE_FIELDS, personal_value
+from .web.passwords import is_password_hash
 
 
 def join_path(path: str, key: Any) -> str:
@@ -142,6 +143,7 @@ ROUTE_SCHEMA = vol.Schema({
     vol.Optional("priority", default="normal"): vol.In([p.value for p in Priority]),
     vol.Optional("quiet_hours", default=[]): [quiet_window],
     vol.Optional("fallback_sms", default=False): bool,
+    vol.Optional("ack_link", default=False): bool,
     vol.Optional("options", default={}): dict,
     vol.Optional("allow_override", default=[]): [vol.In(
         ROUTE_FIELDS, msg=f"one of {', '.join(ROUTE_FIELDS)}")],
@@ -166,12 +168,32 @@ ESCALATION_SCHEMA = vol.Schema({
         vol.Optional("to"): _string_list,
         vol.Optional("channel"): vol.In(["sms", "voice", "both"], msg="sms, voice or both"),
         vol.Optional("wait", default=300): _duration,
+        vol.Optional("ack_link", default=False): bool,
     }], vol.Length(min=1, max=20, msg="between 1 and 20 steps")),
     vol.Optional("repeat", default=0): vol.All(int, vol.Range(min=0, max=10)),
     vol.Optional("advance_on_failure", default=False): bool,
     vol.Optional("ack_digit", default="1"): vol.All(
         vol.Coerce(str), vol.Match(r"^[0-9]$", msg="one digit 0-9")),
     vol.Optional("ack_prompt", default="Press {digit} to acknowledge."): str,
+})
+
+def _password_hash(value: Any) -> str:
+    if not isinstance(value, str) or not is_password_hash(value):
+        raise vol.Invalid("expected a hash printed by `alertline hash-password`")
+    return value
+
+
+WEB_SCHEMA = vol.Schema({
+    vol.Optional("enabled", default=True): bool,
+    vol.Optional("users", default={}): {_NAME: {vol.Required("password_hash"): _password_hash}},
+    vol.Optional("trusted_header"): vol.Any(vol.Match(r"^[A-Za-z0-9-]{1,64}$",
+                                                      msg="an HTTP header name"), None),
+    vol.Optional("trusted_proxies", default=["127.0.0.1", "::1"]): [str],
+    vol.Optional("secret"): vol.Any(vol.All(str, vol.Length(
+        min=16, msg="at least 16 characters")), None),
+    vol.Optional("link_ttl", default=3 * 86400): _duration,
+    vol.Optional("session_ttl", default=12 * 3600): _duration,
+    vol.Optional("link_resolve", default=False): bool,
 })
 
 SECTION_SCHEMAS: dict[str, Any] = {
@@ -193,6 +215,7 @@ SECTION_SCHEMAS: dict[str, Any] = {
             min=0.1, msg="at least 0.1 seconds")),
     }),
     "alertmanager": vol.Schema({vol.Optional("token"): vol.Any(str, None)}),
+    "web": WEB_SCHEMA,
     "defaults": vol.Schema({
         vol.Optional("provider"): str,
         vol.Optional("channel", default="sms"): vol.In([c.value for c in Channel]),

@@ -38,6 +38,8 @@ from .redact import Redactor
 from .scheduler import Scheduler
 from .store import Store, StoreBusyError
 from .topics import Topics
+from .web.app import web_for_config
+from .web.views import WebPages
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class Daemon:
         self.engine: Engine | None = None
         self.bridge: MqttBridge | None = None
         self.http: HttpServer | None = None
+        self.web: WebPages | None = None
         self.handler: InboundHandler | None = None
         self.publisher: OutboxPublisher | None = None
         self.discovery: Discovery | None = None
@@ -138,6 +141,7 @@ class Daemon:
         engine = Engine(config, self.store, clock=self.clock, scheduler=self.scheduler,
                         context=context)
         self.engine = engine
+        self.web, engine.linked_texts = web_for_config(engine, config, status=self._overview)
         engine.add_accepted_sink(accepted_sink(self.topics))
         engine.add_outbox_sink(report_sink(self.topics))
         discovery_on = bool(section.get("discovery", True))
@@ -201,8 +205,9 @@ class Daemon:
                                max_body_bytes=int(http["max_body_bytes"]),
                                alertmanager_token=am_token,
                                health=self.health, postbacks=receiver, heartbeats=heartbeats,
-                               routes=heartbeat_routes(heartbeats, am_token) if heartbeats
-                               else (),
+                               routes=[*(heartbeat_routes(heartbeats, am_token) if heartbeats
+                                         else ()),
+                                       *(self.web.routes() if self.web is not None else ())],
                                limits=ConnectionLimits.from_config(http))
         try:
             await self.http.start()
@@ -211,6 +216,10 @@ class Daemon:
             raise DaemonStartError(f"the HTTP server cannot listen on {http['host']}:"
                                    f"{http['port']}: {err.strerror or err} (change http.port, "
                                    "or set http.enabled: false)") from None
+
+    async def _overview(self) -> dict[str, Any]:
+        """What the web dashboard shows beside the alerts."""
+        return await self.oncall.overview() if self.oncall is not None else {}
 
     def health(self) -> dict[str, Any]:
         """The ``/healthz`` body."""

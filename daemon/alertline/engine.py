@@ -42,6 +42,7 @@ from .request import AlertRequest
 from .scheduler import ApsScheduler, Scheduler
 from .store import Op, Phase, Store
 from .tracking import Tracker
+from .web.links import LinkedTexts
 
 __all__ = ["Accepted", "AlertRecord", "Engine"]
 
@@ -76,6 +77,7 @@ class Engine:
         self.tracker = Tracker(self)
         self.policy = Policy(self)
         self.escalations = EscalationRunner(self)
+        self.linked_texts: LinkedTexts | None = None  # SMS acknowledgement links (web page)
         self.pending_ops: list[Op] = []  # counters and timers, written with the next commit
         self._open: dict[str, AlertRecord] = {}
         self._recent: OrderedDict[str, Report] = OrderedDict()
@@ -260,11 +262,16 @@ class Engine:
             if blackout is None:
                 continue  # held for quiet hours; the policy queues it when they end
             template = self.escalations.text_for(alert, delivery)
+            values = delivery.recipient.personalization
+            if self.linked_texts is not None:
+                policy = self.escalations.policy_of(alert)
+                template, values = self.linked_texts.apply(
+                    alert, delivery, template, values, policy=policy.name if policy else None,
+                    now=now)
             item = BatchItem(
                 delivery_id=delivery.id, alert_id=alert.id, number=delivery.recipient.number,
-                text=personalise(template, delivery.recipient.personalization,
-                                 delivery.recipient.number),
-                template=template, personalization=dict(delivery.recipient.personalization),
+                text=personalise(template, values, delivery.recipient.number),
+                template=template, personalization=dict(values),
                 locale=delivery.recipient.locale or alert.locale,
                 contact=delivery.recipient.contact)
             groups.setdefault((delivery.provider, delivery.channel,

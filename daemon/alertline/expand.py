@@ -32,6 +32,9 @@ def new_alert_id() -> str:
     return f"al-{uuid.uuid4().hex[:16]}"
 
 
+BUILTIN_PLACEHOLDERS = frozenset({"ack_url"})
+
+
 def personalise(template: str, values: Mapping[str, str], number: str) -> str:
     """``template`` with each ``${key}`` replaced; a missing key is a ValidationError.
 
@@ -40,6 +43,8 @@ def personalise(template: str, values: Mapping[str, str], number: str) -> str:
     """
     def replace(match: re.Match[str]) -> str:
         key = match.group(1)
+        if key not in values and key in BUILTIN_PLACEHOLDERS:
+            return ""  # filled in per recipient when sent (an SMS acknowledgement link)
         if key not in values:
             raise ValidationError("personalization",
                                   f"no value for ${{{key}}} for recipient {number}")

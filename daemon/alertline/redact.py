@@ -13,7 +13,7 @@ MASK = "**REDACTED**"
 
 SECRET_KEYS = frozenset({
     "password", "pass", "passwd", "token", "api_key", "apikey", "secret", "authorization",
-    "client_secret", "access_token", "webhook_token", "keyfile_password",
+    "client_secret", "access_token", "webhook_token", "keyfile_password", "password_hash",
 })
 
 _QUERY_SECRET = re.compile(r"(?i)\b(pass|password|token|api_key|apikey|secret)=([^&\s\"']+)")

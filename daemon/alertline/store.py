@@ -355,6 +355,15 @@ class Store(StoreOps):
                 "FROM events WHERE alert_id=? ORDER BY seq", (alert_id,))]
         return await self._run(read)
 
+    async def recent_alerts(self, limit: int = 50) -> list[tuple[Alert, str, bool, datetime]]:
+        """The newest alerts ``(alert, state, final, updated_at)``, open ones first (web page)."""
+        def read() -> list[tuple[Alert, str, bool, datetime]]:
+            return [(Alert.from_json(json.loads(r[0])), str(r[1]), bool(r[2]),
+                     datetime.fromisoformat(r[3])) for r in self.conn.execute(
+                "SELECT data, state, final, updated_at FROM alerts "
+                "ORDER BY final, created_at DESC LIMIT ?", (limit,))]
+        return await self._run(read)
+
     async def stats(self) -> dict[str, Any]:
         """Counts for metrics: deliveries by state and provider, open alerts, outbox depth."""
         def read() -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -117,6 +117,21 @@ class OnCallService:
         await apply_notification(self.engine, notification, source="mqtt",
                                  heartbeats=self.heartbeats)
         return []
+
+    async def overview(self) -> dict[str, Any]:
+        """Who is on call, heartbeats and provider health, for the web dashboard."""
+        now = self.engine.clock.now()
+        providers = self.watch.to_json() if self.watch is not None else {}
+        return {
+            "oncall": [{"schedule": name, **self.schedules.get(name).view(now).to_json()}
+                       for name in self.schedules.by_name],
+            "heartbeats": [{"name": name, "ok": status["state"] == "up",
+                            "last": status["last_ping"]}
+                           for name, status in ((n, self.heartbeats.status(n))
+                                                for n in self.heartbeats.specs)],
+            "providers": [{"name": name, "up": providers[name]["up"] if name in providers
+                           else None} for name in sorted(self.engine.providers)],
+        }
 
     def families(self) -> list[Family]:
         """Metrics of the heartbeats and the provider watch."""
