@@ -11,8 +11,9 @@ does not name, is a ``soap:Client`` fault, as a real SOAP stack answers. Faults 
 data (e.g. a jobPeriod that is not one of the seed's two-part forms), an unknown job or a
 duplicate job (duplicateDetection=true, same request within 10 minutes); ``soap:Server`` on demand.
 429 with Retry-After after ``burst`` requests in a 10-second window; 5xx and slow answers on demand.
-A hostile WSDL on demand: ``wsdl_imports`` (schemas it imports from elsewhere) and
-``wsdl_redirect`` (where ``?wsdl`` redirects to).
+Schemas it imports (``wsdl_imports``) are served at ``?xsd=N`` as JAX-WS does; a hostile WSDL
+on demand: ``wsdl_imports`` naming other hosts, ``wsdl_redirect`` (where ``?wsdl`` redirects to)
+and ``wsdl_doctype`` (a DTD, e.g. with an external entity).
 
 Each recipient's call progresses by the emulator clock from the job's start (jobPeriod start or
 receipt), outcome by the last character of ``recipientId`` (``OUTCOMES``): PENDING for
@@ -135,6 +136,12 @@ def _timestamp(text: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _schema_namespace(url: str) -> str:
+    """The namespace an imported schema declares (``urn:x-xsd-N`` for this server's ``?xsd=N``)."""
+    match = re.search(r"[?&]xsd=(\w+)", url)
+    return f"urn:x-xsd-{match.group(1)}" if match else "urn:x"
+
+
 def _duration(text: str) -> timedelta:
     """An ISO 8601 duration (years as 365 days, months as 30: enough to place a period)."""
     match = DURATION_RE.fullmatch(text)
@@ -194,6 +201,8 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
         self.list_operation, self.report_operation = list_operation, report_operation
         self.wsdl_imports: list[str] = []  # schemaLocations a hostile WSDL imports
         self.wsdl_redirect: str | None = None  # where a hostile ?wsdl redirects to
+        self.wsdl_doctype: str | None = None  # a DTD put before the WSDL's root
+        self.xsd_requests = 0
         self._offset = timedelta()
         self._numbers = itertools.count(1)
 
@@ -241,6 +250,12 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
 
     # -- HTTP ----------------------------------------------------------------------------------
     async def _get(self, request: web.Request) -> web.Response:
+        if "xsd" in request.query:
+            self.xsd_requests += 1
+            index = request.query["xsd"]
+            return web.Response(content_type="text/xml", text=(
+                f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+                f'targetNamespace="urn:x-xsd-{index}"/>'))
         if "wsdl" not in request.query:
             return web.Response(status=404, text="Not found")
         self.wsdl_requests += 1
@@ -258,10 +273,13 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
         text = text.replace(NS, self.namespace)
         text = text.replace("getAvailableReports", self.list_operation)
         text = text.replace("getJobReport", self.report_operation)
-        imports = "".join(f'<xs:import namespace="urn:x-{i}" schemaLocation="{url}"/>'
-                          for i, url in enumerate(self.wsdl_imports))
-        return text.replace('elementFormDefault="unqualified">',
+        imports = "".join(f'<xs:import namespace="{_schema_namespace(url)}" '
+                          f'schemaLocation="{url}"/>' for url in self.wsdl_imports)
+        text = text.replace('elementFormDefault="unqualified">',
                             f'elementFormDefault="unqualified">{imports}', 1)
+        if self.wsdl_doctype:
+            text = text.replace("?>", f"?>{self.wsdl_doctype}", 1)
+        return text
 
     async def _post(self, request: web.Request) -> web.Response:
         await self.pause()

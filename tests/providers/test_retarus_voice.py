@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import voluptuous as vol
+from aiohttp import web
 from lxml import etree
 
 from alertline.clock import ManualClock
@@ -672,6 +673,79 @@ async def test_an_envelope_in_a_foreign_namespace_is_a_client_fault(clock: Manua
         assert "SOAP fault Client" in str(err.value) and SERVICE_NS in str(err.value)
         assert err.value.code == "UNKNOWN_OPERATION" and not emu.jobs
         await wrong.aclose()
+
+
+# -- a hostile WSDL cannot make the daemon fetch other URLs (#12.12) ----------------------------
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[list[str]]:
+    """Another host (a loopback server on another port) that records every request it gets."""
+    hits: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        hits.append(request.path_qs)
+        return web.Response(content_type="text/xml", text=(
+            '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:x"/>'))
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hits.append(f"http://127.0.0.1:{runner.addresses[0][1]}")  # [0]: the base URL
+    yield hits
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("attack", ["import", "redirect", "entity", "file"])
+async def test_a_hostile_wsdl_fetches_nothing_elsewhere(
+        emu: RetarusVoiceEmulator, clock: ManualClock, elsewhere: list[str],
+        caplog: pytest.LogCaptureFixture, attack: str) -> None:
+    base = elsewhere[0]
+    if attack == "import":
+        emu.wsdl_imports = [f"{emu.base_url}?xsd=1", f"{base}/evil.xsd"]
+    elif attack == "redirect":
+        emu.wsdl_redirect = f"{base}/evil.wsdl"
+    elif attack == "entity":
+        emu.wsdl_doctype = f'<!DOCTYPE d [<!ENTITY x SYSTEM "{base}/evil-entity">]>'
+    else:
+        emu.wsdl_imports = ["file:///etc/hostname"]
+    caplog.set_level(logging.WARNING)
+    adapter = make(emu, clock, wsdl_namespace=NS)
+    submission = await adapter.submit(batch(item("+491701234560")))
+    assert elsewhere[1:] == []
+    assert emu.xsd_requests <= 1  # the service's own schema is fetched, nothing else
+    assert submission.data["wsdl"] == "bundled"  # the hostile WSDL was not used
+    [warning] = [r.getMessage() for r in caplog.records if "bundled copy" in r.getMessage()]
+    if attack in ("import", "redirect", "file"):
+        assert "only its own host is trusted" in warning
+    await adapter.aclose()
+
+
+async def test_schemas_from_the_wsdls_own_host_are_loaded(emu: RetarusVoiceEmulator,
+                                                          clock: ManualClock) -> None:
+    emu.wsdl_imports = [f"{emu.base_url}?xsd=1"]
+    adapter = make(emu, clock)
+    assert (await adapter.submit(batch(item("+491701234560")))).data["wsdl"] == "live"
+    assert emu.xsd_requests == 1
+    await adapter.aclose()
+
+
+async def test_entities_in_soap_answers_are_not_expanded(emu: RetarusVoiceEmulator,
+                                                         clock: ManualClock,
+                                                         elsewhere: list[str]) -> None:
+    """An answer with a DTD (entity expansion, external entities) is refused, not parsed."""
+    adapter = make(emu, clock)
+    await adapter.check()
+    doctype = (f'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "{elsewhere[0]}/xxe">'
+               '<!ENTITY y "yyyyyyyyyy"><!ENTITY z "&y;&y;&y;&y;&y;&y;&y;&y;">]>')
+    emu.fail_next(200, message=doctype + '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org'
+                  '/soap/envelope/"><soap:Body>&x;&z;</soap:Body></soap:Envelope>')
+    with pytest.raises(ProviderAnswerError, match="not a SOAP envelope"):
+        await adapter.available_reports()
+    assert elsewhere[1:] == []
+    await adapter.aclose()
 
 
 # -- the emulator holds the seed's own samples and rules ------------------------------------------
