@@ -16,6 +16,7 @@ from alertline.errors import (
     AuthError,
     ProviderAnswerError,
     ProviderError,
+    ProviderRefusedError,
     RateLimitedError,
     RejectedError,
     TransientError,
@@ -86,7 +87,7 @@ async def test_tts_job_sends_every_option(make: Any, emulator: FortytwoVoiceEmul
         ("dlv-0", "+35699000010", job.calls[0].message_id, DeliveryState.SUBMITTED, "QUEUED"),
         ("dlv-1", "+35699000016", job.calls[1].message_id, DeliveryState.SUBMITTED, "QUEUED")]
     assert submission.data == {"api_job_id": job.api_job_id, "client_job_id": "alert-0001",
-                               "job_type": "TTS", "callback": True}
+                               "job_type": "TTS", "callback": True, "tts_lang": "en-GB"}
 
 
 async def test_numbers_as_json_integers(make: Any, emulator: FortytwoVoiceEmulator) -> None:
@@ -105,7 +106,8 @@ async def test_audio_job_sends_no_tts_fields(make: Any, emulator: FortytwoVoiceE
 
 async def test_alert_sender_and_options_win(make: Any, emulator: FortytwoVoiceEmulator) -> None:
     provider = make(sender_id="356123456", tts_voice="man", time_limit_seconds=600,
-                    enable_menu_response=True, voice_content={"retries": "1"})
+                    enable_menu_response=True, voice_content={"retries": "1"},
+                    tts_languages=["en-GB", "fr-FR"])
     await provider.submit(batch(sender="+35699111222", options={
         "tts_voice": "WOMAN", "tts_lang": "fr-FR", "time_limit_seconds": 45,
         "ring_timeout_seconds": 20, "enable_menu_response": False,
@@ -116,13 +118,18 @@ async def test_alert_sender_and_options_win(make: Any, emulator: FortytwoVoiceEm
         "enable_menu_response": False}
 
 
+OURS = {"tts_languages": ["en-GB", "de-DE", "it-IT"]}  # what a token's Control Panel lists
+
+
 @pytest.mark.parametrize(("options", "locale", "item_locales", "expected"), [
-    ({}, "de_DE", (), "de-DE"),
-    ({}, None, ("it_IT", "it_IT"), "it-IT"),
+    (OURS, "de_DE", (), "de-DE"),
+    ({"tts_languages": []}, "de_DE", (), "de-DE"),  # empty: not checked
+    ({}, "de_DE", (), "en-GB"),  # only en-GB is documented
+    (OURS, None, ("it_IT", "it_IT"), "it-IT"),
     ({"tts_lang": "en-GB"}, None, ("it_IT", "de_DE"), "en-GB"),
-    ({"tts_lang": "en-GB", "use_locale": False}, "de_DE", (), "en-GB"),
-    ({"tts_lang": "en-GB", "tts_languages": ["en-GB", "de-DE"]}, "de_AT", (), "en-GB"),
-    ({}, None, (), None),
+    ({"tts_lang": "en-GB", "use_locale": False, **OURS}, "de_DE", (), "en-GB"),
+    ({"tts_lang": "de-DE", **OURS}, "de_AT", (), "de-DE"),
+    ({}, None, (), "en-GB"),
 ])
 async def test_tts_lang_from_locale(make: Any, emulator: FortytwoVoiceEmulator,
                                     options: dict[str, Any], locale: str | None,
@@ -197,7 +204,6 @@ AUDIO = "https://cdn.example.org/leak.mp3"
     (batch(text="Leak!"), {}, "message"),
     (batch(text="A sixteen chars."), {"tts_text_max_length": 15}, "message"),
     (batch(options={"tts_voice": "robot"}), {}, "options.tts_voice"),
-    (batch(options={"tts_lang": "xx-XX"}), {"tts_languages": ["en-GB"]}, "options.tts_lang"),
     (batch(sender="+12345"), {}, "sender"),
     (batch(sender="ACME"), {}, "sender"),
     (batch(audio_url="ftp://cdn.example.org/a.mp3"), {}, "audio_url"),
@@ -255,7 +261,7 @@ def test_options_are_checked_at_configuration_time() -> None:
 
 async def test_the_routing_limit_of_the_token(make: Any, emulator: FortytwoVoiceEmulator) -> None:
     emulator.max_destinations = 1
-    with pytest.raises(RejectedError) as err:
+    with pytest.raises(ProviderRefusedError) as err:
         await make().submit(batch("+35699000010", "+35699000011"))
     assert (err.value.code, err.value.status) == ("-86", 403)
     assert "There can only be 1 destination numbers" in str(err.value)
@@ -263,32 +269,75 @@ async def test_the_routing_limit_of_the_token(make: Any, emulator: FortytwoVoice
 
 async def test_language_and_text_rules_of_the_api(make: Any,
                                                   emulator: FortytwoVoiceEmulator) -> None:
-    with pytest.raises(RejectedError, match="TTS language selected is invalid") as err:
-        await make().submit(batch(options={"tts_lang": "xx-XX"}))
+    """Fortytwo's own limits: another provider of the route may take the call (fails over)."""
+    with pytest.raises(ProviderRefusedError, match="TTS language selected is invalid") as err:
+        await make(tts_languages=[]).submit(batch(options={"tts_lang": "xx-XX"}))
     assert err.value.code == "-97"
     emulator.tts_text_max = 15
-    with pytest.raises(RejectedError) as err:
+    with pytest.raises(ProviderRefusedError) as err:
         await make().submit(batch())
     assert err.value.code == "-95"
 
 
+async def test_tts_language_is_checked_before_sending(make: Any,
+                                                      emulator: FortytwoVoiceEmulator) -> None:
+    """A language the token may not speak falls back (alert, locale, tts_lang, en-GB): no -97."""
+    emulator.languages = {"en-GB", "de-DE"}
+    submission = await make().submit(batch(options={"tts_lang": "xx-XX"}, locale="de_DE"))
+    assert emulator.requests[-1].body["voice_content"]["tts_lang"] == "en-GB"
+    assert submission.data["tts_lang"] == "en-GB"
+    provider = make(tts_languages=["en-GB", "de-DE"])
+    await provider.submit(batch(options={"tts_lang": "xx-XX"}, locale="de_DE"))
+    assert emulator.requests[-1].body["voice_content"]["tts_lang"] == "de-DE"
+    await provider.submit(batch(locale="fr_FR"))
+    assert emulator.requests[-1].body["voice_content"]["tts_lang"] == "en-GB"
+    assert len(emulator.jobs) == 3
+
+
+@pytest.mark.parametrize("account", ["funds", "coverage"])
+async def test_funds_and_coverage_refusals_fail_over(make: Any, emulator: FortytwoVoiceEmulator,
+                                                     clock: ManualClock, account: str) -> None:
+    if account == "funds":
+        emulator.funds = False
+    else:
+        emulator.uncovered_prefixes = {"35699"}
+    with pytest.raises(ProviderRefusedError, match="funds or phone number coverage") as err:
+        await make().submit(batch())
+    assert (err.value.code, err.value.status) == ("-101", 403)
+    assert clock.slept == [] and not emulator.jobs  # not retried here: the engine fails over
+
+
+async def test_server_too_busy_is_a_rate_limit(make: Any, emulator: FortytwoVoiceEmulator,
+                                               clock: ManualClock) -> None:
+    emulator.busy_jobs = 1
+    assert (await make().submit(batch())).provider_ref in emulator.jobs
+    assert len(clock.slept) == 1
+    emulator.busy_jobs = 5
+    with pytest.raises(RateLimitedError, match="Server too busy") as err:
+        await make(retry_attempts=3).submit(batch())
+    assert err.value.code == "-105" and len(emulator.jobs) == 1
+
+
 async def test_test_accounts(make: Any, emulator: FortytwoVoiceEmulator) -> None:
     emulator.test_account_number = "35699000010"
-    with pytest.raises(AuthError) as err:
+    with pytest.raises(ProviderRefusedError) as err:
         await make().submit(batch("+35699000010", "+35699000011"))
     assert err.value.code == "-122"
-    with pytest.raises(AuthError, match="personal mobile phone number") as err:
+    with pytest.raises(ProviderRefusedError, match="personal mobile phone number") as err:
         await make().submit(batch("+35699000011"))
     assert err.value.code == "-123"
     assert (await make().submit(batch("+35699000010"))).provider_ref
 
 
-@pytest.mark.parametrize("code", [-106, -108, -109, -110])
-async def test_audio_file_problems(make: Any, emulator: FortytwoVoiceEmulator, code: int) -> None:
+@pytest.mark.parametrize(("code", "error"), [
+    (-106, ProviderRefusedError), (-108, RejectedError), (-109, ProviderRefusedError),
+    (-110, ProviderRefusedError)])
+async def test_audio_file_problems(make: Any, emulator: FortytwoVoiceEmulator, code: int,
+                                   error: type[ProviderError]) -> None:
     emulator.audio_failures[AUDIO] = code
     with pytest.raises(RejectedError) as err:
         await make().submit(batch(audio_url=AUDIO))
-    assert err.value.code == str(code)
+    assert err.value.code == str(code) and type(err.value) is error
 
 
 _TTS = {"tts_text": TEXT}
@@ -341,7 +390,9 @@ async def test_the_emulator_only_query_endpoints(emulator: FortytwoVoiceEmulator
     assert response.json()["result_info"]["status_code"] == code
 
 
-AUTH_CODES = {-50, -122, -123}
+AUTH_CODES = {-50}
+# refusals of Fortytwo's own, which another provider would not share: they fail over
+REFUSED_CODES = {-86, -92, -95, -96, -97, -101, -106, -107, -109, -110, -122, -123}
 BUSY_CODES = {-105}
 TRANSIENT_CODES = {-112}
 SEED_CODES = [-80, -81, -82, -83, -84, -85, -86, -87, -88, -89, -90, -91, -92, -93, -95, -96,
@@ -355,7 +406,8 @@ async def test_every_response_code_is_a_typed_error(make: Any, emulator: Fortytw
     emulator.answer_next_code(code)
     expected: type[ProviderError] = (
         AuthError if code in AUTH_CODES else RateLimitedError if code in BUSY_CODES
-        else TransientError if code in TRANSIENT_CODES else RejectedError)
+        else TransientError if code in TRANSIENT_CODES
+        else ProviderRefusedError if code in REFUSED_CODES else RejectedError)
     with pytest.raises(ProviderError) as err:
         await make(retry_attempts=1).submit(batch())
     assert type(err.value) is expected
