@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from alertline.providers.base import Batch, BatchItem, ProviderContext
 from alertline.providers.fortytwo_voice import FortytwoVoiceProvider
 from alertline.redact import Redactor
 from tests.emulators.fortytwo import FortytwoVoiceEmulator
+from tests.engine_harness import EngineHarness, make_config
 
 TOKEN = "7c1e5a2b-93d4-4f0a-b6e8-2d9c0f1a4b57"
 TEXT = "Water leak in the basement"
@@ -82,10 +84,11 @@ async def test_tts_job_sends_every_option(make: Any, emulator: FortytwoVoiceEmul
     }
     job = emulator.jobs[submission.provider_ref or ""]
     assert len(job.api_job_id) == 36
+    ids = [f"{job.api_job_id}:{c.message_id}" for c in job.calls]  # matched by job and message
     assert [(i.delivery_id, i.number, i.provider_message_id, i.state, i.provider_status)
             for i in submission.items] == [
-        ("dlv-0", "+35699000010", job.calls[0].message_id, DeliveryState.SUBMITTED, "QUEUED"),
-        ("dlv-1", "+35699000016", job.calls[1].message_id, DeliveryState.SUBMITTED, "QUEUED")]
+        ("dlv-0", "+35699000010", ids[0], DeliveryState.SUBMITTED, "QUEUED"),
+        ("dlv-1", "+35699000016", ids[1], DeliveryState.SUBMITTED, "QUEUED")]
     assert submission.data == {"api_job_id": job.api_job_id, "client_job_id": "alert-0001",
                                "job_type": "TTS", "callback": True, "tts_lang": "en-GB"}
 
@@ -162,8 +165,8 @@ async def test_job_id_and_custom_ids_can_be_left_out(make: Any,
     submission = await make(send_job_id=False, send_custom_ids=False).submit(batch())
     body = emulator.requests[-1].body
     assert "job_id" not in body and body["destinations"] == [{"number": "35699000010"}]
-    assert submission.items[0].provider_message_id == emulator.jobs[
-        submission.provider_ref or ""].calls[0].message_id
+    job = emulator.jobs[submission.provider_ref or ""]
+    assert submission.items[0].provider_message_id == f"{job.api_job_id}:{job.calls[0].message_id}"
 
 
 @pytest.mark.parametrize(("base", "options", "expected"), [
@@ -514,16 +517,16 @@ async def test_answers_are_read_tolerantly(clock: ManualClock) -> None:
             clock=clock, http=client))
         first = await provider.submit(batch("+35699000010", "+35699000011"))
         assert [(i.provider_message_id, i.state) for i in first.items] == [
-            ("m1", DeliveryState.SUBMITTED), (None, DeliveryState.REJECTED)]
+            ("j1:m1", DeliveryState.SUBMITTED), (None, DeliveryState.REJECTED)]
         second = await provider.submit(batch("+35699000010", "+35699000011"))
         assert [i.state for i in second.items] == [DeliveryState.REJECTED,
                                                    DeliveryState.SUBMITTED]
-        assert second.items[1].provider_message_id == "7"
+        assert second.items[1].provider_message_id == "j2:7"
         third = await provider.submit(batch())
         assert third.provider_ref == "j3" and third.items[0].state is DeliveryState.SUBMITTED
         with pytest.raises(ProviderAnswerError):
             await provider.submit(batch())
-        with pytest.raises(RejectedError, match="no funds"):
+        with pytest.raises(ProviderRefusedError, match="no funds"):
             await provider.submit(batch())
 
 
@@ -574,7 +577,8 @@ def test_the_seed_postback(make: Any) -> None:
     assert update.state is DeliveryState.FAILED
     assert (update.provider_ref, update.provider_message_id, update.delivery_id, update.number,
             update.provider_status, update.reason) == (
-        "56021e4d-7x91-42e9-be9c-5de682ad2c2b", "14571237521680000249", "111", "+35699000001",
+        "56021e4d-7x91-42e9-be9c-5de682ad2c2b",
+        "56021e4d-7x91-42e9-be9c-5de682ad2c2b:14571237521680000249", "111", "+35699000001",
         "UNDELIV", "USER_BUSY")
     assert update.at is not None and update.at.timestamp() == 1457423752
     assert update.details == {
@@ -697,3 +701,43 @@ async def test_the_token_never_reaches_logs_or_errors(
     everything = caplog.text + " ".join(f"{e} {e!r}" for e in errors) + repr(submission)
     assert TOKEN not in everything
     assert json.dumps(submission.data).find(TOKEN) == -1
+
+
+# -- postbacks reach only the call of their own job (#12.10) -------------------------------------
+
+async def test_a_postback_for_another_job_is_refused(tmp_path: Path,
+                                                     http: httpx.AsyncClient) -> None:
+    """A postback naming a message of job A under job B's id changes nothing, at the engine."""
+    harness = EngineHarness(tmp_path / "alertline.db")
+    async with FortytwoVoiceEmulator(TOKEN, now=lambda: harness.clock.now().timestamp()) as emu:
+        options = {"type": "fortytwo_voice", "token": TOKEN, "base_url": emu.base_url,
+                   "callback_url": "http://127.0.0.1:9/postbacks/ft/unused-token"}
+        provider = FortytwoVoiceProvider("ft", {k: v for k, v in options.items()
+                                                if k != "type"},
+                                         ProviderContext(clock=harness.clock, http=http))
+        engine = await harness.start(make_config(providers={"ft": options}),
+                                     providers={"ft": provider})
+        try:
+            first = await harness.send(engine, to=["+35699000010"], channel="voice",
+                                       provider="ft")
+            second = await harness.send(engine, to=["+35699000011"], channel="voice",
+                                        provider="ft")
+            job_a, job_b = emu.jobs.values()
+
+            def postback(job_id: str, message_id: str, status: str) -> Any:
+                return provider.parse_push({"api_job_id": job_id, "data": [
+                    {"type": "voice", "message_id": message_id, "status": status,
+                     "answer_date": 1457423760 if status == "DELIVRD" else False}]})
+
+            forged = postback(job_b.api_job_id, job_a.calls[0].message_id, "DELIVRD")
+            assert await engine.apply_push("ft", forged) == 0
+            report = await engine.report(first.alert_id)
+            assert report.deliveries[0].state is DeliveryState.SUBMITTED
+            assert (await engine.report(second.alert_id)).deliveries[0].state is (
+                DeliveryState.SUBMITTED)
+            genuine = postback(job_a.api_job_id, job_a.calls[0].message_id, "DELIVRD")
+            assert await engine.apply_push("ft", genuine) == 1
+            report = await engine.report(first.alert_id)
+            assert report.deliveries[0].state is DeliveryState.DELIVERED
+        finally:
+            await harness.close()

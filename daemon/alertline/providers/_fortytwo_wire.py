@@ -273,13 +273,22 @@ def _call_update(job: str, client_job: Any, item: Any, *, where: str,
         state=state,
         delivery_id=str(custom_id) if custom_id not in (None, "") else None,
         provider_ref=job,
-        provider_message_id=str(message_id),
+        provider_message_id=message_key(job, message_id),
         number=f"+{number}" if isinstance(number, str | int) and str(number).isdigit() else None,
         provider_status=status,
         reason=reason,
         at=_callback_time(item),
         details=details,
     )
+
+
+def message_key(job: Any, message_id: Any) -> str:
+    """The id a call is matched by: its ``api_job_id`` and its ``message_id`` together.
+
+    A postback is matched on both, so one naming a message of another job (stale, misrouted or
+    forged with a guessed id) matches nothing instead of changing that other job's call.
+    """
+    return f"{job}:{message_id}"
 
 
 def _epoch(value: Any) -> datetime | None:

@@ -30,6 +30,7 @@ from ._fortytwo_wire import (
     description_of,
     error_for_code,
     index_results,
+    message_key,
     parse_postback,
     sender_id,
     status_code_of,
@@ -339,7 +340,8 @@ class FortytwoVoiceProvider(Provider):
                 continue
             items.append(SubmittedItem(
                 delivery_id=item.delivery_id, number=item.number, provider_status="QUEUED",
-                provider_message_id=str(message_id) if message_id is not None else None))
+                provider_message_id=message_key(job, message_id)
+                if message_id is not None else None))
         voice = body["voice_content"]
         return Submission(
             provider_ref=str(job), items=tuple(items), submitted_at=self.context.clock.now(),
