@@ -32,6 +32,7 @@ import binascii
 import itertools
 import re
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -204,6 +205,7 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
         self.wsdl_doctype: str | None = None  # a DTD put before the WSDL's root
         self.xsd_requests = 0
         self._offset = timedelta()
+        self._faulted: deque[Failure] = deque()
         self._numbers = itertools.count(1)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -222,9 +224,14 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
         self._offset += timedelta(seconds=seconds)
 
     def fail_next(self, status: int = 503, times: int = 1, *, retry_after: float | None = None,
-                  message: str = "Service temporarily unavailable") -> None:
-        """Answer the next ``times`` SOAP calls with a plain HTTP error."""
-        self._failures.add(Failure(status, message, retry_after), times)
+                  message: str = "Service temporarily unavailable",
+                  fault: str | None = None) -> None:
+        """Answer the next ``times`` SOAP calls with a plain HTTP error (``fault``: a
+        ``soap:<fault>`` envelope with that HTTP status, as some SOAP gateways answer)."""
+        if fault is None:
+            self._failures.add(Failure(status, message, retry_after), times)
+        else:
+            self._faulted.extend([Failure(status, message, retry_after, code=fault)] * times)
 
     def fault_next(self, kind: str = "Server", message: str = "Internal error",
                    times: int = 1) -> None:
@@ -283,10 +290,17 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
 
     async def _post(self, request: web.Request) -> web.Response:
         await self.pause()
+        if self._faulted:  # an HTTP error carrying a SOAP fault
+            failure = self._faulted.popleft()
+            answer = self._fault(_Fault(failure.text, "THROTTLED", str(failure.code)))
+            answer.set_status(failure.status)
+            answer.headers.update(self.retry_after_header(failure.retry_after or None))
+            return answer
         failure = self._failures.take()
         if failure is not None:
             if failure.code:
                 return self._fault(_Fault(failure.text, "INTERNAL_ERROR", str(failure.code)))
+
             return web.Response(status=failure.status, text=failure.text,
                                 headers=self.retry_after_header(failure.retry_after or None))
         wait = self._rate.admit(self.now().timestamp(), self.burst, self.window)

@@ -507,6 +507,19 @@ async def test_429_honours_retry_after(provider: RetarusVoiceProvider, emu: Reta
     assert err.value.retry_after == 3.0
 
 
+@pytest.mark.parametrize(("status", "error"), [(429, RateLimitedError), (503, TransientError)])
+async def test_rate_limits_and_outages_stay_so_with_a_fault_body(
+        provider: RetarusVoiceProvider, emu: RetarusVoiceEmulator, clock: ManualClock,
+        status: int, error: type[ProviderError]) -> None:
+    """A 429/503 that carries a soap:Client fault is still "wait", never a refusal."""
+    await provider.check()
+    emu.fail_next(status, times=4, retry_after=5, message="Too many requests", fault="Client")
+    with pytest.raises(error) as err:
+        await provider.submit(batch(item("+491701234560")))
+    assert type(err.value) is error and err.value.status == status
+    assert len(clock.slept) == 3 and not emu.jobs  # retried, then handed to the engine
+
+
 async def test_burst_rate_limit(emu: RetarusVoiceEmulator, clock: ManualClock) -> None:
     emu.burst = 2
     adapter = make(emu, clock)

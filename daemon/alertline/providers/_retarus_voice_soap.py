@@ -45,6 +45,7 @@ _to_string: Any = etree_to_string
 
 _FAULT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?Fault[\s/>]")
 _MAX_REDIRECTS = 3
+_BY_STATUS = frozenset({429, 502, 503, 504})
 
 
 def bundled_wsdl(namespace: str, names: Mapping[str, str] | None = None) -> bytes:
@@ -152,7 +153,10 @@ class SoapTransport(AsyncTransport):
         except httpx.HTTPError as err:
             raise transport_error(self.provider, err, self.redactor) from None
         _LOGGER.debug("%s: HTTP %d (%d bytes)", self.provider, response.status_code, len(body))
-        if response.status_code != 200 and not _FAULT.search(body):
+        # a rate limit or an overloaded gateway stays one even when it carries a SOAP fault
+        # (a Client fault there would otherwise read as a refusal and end the alert)
+        if response.status_code in _BY_STATUS or (response.status_code != 200
+                                                  and not _FAULT.search(body)):
             answer = httpx.Response(response.status_code, headers=response.headers,
                                     content=bytes(body), request=response.request)
             raise error_for_status(self.provider, answer, _describe_text)
