@@ -291,10 +291,10 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
     async def _post(self, request: web.Request) -> web.Response:
         await self.pause()
         if self._faulted:  # an HTTP error carrying a SOAP fault
-            failure = self._faulted.popleft()
-            answer = self._fault(_Fault(failure.text, "THROTTLED", str(failure.code)))
-            answer.set_status(failure.status)
-            answer.headers.update(self.retry_after_header(failure.retry_after or None))
+            faulted = self._faulted.popleft()
+            answer = self._fault(_Fault(faulted.text, "THROTTLED", str(faulted.code)))
+            answer.set_status(faulted.status)
+            answer.headers.update(self.retry_after_header(faulted.retry_after or None))
             return answer
         failure = self._failures.take()
         if failure is not None:
