@@ -128,7 +128,8 @@ def test_option_validation() -> None:
     bad_alerts: list[dict[str, Any]] = [
         {"contents": [{"text": "a", "url": "http://x/a.wav"}]},
         {"contents": [{"wav": "not base64!"}]}, {"contents": []},
-        {"job_period": "a b"}, {"blackout_periods": ["1/2/3"]}]
+        {"job_period": "a b"}, {"blackout_periods": ["1/2/3"]},
+        {"blackout_periods": ["2026-01-01T13:00:00Z"]}]
     for bad_alert in bad_alerts:
         with pytest.raises(vol.Invalid):
             RetarusVoiceProvider.validate_alert_options(bad_alert)
