@@ -804,6 +804,41 @@ async def test_emulator_accepts_the_seeds_minimum_sample(emu: RetarusVoiceEmulat
         assert required in names, required  # lastTryTs too, empty before the first try
 
 
+def _maximum_job() -> str:
+    """The seed's "Java sample code (maximum)" for sendJob (two of its three recipients)."""
+    def text(value: str) -> str:
+        return base64.b64encode(value.encode()).decode()
+
+    def recipient(number: int, blackouts: tuple[str, ...], first: str | None) -> str:
+        periods = "".join(f"<blackoutPeriods>{p}</blackoutPeriods>" for p in blackouts)
+        entries = (f"<personalization><entries><key>firstname</key><value>{first}</value>"
+                   "</entries><entries><key>lastname</key><value>Mustermann</value></entries>"
+                   "</personalization>") if first else ""
+        return (f"<recipients><recipientId>RecipientId.{number}</recipientId>{periods}"
+                f"<callerId>RecipientCallerId.{number}</callerId>{entries}</recipients>")
+
+    return (
+        "<contents><contentType>text/plain; charset=UTF8</contentType><content>"
+        f"{text('Hello $first name $lastname, this is a call from Voice-SOAP-service')}"
+        "</content></contents><contents><contentType>text/plain; charset=UTF8</contentType>"
+        "<contentUrl>http://host/path/content.txt</contentUrl></contents>"
+        + recipient(1, ("00:00/01:00", "02:00/03:00", "04:00/05:00"), "Max")
+        + recipient(3, ("12:00/13:00", "14:00/15:00", "16:00/17:00"), None)
+        + "<callerId>GlobalCallerId</callerId><locale>de_DE</locale>"
+        "<blackoutPeriods>10:00/11:00</blackoutPeriods><blackoutPeriods>12:00/13:00"
+        "</blackoutPeriods><costCenter>CostCenter</costCenter><reference>JobReference"
+        "</reference><options><entries><key>duplicateDetection</key><value>false</value>"
+        "</entries></options>")
+
+
+async def test_emulator_accepts_the_seeds_maximum_sample(emu: RetarusVoiceEmulator) -> None:
+    status, root = await _post(emu, _envelope("sendJob", _maximum_job()))
+    job_id = _text(root, "jobId")
+    assert status == 200 and job_id in emu.jobs
+    assert (emu.jobs[job_id].reference, emu.jobs[job_id].cost_center) == (
+        "JobReference", "CostCenter")
+
+
 @pytest.mark.parametrize(("period", "accepted"), [
     ("2026-01-01T13:00:00Z/2026-01-01T15:00:00Z", True),  # start/end
     ("2026-01-01T13:00:00Z/P1DT2H", True),  # start/duration
