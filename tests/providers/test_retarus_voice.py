@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -744,6 +745,24 @@ async def test_schemas_from_the_wsdls_own_host_are_loaded(emu: RetarusVoiceEmula
     assert (await adapter.submit(batch(item("+491701234560")))).data["wsdl"] == "live"
     assert emu.xsd_requests == 1
     await adapter.aclose()
+
+
+async def test_a_local_wsdl_file_is_read_but_not_its_neighbours(
+        clock: ManualClock, tmp_path: Path) -> None:
+    async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock, namespace=SERVICE_NS) as emu:
+        local = tmp_path / "voice.wsdl"
+        local.write_text(emu.wsdl(), "utf-8")
+        adapter = make(emu, clock, wsdl_url=str(local))
+        assert (await adapter.submit(batch(item("+491701234560")))).data["wsdl"] == "live"
+        (tmp_path / "secret.xsd").write_text(
+            '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:x"/>')
+        emu.wsdl_imports = ["secret.xsd"]
+        local.write_text(emu.wsdl(), "utf-8")
+        hostile = make(emu, clock, wsdl_url=str(local))
+        with pytest.raises(TransientError, match="only its own host is trusted"):
+            await hostile.submit(batch(item("+491701234560")))
+        for each in (adapter, hostile):
+            await each.aclose()
 
 
 async def test_entities_in_soap_answers_are_not_expanded(emu: RetarusVoiceEmulator,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -87,6 +88,9 @@ class SoapTransport(AsyncTransport):
         self.max_bytes = max_bytes
         self.redactor = redactor
         self.wsdl_url = wsdl_url
+        remote = wsdl_url is not None and origin(wsdl_url)[0] in ("http", "https")
+        self._wsdl_file = (os.path.abspath(os.path.expanduser(wsdl_url))
+                           if wsdl_url is not None and not remote else None)
 
     def _too_big(self) -> ProviderAnswerError:
         return ProviderAnswerError(self.provider, f"answer larger than {self.max_bytes} bytes")
@@ -105,15 +109,15 @@ class SoapTransport(AsyncTransport):
         any URL a WSDL names, and read local files for anything that is not a URL)."""
         if not url:
             raise ValueError("No url given to load")
-        if url != self.wsdl_url and not self._trusted(url):
-            raise self._foreign(url)
-        if not self._trusted(url):  # the configured location is a local file
-            with open(url, "rb") as handle:
+        if self._trusted(url):
+            return self._load_remote_data(url)
+        if self._wsdl_file is not None and os.path.abspath(url) == self._wsdl_file:
+            with open(self._wsdl_file, "rb") as handle:  # wsdl_url names a local file
                 data = handle.read(self.max_bytes + 1)
             if len(data) > self.max_bytes:
                 raise self._too_big()
             return data
-        return self._load_remote_data(url)
+        raise self._foreign(url)
 
     def _load_remote_data(self, url: str) -> bytes:
         """GET a WSDL or XSD (blocking: only ever called from a worker thread); redirects are
