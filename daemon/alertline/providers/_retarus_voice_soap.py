@@ -232,6 +232,7 @@ class SoapEndpoint:
         self.wsdl_source: str | None = None
         self.operations: dict[str, str] = {}  # our operation -> the bound WSDL's name
         self.bound_namespace: str | None = None
+        self._waiting = False  # the live WSDL failed and calls wait for it
         self._service: Any = None
         self._lock = asyncio.Lock()
 
@@ -253,9 +254,11 @@ class SoapEndpoint:
                 reason = error_text(err, self.redactor)[:300]
                 where = self.redactor.text(self.wsdl_url)
                 if self.namespace is None:
-                    _LOGGER.warning("%s: cannot use the WSDL at %s (%s); no wsdl_namespace is "
-                                    "configured for the bundled copy, so calls wait for it",
-                                    self.provider, where, reason)
+                    # one warning per outage, not one per call while the WSDL stays away
+                    log = _LOGGER.debug if self._waiting else _LOGGER.warning
+                    self._waiting = True
+                    log("%s: cannot use the WSDL at %s (%s); no wsdl_namespace is configured "
+                        "for the bundled copy, so calls wait for it", self.provider, where, reason)
                     raise TransientError(self.provider, "the service's WSDL cannot be loaded: "
                                          f"{reason}") from None
                 _LOGGER.warning("%s: cannot use the WSDL at %s (%s); using the bundled copy "
@@ -277,8 +280,10 @@ class SoapEndpoint:
                 self.operations = {key: str(name) for key, name in names.items()}
                 self.bound_namespace = binding.port_type.name.namespace
                 self.wsdl_source = source
-                _LOGGER.debug("%s: using the %s WSDL (%s)", self.provider, source,
-                              ", ".join(self.operations.values()))
+                (_LOGGER.info if self._waiting else _LOGGER.debug)(
+                    "%s: using the %s WSDL (%s)", self.provider, source,
+                    ", ".join(self.operations.values()))
+                self._waiting = False
                 # Client.create_service would build a sync proxy; this client is async
                 return _ServiceProxy(client, binding, address=self.url)
         raise LookupError("no SOAP binding with " + ", ".join(
