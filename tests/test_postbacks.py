@@ -115,7 +115,8 @@ async def test_a_postback_reaches_the_target(receiver: PostbackReceiver,
     assert json.loads(result.text) == result.body
     [update] = recorder.updates
     assert (update.state, update.provider_ref, update.provider_message_id, update.delivery_id) == (
-        DeliveryState.SUBMITTED, POSTBACK["api_job_id"], "14570116000720000149", "dlv-0")
+        DeliveryState.SUBMITTED, POSTBACK["api_job_id"],
+        f"{POSTBACK['api_job_id']}:14570116000720000149", "dlv-0")  # job and message id
 
 
 async def test_a_wrong_token_changes_nothing(receiver: PostbackReceiver, recorder: Recorder,

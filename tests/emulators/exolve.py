@@ -10,6 +10,10 @@ Calls progress by the destination's last digit, on the emulator's clock (``now``
     4    queued → busy (3)          5  queued → no_answer (60)      6  queued → rejected (4)
     7    queued → failed (1)        8  queued → canceled (2)        9  queued forever
 
+MakeVoiceMessage with ``tts`` is known from third-party clients only (PROVIDERS.md D, [C2]):
+``tts_accepted = False`` models an account (or API version) that refuses it with the documented
+400 validation error (``tts_refusal`` sets another text, e.g. a protobuf "unknown field").
+
 Standalone: ``python -m tests.emulators.exolve --port 8080 --api-key KEY`` serves under the real
 paths, e.g. ``http://127.0.0.1:8080/call/v1/MakeVoiceMessage``.
 """
@@ -97,6 +101,8 @@ class ExolveEmulator(EmulatorServer[ReceivedRequest]):
         self.customer_blocked = False      # 403 Customer is not in correct status
         self.customer_unreachable = False  # 500 error getting customer status
         self.delay = 0.0                   # seconds before each answer (slow provider)
+        self.tts_accepted = True           # False: MakeVoiceMessage with tts is a 400
+        self.tts_refusal = VALIDATION
         self.voice_messages: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, Call] = {}
         self._next_call = 701234567890
@@ -260,6 +266,8 @@ class ExolveEmulator(EmulatorServer[ReceivedRequest]):
             service_id is None and tts_ok)
         if not numbers_ok or not content_ok:
             return self._error(400, VALIDATION)
+        if tts is not None and not self.tts_accepted:
+            return self._error(400, self.tts_refusal)
         if self.trial and destination not in self.confirmed_numbers:
             return self._error(400, TRIAL)
         self._next_call += 1

@@ -9,6 +9,10 @@ call one step (queued -> RINGING -> final) and POSTs the documented postback to 
 statuses, codes and the ``menu_response`` field are inferred (PROVIDERS.md E). The first call of
 every job gets its final postback twice and then a stale ``RINGING`` (duplicate, out of order).
 
+Account switches: ``languages`` (the token's TTS languages, else -97), ``funds`` and
+``uncovered_prefixes`` (-101 "There was a problem with your job"), ``busy_jobs`` (-105 "Server
+too busy" for the next N jobs), ``test_account_number`` (-122/-123).
+
 Emulator-only: ``GET <path>/status/{api_job_id}`` and ``GET <path>/message/{message_id}``
 (modelled on Fortytwo's IM API; they give the -120/-121/-125/-126 codes a home).
 
@@ -142,6 +146,10 @@ class FortytwoVoiceEmulator(EmulatorServer[Received]):
         self.jobs: dict[str, Job] = {}
         self.callbacks: list[tuple[str, dict[str, Any], int]] = []
         self.audio_failures: dict[str, int] = {}   # audio URL -> -106 ... -110
+        self.languages: set[str] = set(LANGUAGES)  # tts_lang values the token speaks (-97)
+        self.funds = True  # False: every job is refused with -101 (insufficient funds)
+        self.uncovered_prefixes: set[str] = set()  # destinations without coverage (-101)
+        self.busy_jobs = 0  # the next N jobs are answered -105 "Server too busy"
         self._ids = itertools.count(1)
         self._client: httpx.AsyncClient | None = None
 
@@ -225,6 +233,9 @@ class FortytwoVoiceEmulator(EmulatorServer[Received]):
             code = failure.code
             text = MESSAGES[code].format("a forced failure")
             return _envelope(403, code, text, client_job)
+        if self.busy_jobs:
+            self.busy_jobs -= 1
+            return _envelope(403, -105, MESSAGES[-105], client_job)
         try:
             job = self._accept(body)
         except Rejection as rejection:
@@ -314,6 +325,11 @@ class FortytwoVoiceEmulator(EmulatorServer[Received]):
                               str(custom) if custom is not None else None))
         if not calls:
             raise Rejection(-87)
+        if not self.funds:
+            raise Rejection(-101, "insufficient funds")
+        for call in calls:
+            if call.number.startswith(tuple(self.uncovered_prefixes)):
+                raise Rejection(-101, f"no coverage for {call.number}")
         if self.test_account_number is not None:
             if len(calls) > 1:
                 raise Rejection(-122)
@@ -342,7 +358,7 @@ class FortytwoVoiceEmulator(EmulatorServer[Received]):
                 raise Rejection(-95)
             if str(content.get("tts_voice", "man")).upper() not in ("MAN", "WOMAN"):
                 raise Rejection(-96)
-            if content.get("tts_lang", "en-GB") not in LANGUAGES:
+            if content.get("tts_lang", "en-GB") not in self.languages:
                 raise Rejection(-97)
         for key in ("time_limit_seconds", "ring_timeout_seconds"):
             if key in content:

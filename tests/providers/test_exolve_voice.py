@@ -155,6 +155,57 @@ async def test_service_id_modes(make: Factory, emu: ExolveEmulator) -> None:
     assert first.data["mode"] == "service" and first.data["service_id"] == configured.id
 
 
+@pytest.mark.parametrize(("provider_options", "alert_options"), [
+    ({"prefer_tts": True}, {}), ({}, {"tts": True})])
+async def test_refused_tts_falls_back_to_the_service_id(
+        make: Factory, emu: ExolveEmulator, clock: ManualClock,
+        provider_options: dict[str, Any], alert_options: dict[str, Any]) -> None:
+    """TTS rests on third-party clients only: a validation error plays the service_id instead."""
+    message = await make().create_voice_message("leak", 1967)
+    emu.tts_accepted = False
+    provider = make(service_id=message.id, **provider_options)
+    submission = await provider.submit(batch(options=alert_options))
+    first, second = (r.body for r in emu.requests_to("/call/v1/MakeVoiceMessage"))
+    assert first["tts"]["text"] == "Water leak in the basement" and "service_id" not in first
+    assert second == {"source": SOURCE, "destination": "79991234560", "service_id": message.id}
+    assert submission.data["mode"] == "service" and "Validation error" in submission.data[
+        "tts_refused"]
+    clock.advance(20)
+    [update] = await provider.poll(submission)
+    assert update.state is DeliveryState.DELIVERED
+    assert (update.details["mode"], update.details["service_id"]) == ("service", message.id)
+    assert "Validation error" in update.details["tts_refused"]  # the report says which was used
+
+
+async def test_tts_used_when_accepted_and_said_so(make: Factory, emu: ExolveEmulator,
+                                                  clock: ManualClock) -> None:
+    message = await make().create_voice_message("leak", 1967)
+    provider = make(service_id=message.id, prefer_tts=True)
+    submission = await provider.submit(batch())
+    assert len(emu.requests_to("/call/v1/MakeVoiceMessage")) == 1
+    clock.advance(20)
+    [update] = await provider.poll(submission)
+    assert update.details["mode"] == "tts" and "tts_refused" not in update.details
+
+
+@pytest.mark.parametrize("case", ["no service_id", "fallback off", "trial refusal"])
+async def test_no_fallback_without_a_service_id_or_for_other_refusals(
+        make: Factory, emu: ExolveEmulator, case: str) -> None:
+    message = await make().create_voice_message("leak", 1967)
+    if case == "no service_id":
+        emu.tts_accepted, provider = False, make()
+    elif case == "fallback off":
+        emu.tts_accepted = False
+        provider = make(service_id=message.id, prefer_tts=True, service_fallback=False)
+    else:
+        emu.trial, emu.confirmed_numbers = True, {"79991234561"}
+        provider = make(service_id=message.id, prefer_tts=True)
+    with pytest.raises(RejectedError) as info:
+        await provider.submit(batch())
+    assert info.value.status == 400
+    assert len(emu.requests_to("/call/v1/MakeVoiceMessage")) == 1
+
+
 async def test_no_content_when_tts_disabled(make: Factory, emu: ExolveEmulator) -> None:
     for provider, options in ((make(tts=False), {}), (make(), {"tts": False})):
         with pytest.raises(ValidationError) as info:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from alertline.errors import (
     AuthError,
     ProviderAnswerError,
     ProviderError,
+    ProviderRefusedError,
     RateLimitedError,
     RejectedError,
     TransientError,
@@ -28,6 +30,7 @@ from alertline.providers.base import Batch, BatchItem, ProviderContext
 from alertline.providers.fortytwo_voice import FortytwoVoiceProvider
 from alertline.redact import Redactor
 from tests.emulators.fortytwo import FortytwoVoiceEmulator
+from tests.engine_harness import EngineHarness, make_config
 
 TOKEN = "7c1e5a2b-93d4-4f0a-b6e8-2d9c0f1a4b57"
 TEXT = "Water leak in the basement"
@@ -81,12 +84,13 @@ async def test_tts_job_sends_every_option(make: Any, emulator: FortytwoVoiceEmul
     }
     job = emulator.jobs[submission.provider_ref or ""]
     assert len(job.api_job_id) == 36
+    ids = [f"{job.api_job_id}:{c.message_id}" for c in job.calls]  # matched by job and message
     assert [(i.delivery_id, i.number, i.provider_message_id, i.state, i.provider_status)
             for i in submission.items] == [
-        ("dlv-0", "+35699000010", job.calls[0].message_id, DeliveryState.SUBMITTED, "QUEUED"),
-        ("dlv-1", "+35699000016", job.calls[1].message_id, DeliveryState.SUBMITTED, "QUEUED")]
+        ("dlv-0", "+35699000010", ids[0], DeliveryState.SUBMITTED, "QUEUED"),
+        ("dlv-1", "+35699000016", ids[1], DeliveryState.SUBMITTED, "QUEUED")]
     assert submission.data == {"api_job_id": job.api_job_id, "client_job_id": "alert-0001",
-                               "job_type": "TTS", "callback": True}
+                               "job_type": "TTS", "callback": True, "tts_lang": "en-GB"}
 
 
 async def test_numbers_as_json_integers(make: Any, emulator: FortytwoVoiceEmulator) -> None:
@@ -105,7 +109,8 @@ async def test_audio_job_sends_no_tts_fields(make: Any, emulator: FortytwoVoiceE
 
 async def test_alert_sender_and_options_win(make: Any, emulator: FortytwoVoiceEmulator) -> None:
     provider = make(sender_id="356123456", tts_voice="man", time_limit_seconds=600,
-                    enable_menu_response=True, voice_content={"retries": "1"})
+                    enable_menu_response=True, voice_content={"retries": "1"},
+                    tts_languages=["en-GB", "fr-FR"])
     await provider.submit(batch(sender="+35699111222", options={
         "tts_voice": "WOMAN", "tts_lang": "fr-FR", "time_limit_seconds": 45,
         "ring_timeout_seconds": 20, "enable_menu_response": False,
@@ -116,13 +121,18 @@ async def test_alert_sender_and_options_win(make: Any, emulator: FortytwoVoiceEm
         "enable_menu_response": False}
 
 
+OURS = {"tts_languages": ["en-GB", "de-DE", "it-IT"]}  # what a token's Control Panel lists
+
+
 @pytest.mark.parametrize(("options", "locale", "item_locales", "expected"), [
-    ({}, "de_DE", (), "de-DE"),
-    ({}, None, ("it_IT", "it_IT"), "it-IT"),
+    (OURS, "de_DE", (), "de-DE"),
+    ({"tts_languages": []}, "de_DE", (), "de-DE"),  # empty: not checked
+    ({}, "de_DE", (), "en-GB"),  # only en-GB is documented
+    (OURS, None, ("it_IT", "it_IT"), "it-IT"),
     ({"tts_lang": "en-GB"}, None, ("it_IT", "de_DE"), "en-GB"),
-    ({"tts_lang": "en-GB", "use_locale": False}, "de_DE", (), "en-GB"),
-    ({"tts_lang": "en-GB", "tts_languages": ["en-GB", "de-DE"]}, "de_AT", (), "en-GB"),
-    ({}, None, (), None),
+    ({"tts_lang": "en-GB", "use_locale": False, **OURS}, "de_DE", (), "en-GB"),
+    ({"tts_lang": "de-DE", **OURS}, "de_AT", (), "de-DE"),
+    ({}, None, (), "en-GB"),
 ])
 async def test_tts_lang_from_locale(make: Any, emulator: FortytwoVoiceEmulator,
                                     options: dict[str, Any], locale: str | None,
@@ -155,8 +165,8 @@ async def test_job_id_and_custom_ids_can_be_left_out(make: Any,
     submission = await make(send_job_id=False, send_custom_ids=False).submit(batch())
     body = emulator.requests[-1].body
     assert "job_id" not in body and body["destinations"] == [{"number": "35699000010"}]
-    assert submission.items[0].provider_message_id == emulator.jobs[
-        submission.provider_ref or ""].calls[0].message_id
+    job = emulator.jobs[submission.provider_ref or ""]
+    assert submission.items[0].provider_message_id == f"{job.api_job_id}:{job.calls[0].message_id}"
 
 
 @pytest.mark.parametrize(("base", "options", "expected"), [
@@ -197,7 +207,6 @@ AUDIO = "https://cdn.example.org/leak.mp3"
     (batch(text="Leak!"), {}, "message"),
     (batch(text="A sixteen chars."), {"tts_text_max_length": 15}, "message"),
     (batch(options={"tts_voice": "robot"}), {}, "options.tts_voice"),
-    (batch(options={"tts_lang": "xx-XX"}), {"tts_languages": ["en-GB"]}, "options.tts_lang"),
     (batch(sender="+12345"), {}, "sender"),
     (batch(sender="ACME"), {}, "sender"),
     (batch(audio_url="ftp://cdn.example.org/a.mp3"), {}, "audio_url"),
@@ -255,7 +264,7 @@ def test_options_are_checked_at_configuration_time() -> None:
 
 async def test_the_routing_limit_of_the_token(make: Any, emulator: FortytwoVoiceEmulator) -> None:
     emulator.max_destinations = 1
-    with pytest.raises(RejectedError) as err:
+    with pytest.raises(ProviderRefusedError) as err:
         await make().submit(batch("+35699000010", "+35699000011"))
     assert (err.value.code, err.value.status) == ("-86", 403)
     assert "There can only be 1 destination numbers" in str(err.value)
@@ -263,32 +272,75 @@ async def test_the_routing_limit_of_the_token(make: Any, emulator: FortytwoVoice
 
 async def test_language_and_text_rules_of_the_api(make: Any,
                                                   emulator: FortytwoVoiceEmulator) -> None:
-    with pytest.raises(RejectedError, match="TTS language selected is invalid") as err:
-        await make().submit(batch(options={"tts_lang": "xx-XX"}))
+    """Fortytwo's own limits: another provider of the route may take the call (fails over)."""
+    with pytest.raises(ProviderRefusedError, match="TTS language selected is invalid") as err:
+        await make(tts_languages=[]).submit(batch(options={"tts_lang": "xx-XX"}))
     assert err.value.code == "-97"
     emulator.tts_text_max = 15
-    with pytest.raises(RejectedError) as err:
+    with pytest.raises(ProviderRefusedError) as err:
         await make().submit(batch())
     assert err.value.code == "-95"
 
 
+async def test_tts_language_is_checked_before_sending(make: Any,
+                                                      emulator: FortytwoVoiceEmulator) -> None:
+    """A language the token may not speak falls back (alert, locale, tts_lang, en-GB): no -97."""
+    emulator.languages = {"en-GB", "de-DE"}
+    submission = await make().submit(batch(options={"tts_lang": "xx-XX"}, locale="de_DE"))
+    assert emulator.requests[-1].body["voice_content"]["tts_lang"] == "en-GB"
+    assert submission.data["tts_lang"] == "en-GB"
+    provider = make(tts_languages=["en-GB", "de-DE"])
+    await provider.submit(batch(options={"tts_lang": "xx-XX"}, locale="de_DE"))
+    assert emulator.requests[-1].body["voice_content"]["tts_lang"] == "de-DE"
+    await provider.submit(batch(locale="fr_FR"))
+    assert emulator.requests[-1].body["voice_content"]["tts_lang"] == "en-GB"
+    assert len(emulator.jobs) == 3
+
+
+@pytest.mark.parametrize("account", ["funds", "coverage"])
+async def test_funds_and_coverage_refusals_fail_over(make: Any, emulator: FortytwoVoiceEmulator,
+                                                     clock: ManualClock, account: str) -> None:
+    if account == "funds":
+        emulator.funds = False
+    else:
+        emulator.uncovered_prefixes = {"35699"}
+    with pytest.raises(ProviderRefusedError, match="funds or phone number coverage") as err:
+        await make().submit(batch())
+    assert (err.value.code, err.value.status) == ("-101", 403)
+    assert clock.slept == [] and not emulator.jobs  # not retried here: the engine fails over
+
+
+async def test_server_too_busy_is_a_rate_limit(make: Any, emulator: FortytwoVoiceEmulator,
+                                               clock: ManualClock) -> None:
+    emulator.busy_jobs = 1
+    assert (await make().submit(batch())).provider_ref in emulator.jobs
+    assert len(clock.slept) == 1
+    emulator.busy_jobs = 5
+    with pytest.raises(RateLimitedError, match="Server too busy") as err:
+        await make(retry_attempts=3).submit(batch())
+    assert err.value.code == "-105" and len(emulator.jobs) == 1
+
+
 async def test_test_accounts(make: Any, emulator: FortytwoVoiceEmulator) -> None:
     emulator.test_account_number = "35699000010"
-    with pytest.raises(AuthError) as err:
+    with pytest.raises(ProviderRefusedError) as err:
         await make().submit(batch("+35699000010", "+35699000011"))
     assert err.value.code == "-122"
-    with pytest.raises(AuthError, match="personal mobile phone number") as err:
+    with pytest.raises(ProviderRefusedError, match="personal mobile phone number") as err:
         await make().submit(batch("+35699000011"))
     assert err.value.code == "-123"
     assert (await make().submit(batch("+35699000010"))).provider_ref
 
 
-@pytest.mark.parametrize("code", [-106, -108, -109, -110])
-async def test_audio_file_problems(make: Any, emulator: FortytwoVoiceEmulator, code: int) -> None:
+@pytest.mark.parametrize(("code", "error"), [
+    (-106, ProviderRefusedError), (-108, RejectedError), (-109, ProviderRefusedError),
+    (-110, ProviderRefusedError)])
+async def test_audio_file_problems(make: Any, emulator: FortytwoVoiceEmulator, code: int,
+                                   error: type[ProviderError]) -> None:
     emulator.audio_failures[AUDIO] = code
     with pytest.raises(RejectedError) as err:
         await make().submit(batch(audio_url=AUDIO))
-    assert err.value.code == str(code)
+    assert err.value.code == str(code) and type(err.value) is error
 
 
 _TTS = {"tts_text": TEXT}
@@ -341,7 +393,9 @@ async def test_the_emulator_only_query_endpoints(emulator: FortytwoVoiceEmulator
     assert response.json()["result_info"]["status_code"] == code
 
 
-AUTH_CODES = {-50, -122, -123}
+AUTH_CODES = {-50}
+# refusals of Fortytwo's own, which another provider would not share: they fail over
+REFUSED_CODES = {-86, -92, -95, -96, -97, -101, -106, -107, -109, -110, -122, -123}
 BUSY_CODES = {-105}
 TRANSIENT_CODES = {-112}
 SEED_CODES = [-80, -81, -82, -83, -84, -85, -86, -87, -88, -89, -90, -91, -92, -93, -95, -96,
@@ -355,7 +409,8 @@ async def test_every_response_code_is_a_typed_error(make: Any, emulator: Fortytw
     emulator.answer_next_code(code)
     expected: type[ProviderError] = (
         AuthError if code in AUTH_CODES else RateLimitedError if code in BUSY_CODES
-        else TransientError if code in TRANSIENT_CODES else RejectedError)
+        else TransientError if code in TRANSIENT_CODES
+        else ProviderRefusedError if code in REFUSED_CODES else RejectedError)
     with pytest.raises(ProviderError) as err:
         await make(retry_attempts=1).submit(batch())
     assert type(err.value) is expected
@@ -462,16 +517,16 @@ async def test_answers_are_read_tolerantly(clock: ManualClock) -> None:
             clock=clock, http=client))
         first = await provider.submit(batch("+35699000010", "+35699000011"))
         assert [(i.provider_message_id, i.state) for i in first.items] == [
-            ("m1", DeliveryState.SUBMITTED), (None, DeliveryState.REJECTED)]
+            ("j1:m1", DeliveryState.SUBMITTED), (None, DeliveryState.REJECTED)]
         second = await provider.submit(batch("+35699000010", "+35699000011"))
         assert [i.state for i in second.items] == [DeliveryState.REJECTED,
                                                    DeliveryState.SUBMITTED]
-        assert second.items[1].provider_message_id == "7"
+        assert second.items[1].provider_message_id == "j2:7"
         third = await provider.submit(batch())
         assert third.provider_ref == "j3" and third.items[0].state is DeliveryState.SUBMITTED
         with pytest.raises(ProviderAnswerError):
             await provider.submit(batch())
-        with pytest.raises(RejectedError, match="no funds"):
+        with pytest.raises(ProviderRefusedError, match="no funds"):
             await provider.submit(batch())
 
 
@@ -522,7 +577,8 @@ def test_the_seed_postback(make: Any) -> None:
     assert update.state is DeliveryState.FAILED
     assert (update.provider_ref, update.provider_message_id, update.delivery_id, update.number,
             update.provider_status, update.reason) == (
-        "56021e4d-7x91-42e9-be9c-5de682ad2c2b", "14571237521680000249", "111", "+35699000001",
+        "56021e4d-7x91-42e9-be9c-5de682ad2c2b",
+        "56021e4d-7x91-42e9-be9c-5de682ad2c2b:14571237521680000249", "111", "+35699000001",
         "UNDELIV", "USER_BUSY")
     assert update.at is not None and update.at.timestamp() == 1457423752
     assert update.details == {
@@ -645,3 +701,43 @@ async def test_the_token_never_reaches_logs_or_errors(
     everything = caplog.text + " ".join(f"{e} {e!r}" for e in errors) + repr(submission)
     assert TOKEN not in everything
     assert json.dumps(submission.data).find(TOKEN) == -1
+
+
+# -- postbacks reach only the call of their own job (#12.10) -------------------------------------
+
+async def test_a_postback_for_another_job_is_refused(tmp_path: Path,
+                                                     http: httpx.AsyncClient) -> None:
+    """A postback naming a message of job A under job B's id changes nothing, at the engine."""
+    harness = EngineHarness(tmp_path / "alertline.db")
+    async with FortytwoVoiceEmulator(TOKEN, now=lambda: harness.clock.now().timestamp()) as emu:
+        options = {"type": "fortytwo_voice", "token": TOKEN, "base_url": emu.base_url,
+                   "callback_url": "http://127.0.0.1:9/postbacks/ft/unused-token"}
+        provider = FortytwoVoiceProvider("ft", {k: v for k, v in options.items()
+                                                if k != "type"},
+                                         ProviderContext(clock=harness.clock, http=http))
+        engine = await harness.start(make_config(providers={"ft": options}),
+                                     providers={"ft": provider})
+        try:
+            first = await harness.send(engine, to=["+35699000010"], channel="voice",
+                                       provider="ft")
+            second = await harness.send(engine, to=["+35699000011"], channel="voice",
+                                        provider="ft")
+            job_a, job_b = emu.jobs.values()
+
+            def postback(job_id: str, message_id: str, status: str) -> Any:
+                return provider.parse_push({"api_job_id": job_id, "data": [
+                    {"type": "voice", "message_id": message_id, "status": status,
+                     "answer_date": 1457423760 if status == "DELIVRD" else False}]})
+
+            forged = postback(job_b.api_job_id, job_a.calls[0].message_id, "DELIVRD")
+            assert await engine.apply_push("ft", forged) == 0
+            report = await engine.report(first.alert_id)
+            assert report.deliveries[0].state is DeliveryState.SUBMITTED
+            assert (await engine.report(second.alert_id)).deliveries[0].state is (
+                DeliveryState.SUBMITTED)
+            genuine = postback(job_a.api_job_id, job_a.calls[0].message_id, "DELIVRD")
+            assert await engine.apply_push("ft", genuine) == 1
+            report = await engine.report(first.alert_id)
+            assert report.deliveries[0].state is DeliveryState.DELIVERED
+        finally:
+            await harness.close()

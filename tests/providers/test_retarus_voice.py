@@ -7,11 +7,13 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import voluptuous as vol
+from aiohttp import web
 from lxml import etree
 
 from alertline.clock import ManualClock
@@ -46,7 +48,7 @@ from alertline.providers.base import (
     SubmittedItem,
 )
 from alertline.providers.retarus_voice import RetarusVoiceProvider
-from tests.emulators.retarus_voice import RetarusVoiceEmulator
+from tests.emulators.retarus_voice import NS, RetarusVoiceEmulator
 
 USER, PASSWORD = "acme-voice-login", "Voice-s3cret-pw"
 CALLER = "+4930901820"
@@ -127,7 +129,8 @@ def test_option_validation() -> None:
     bad_alerts: list[dict[str, Any]] = [
         {"contents": [{"text": "a", "url": "http://x/a.wav"}]},
         {"contents": [{"wav": "not base64!"}]}, {"contents": []},
-        {"job_period": "a b"}, {"blackout_periods": ["1/2/3"]}]
+        {"job_period": "a b"}, {"blackout_periods": ["1/2/3"]},
+        {"blackout_periods": ["2026-01-01T13:00:00Z"]}]
     for bad_alert in bad_alerts:
         with pytest.raises(vol.Invalid):
             RetarusVoiceProvider.validate_alert_options(bad_alert)
@@ -223,7 +226,7 @@ async def test_job_period_from_alert_times(provider: RetarusVoiceProvider,
     await provider.submit(batch(item("+491701234560"), expires=end))
     assert sent(emu)["jobPeriod"] == "2026-01-01T12:00:00Z/2026-01-01T15:00:00Z"
     submission = await provider.submit(batch(item("+491701234560"), not_before=start))
-    assert sent(emu)["jobPeriod"] == "2026-01-01T13:00:00Z"
+    assert sent(emu)["jobPeriod"] == "2026-01-01T13:00:00Z/2026-01-02T13:00:00Z"  # bounded
     updates = await provider.poll(submission)
     assert (updates[0].provider_status, updates[0].state) == ("SCHEDULED",
                                                               DeliveryState.SUBMITTED)
@@ -235,7 +238,7 @@ async def test_digits_number_format(emu: RetarusVoiceEmulator, clock: ManualCloc
     adapter = make(emu, clock, number_format="digits")
     submission = await adapter.submit(batch(item("+491701234568")))
     assert sent(emu)["recipients"] == [{"recipientId": "491701234568"}]
-    emu.advance(25)
+    emu.advance(65)
     [update] = await adapter.poll(submission)
     assert (update.state, update.reason, update.number) == (DeliveryState.FAILED, "Busy",
                                                             "+491701234568")
@@ -283,24 +286,40 @@ async def test_status_progresses_to_final_states(provider: RetarusVoiceProvider,
     assert await statuses() == [("TRANSMITTING", open_)] * 5
     emu.advance(10)
     updates = await provider.poll(submission)
+    # a failed attempt that Retarus retries (state PROCESSING) is not final
     assert [(u.provider_status, u.state) for u in updates] == [
-        ("SUCCESSFUL", DeliveryState.DELIVERED), ("SUCCESSFUL", DeliveryState.DELIVERED),
-        ("FAILED", DeliveryState.FAILED), ("FAILED", DeliveryState.FAILED),
-        ("TRANSMITTING", open_)]
-    ok, second_try, no_answer = updates[0], updates[1], updates[2]
+        ("SUCCESSFUL", DeliveryState.DELIVERED), ("FAILED", open_), ("FAILED", open_),
+        ("FAILED", open_), ("TRANSMITTING", open_)]
+    ok, retrying = updates[0], updates[1]
     assert ok.reason is None and ok.provider_ref == submission.provider_ref
     assert ok.details["callDuration"] == 20.0 and ok.details["tryCount"] == 1
     assert ok.details["statusText"] == "Call completed, message played"
     assert ok.at == datetime(2026, 1, 1, 12, 0, 20, tzinfo=UTC)
-    assert second_try.details["tryCount"] == 2
-    assert (no_answer.reason, no_answer.details["tryCount"]) == ("No answer", 3)
     assert ok.details["job_status"] == "PROCESSING"
+    assert retrying.reason is None
+    assert (retrying.details["state"], retrying.details["tryCount"]) == ("PROCESSING", 1)
+    emu.advance(10)
+    assert (await statuses())[1] == ("TRANSMITTING", open_)
+    emu.advance(10)
+    updates = await provider.poll(submission)
+    assert [(u.provider_status, u.state) for u in updates][1:4] == [
+        ("SUCCESSFUL", DeliveryState.DELIVERED), ("FAILED", open_), ("FAILED", open_)]
+    assert updates[1].details["tryCount"] == 2
+    emu.advance(20)
+    updates = await provider.poll(submission)
+    assert [(u.provider_status, u.state) for u in updates][2:] == [
+        ("FAILED", DeliveryState.FAILED), ("FAILED", DeliveryState.FAILED),
+        ("TRANSMITTING", open_)]
+    no_answer = updates[2]
+    assert (no_answer.reason, no_answer.details["tryCount"]) == ("No answer", 3)
 
 
 @pytest.mark.parametrize(("status", "state", "expected"), [
     ("PENDING", None, DeliveryState.SUBMITTED), ("SCHEDULED", None, DeliveryState.SUBMITTED),
     ("TRANSMITTING", None, DeliveryState.SUBMITTED),
     ("SUCCESSFUL", None, DeliveryState.DELIVERED), ("FAILED", None, DeliveryState.FAILED),
+    ("FAILED", "PROCESSING", DeliveryState.SUBMITTED),  # Retarus retries: tryCount tells
+    ("SUCCESSFUL", "PROCESSING", DeliveryState.SUBMITTED),  # only FINISHED is final
     ("CANCELLED", "FINISHED", DeliveryState.FAILED),  # not documented: final by its state
     ("RINGING", "PROCESSING", DeliveryState.SUBMITTED),
 ])
@@ -317,10 +336,16 @@ async def test_every_recipient_status(provider: RetarusVoiceProvider, emu: Retar
 
 
 def test_status_table_and_unknown_values() -> None:
-    assert recipient_state("successful") is DeliveryState.DELIVERED
+    assert recipient_state("successful", "FINISHED") is DeliveryState.DELIVERED
+    assert recipient_state("FAILED", "processing") is DeliveryState.SUBMITTED
     assert recipient_state("RINGING", "PROCESSING") is DeliveryState.SUBMITTED
     assert recipient_state("RINGING", "FINISHED") is DeliveryState.FAILED
+    assert recipient_state("TRANSMITTING", "FINISHED") is DeliveryState.FAILED
     assert recipient_state(None) is DeliveryState.SUBMITTED
+    # no state (the seed makes it required): final only once the whole job is
+    assert recipient_state("FAILED") is DeliveryState.SUBMITTED
+    assert recipient_state("FAILED", job_finished=True) is DeliveryState.FAILED
+    assert recipient_state("SUCCESSFUL", job_finished=True) is DeliveryState.DELIVERED
 
 
 async def test_job_report_and_job_states(provider: RetarusVoiceProvider,
@@ -332,7 +357,7 @@ async def test_job_report_and_job_states(provider: RetarusVoiceProvider,
     report = await provider.job_report(mixed.provider_ref or "")
     assert (report.status, report.state, report.finished) == ("PROCESSING", "PROCESSING", False)
     assert (report.reference, report.cost_center) == ("R-1", "C-1")
-    emu.advance(20)
+    emu.advance(60)
     states = [await provider.job_report(s.provider_ref or "") for s in (mixed, good, bad)]
     assert [(r.status, r.state) for r in states] == [
         ("FINISHED", "PARTIALLY SUCCESSFUL"), ("FINISHED", "SUCCESSFUL"),
@@ -418,10 +443,8 @@ async def test_cancel_and_push_are_not_supported(provider: RetarusVoiceProvider)
 @pytest.mark.parametrize(("options", "number", "error", "code"), [
     ({"contents": [{"text": "x", "content_type": "video/mp4"}]}, "+491701234560",
      RejectedError, "INVALID_CONTENT"),
-    ({"job_period": "yesterday/tomorrow"}, "+491701234560", RejectedError, "INVALID_PERIOD"),
     ({"blackout_periods": ["10:00Z/P1D"]}, "+491701234560", RejectedError, "INVALID_PERIOD"),
     ({"locale": "german"}, "+491701234560", RejectedError, "VALIDATION_FAILED"),
-    ({}, "+12", RejectedError, "INVALID_RECIPIENT"),
 ])
 async def test_validation_faults(provider: RetarusVoiceProvider, clock: ManualClock,
                                  options: dict[str, Any], number: str,
@@ -486,6 +509,19 @@ async def test_429_honours_retry_after(provider: RetarusVoiceProvider, emu: Reta
     assert err.value.retry_after == 3.0
 
 
+@pytest.mark.parametrize(("status", "error"), [(429, RateLimitedError), (503, TransientError)])
+async def test_rate_limits_and_outages_stay_so_with_a_fault_body(
+        provider: RetarusVoiceProvider, emu: RetarusVoiceEmulator, clock: ManualClock,
+        status: int, error: type[ProviderError]) -> None:
+    """A 429/503 that carries a soap:Client fault is still "wait", never a refusal."""
+    await provider.check()
+    emu.fail_next(status, times=4, retry_after=5, message="Too many requests", fault="Client")
+    with pytest.raises(error) as err:
+        await provider.submit(batch(item("+491701234560")))
+    assert type(err.value) is error and err.value.status == status
+    assert len(clock.slept) == 3 and not emu.jobs  # retried, then handed to the engine
+
+
 async def test_burst_rate_limit(emu: RetarusVoiceEmulator, clock: ManualClock) -> None:
     emu.burst = 2
     adapter = make(emu, clock)
@@ -538,7 +574,8 @@ async def test_timeouts(emu: RetarusVoiceEmulator, clock: ManualClock) -> None:
 
 async def test_unreadable_and_oversized_answers(emu: RetarusVoiceEmulator,
                                                 clock: ManualClock) -> None:
-    adapter = make(emu, clock, max_response_bytes=2048)
+    adapter = make(emu, clock, max_response_bytes=2048, wsdl_url="bundled",
+                   wsdl_namespace=NS)
     emu.fail_next(200, message="this is not SOAP")
     with pytest.raises(ProviderAnswerError):
         await adapter.check()
@@ -553,7 +590,8 @@ async def test_connection_refused_is_transient(clock: ManualClock) -> None:
     async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock) as emu:
         url = emu.base_url
     adapter = RetarusVoiceProvider("voice", {"username": USER, "password": PASSWORD, "url": url,
-                                             "wsdl_url": "bundled", "retry_attempts": 2},
+                                             "wsdl_url": "bundled", "wsdl_namespace": NS,
+                                             "retry_attempts": 2},
                                    ProviderContext(clock=clock))
     with pytest.raises(TransientError, match="cannot connect"):
         await adapter.check()
@@ -572,21 +610,288 @@ async def test_live_wsdl_is_loaded_off_the_event_loop(provider: RetarusVoiceProv
     assert submission.data["wsdl"] == "live"
 
 
-async def test_wsdl_falls_back_to_the_bundled_copy(emu: RetarusVoiceEmulator, clock: ManualClock,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
-    emu.wsdl_status = 503
+SERVICE_NS = "urn:example:retarus:voice:v3"  # a namespace the bundled copy does not carry
+
+
+async def test_wsdl_falls_back_to_the_bundled_copy_in_the_configured_namespace(
+        clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
+    async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock, namespace=SERVICE_NS,
+                                    report_operation="getJobReports") as emu:
+        emu.wsdl_status = 503
+        adapter = make(emu, clock, wsdl_namespace=SERVICE_NS, report_operation="getJobReports")
+        first = await adapter.submit(batch(item("+491701234560")))
+        await adapter.poll(first)
+        assert first.data["wsdl"] == "bundled"
+        warnings = [r for r in caplog.records if "bundled copy" in r.getMessage()]
+        assert len(warnings) == 1 and emu.wsdl_requests == 1
+        assert SERVICE_NS in warnings[0].getMessage()
+        bundled = make(emu, clock, wsdl_url="bundled", wsdl_namespace=SERVICE_NS,
+                       report_operation="getJobReports")
+        info = await bundled.check()
+        assert (info.details["wsdl"], info.details["namespace"]) == ("bundled", SERVICE_NS)
+        assert emu.wsdl_requests == 1
+        assert emu.operations() == ["sendJob", "getJobReports", "getVersionInfo",
+                                    "getAvailableReports"]
+        for each in (adapter, bundled):
+            await each.aclose()
+
+
+async def test_no_invented_namespace_when_the_wsdl_cannot_be_fetched(
+        clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    """Without wsdl_namespace nothing is sent until the live WSDL loads: a transient error."""
+    caplog.set_level(logging.WARNING)
+    async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock, namespace=SERVICE_NS) as emu:
+        emu.wsdl_status = 503
+        adapter = make(emu, clock)
+        for _attempt in range(3):
+            with pytest.raises(TransientError, match="WSDL cannot be loaded: HTTP 503"):
+                await adapter.submit(batch(item("+491701234560")))
+        assert emu.operations() == [] and emu.wsdl_requests == 3
+        warnings = [r for r in caplog.records if "no wsdl_namespace" in r.getMessage()]
+        assert len(warnings) == 1  # one per outage, not one per call
+        emu.wsdl_status = 200
+        submission = await adapter.submit(batch(item("+491701234560")))
+        assert submission.data["wsdl"] == "live" and emu.operations() == ["sendJob"]
+        await adapter.aclose()
+    with pytest.raises(vol.Invalid) as err:
+        RetarusVoiceProvider.validate_options({"username": "u", "password": "p",
+                                               "wsdl_url": "bundled"})
+    assert err.value.path == ["wsdl_namespace"]
+
+
+@pytest.mark.parametrize(("list_operation", "report_operation"), [
+    ("getAvailableReports", "getJobReport"), ("getAvailableJobReports", "getJobReports"),
+    ("getAvailableJobReports", "getJobReport")])
+async def test_binds_to_the_spelling_and_namespace_the_wsdl_publishes(
+        clock: ManualClock, list_operation: str, report_operation: str) -> None:
+    async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock, namespace=SERVICE_NS,
+                                    list_operation=list_operation,
+                                    report_operation=report_operation) as emu:
+        adapter = make(emu, clock)
+        submission = await adapter.submit(batch(item("+491701234560")))
+        emu.advance(20)
+        [update] = await adapter.poll(submission)
+        assert update.state is DeliveryState.DELIVERED
+        assert await adapter.available_reports() == [submission.provider_ref]
+        info = await adapter.check()
+        assert info.details["namespace"] == SERVICE_NS
+        assert info.details["operations"]["reports"] == list_operation
+        assert emu.operations() == ["sendJob", report_operation, list_operation,
+                                    "getVersionInfo", list_operation]
+        await adapter.aclose()
+
+
+async def test_an_envelope_in_a_foreign_namespace_is_a_client_fault(clock: ManualClock) -> None:
+    async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock, namespace=SERVICE_NS) as emu:
+        wrong = make(emu, clock, wsdl_url="bundled", wsdl_namespace=NS)
+        with pytest.raises(RejectedError) as err:
+            await wrong.submit(batch(item("+491701234560")))
+        assert "SOAP fault Client" in str(err.value) and SERVICE_NS in str(err.value)
+        assert err.value.code == "UNKNOWN_OPERATION" and not emu.jobs
+        await wrong.aclose()
+
+
+# -- a hostile WSDL cannot make the daemon fetch other URLs (#12.12) ----------------------------
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[list[str]]:
+    """Another host (a loopback server on another port) that records every request it gets."""
+    hits: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        hits.append(request.path_qs)
+        return web.Response(content_type="text/xml", text=(
+            '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:x"/>'))
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hits.append(f"http://127.0.0.1:{runner.addresses[0][1]}")  # [0]: the base URL
+    yield hits
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("attack", ["import", "redirect", "entity", "file"])
+async def test_a_hostile_wsdl_fetches_nothing_elsewhere(
+        emu: RetarusVoiceEmulator, clock: ManualClock, elsewhere: list[str],
+        caplog: pytest.LogCaptureFixture, attack: str) -> None:
+    base = elsewhere[0]
+    if attack == "import":
+        emu.wsdl_imports = [f"{emu.base_url}?xsd=1", f"{base}/evil.xsd"]
+    elif attack == "redirect":
+        emu.wsdl_redirect = f"{base}/evil.wsdl"
+    elif attack == "entity":
+        emu.wsdl_doctype = f'<!DOCTYPE d [<!ENTITY x SYSTEM "{base}/evil-entity">]>'
+    else:
+        emu.wsdl_imports = ["file:///etc/hostname"]
+    caplog.set_level(logging.WARNING)
+    adapter = make(emu, clock, wsdl_namespace=NS)
+    submission = await adapter.submit(batch(item("+491701234560")))
+    assert elsewhere[1:] == []
+    assert emu.xsd_requests <= 1  # the service's own schema is fetched, nothing else
+    assert submission.data["wsdl"] == "bundled"  # the hostile WSDL was not used
+    [warning] = [r.getMessage() for r in caplog.records if "bundled copy" in r.getMessage()]
+    if attack in ("import", "redirect", "file"):
+        assert "only its own host is trusted" in warning
+    await adapter.aclose()
+
+
+async def test_schemas_from_the_wsdls_own_host_are_loaded(emu: RetarusVoiceEmulator,
+                                                          clock: ManualClock) -> None:
+    emu.wsdl_imports = [f"{emu.base_url}?xsd=1"]
     adapter = make(emu, clock)
-    first = await adapter.submit(batch(item("+491701234560")))
-    await adapter.submit(batch(item("+491701234561")))
-    assert first.data["wsdl"] == "bundled"
-    warnings = [r for r in caplog.records if "bundled copy" in r.getMessage()]
-    assert len(warnings) == 1 and emu.wsdl_requests == 1
-    bundled = make(emu, clock, wsdl_url="bundled")
-    assert (await bundled.check()).details["wsdl"] == "bundled"
-    assert emu.wsdl_requests == 1
-    for each in (adapter, bundled):
-        await each.aclose()
+    assert (await adapter.submit(batch(item("+491701234560")))).data["wsdl"] == "live"
+    assert emu.xsd_requests == 1
+    await adapter.aclose()
+
+
+async def test_a_local_wsdl_file_is_read_but_not_its_neighbours(
+        clock: ManualClock, tmp_path: Path) -> None:
+    async with RetarusVoiceEmulator(USER, PASSWORD, clock=clock, namespace=SERVICE_NS) as emu:
+        local = tmp_path / "voice.wsdl"
+        local.write_text(emu.wsdl(), "utf-8")
+        adapter = make(emu, clock, wsdl_url=str(local))
+        assert (await adapter.submit(batch(item("+491701234560")))).data["wsdl"] == "live"
+        (tmp_path / "secret.xsd").write_text(
+            '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:x"/>')
+        emu.wsdl_imports = ["secret.xsd"]
+        local.write_text(emu.wsdl(), "utf-8")
+        hostile = make(emu, clock, wsdl_url=str(local))
+        with pytest.raises(TransientError, match="only its own host is trusted"):
+            await hostile.submit(batch(item("+491701234560")))
+        for each in (adapter, hostile):
+            await each.aclose()
+
+
+async def test_entities_in_soap_answers_are_not_expanded(emu: RetarusVoiceEmulator,
+                                                         clock: ManualClock,
+                                                         elsewhere: list[str]) -> None:
+    """An answer with a DTD (entity expansion, external entities) is refused, not parsed."""
+    adapter = make(emu, clock)
+    await adapter.check()
+    doctype = (f'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "{elsewhere[0]}/xxe">'
+               '<!ENTITY y "yyyyyyyyyy"><!ENTITY z "&y;&y;&y;&y;&y;&y;&y;&y;">]>')
+    emu.fail_next(200, message=doctype + '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org'
+                  '/soap/envelope/"><soap:Body>&x;&z;</soap:Body></soap:Envelope>')
+    with pytest.raises(ProviderAnswerError, match="not a SOAP envelope"):
+        await adapter.available_reports()
+    assert elsewhere[1:] == []
+    await adapter.aclose()
+
+
+# -- the emulator holds the seed's own samples and rules ------------------------------------------
+
+def _envelope(operation: str, children: str, namespace: str = NS) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap='
+            f'"http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><tns:{operation} '
+            f'xmlns:tns="{namespace}"><username>{USER}</username><password>{PASSWORD}'
+            f'</password>{children}</tns:{operation}></soap:Body></soap:Envelope>').encode()
+
+
+def _minimum_job(extra: str = "", recipient: str = "RecipientId.1") -> str:
+    """The seed's "Java sample code (minimum)" for sendJob, as its JAXB client would send it."""
+    text = base64.b64encode(b"Hello Voice-SOAP-service").decode()
+    return (f"<contents><contentType>text/plain; charset=UTF8</contentType><content>{text}"
+            f"</content></contents><recipients><recipientId>{recipient}</recipientId>"
+            f"</recipients><callerId>GlobalCallerId</callerId><locale>en_US</locale>{extra}")
+
+
+async def _post(emu: RetarusVoiceEmulator, body: bytes) -> tuple[int, Any]:
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(emu.base_url, content=body,
+                                   headers={"Content-Type": "text/xml; charset=utf-8"})
+    return answer.status_code, etree.fromstring(answer.content)
+
+
+def _text(root: Any, name: str) -> str | None:
+    found = root.xpath(f"//*[local-name()='{name}']")
+    return found[0].text if found else None
+
+
+async def test_emulator_accepts_the_seeds_minimum_sample(emu: RetarusVoiceEmulator) -> None:
+    status, root = await _post(emu, _envelope("sendJob", _minimum_job()))
+    job_id = _text(root, "jobId")
+    assert status == 200 and job_id in emu.jobs
+    status, root = await _post(emu, _envelope("getJobReport", f"<jobId>{job_id}</jobId>"))
+    assert status == 200
+    [recipient] = root.xpath("//recipients")
+    names = [etree.QName(child).localname for child in recipient]
+    for required in ("recipientId", "callerId", "lastTryTs", "tryCount", "status", "state",
+                     "statusText"):
+        assert required in names, required  # lastTryTs too, empty before the first try
+
+
+def _maximum_job() -> str:
+    """The seed's "Java sample code (maximum)" for sendJob (two of its three recipients)."""
+    def text(value: str) -> str:
+        return base64.b64encode(value.encode()).decode()
+
+    def recipient(number: int, blackouts: tuple[str, ...], first: str | None) -> str:
+        periods = "".join(f"<blackoutPeriods>{p}</blackoutPeriods>" for p in blackouts)
+        entries = (f"<personalization><entries><key>firstname</key><value>{first}</value>"
+                   "</entries><entries><key>lastname</key><value>Mustermann</value></entries>"
+                   "</personalization>") if first else ""
+        return (f"<recipients><recipientId>RecipientId.{number}</recipientId>{periods}"
+                f"<callerId>RecipientCallerId.{number}</callerId>{entries}</recipients>")
+
+    return (
+        "<contents><contentType>text/plain; charset=UTF8</contentType><content>"
+        f"{text('Hello $first name $lastname, this is a call from Voice-SOAP-service')}"
+        "</content></contents><contents><contentType>text/plain; charset=UTF8</contentType>"
+        "<contentUrl>http://host/path/content.txt</contentUrl></contents>"
+        + recipient(1, ("00:00/01:00", "02:00/03:00", "04:00/05:00"), "Max")
+        + recipient(3, ("12:00/13:00", "14:00/15:00", "16:00/17:00"), None)
+        + "<callerId>GlobalCallerId</callerId><locale>de_DE</locale>"
+        "<blackoutPeriods>10:00/11:00</blackoutPeriods><blackoutPeriods>12:00/13:00"
+        "</blackoutPeriods><costCenter>CostCenter</costCenter><reference>JobReference"
+        "</reference><options><entries><key>duplicateDetection</key><value>false</value>"
+        "</entries></options>")
+
+
+async def test_emulator_accepts_the_seeds_maximum_sample(emu: RetarusVoiceEmulator) -> None:
+    status, root = await _post(emu, _envelope("sendJob", _maximum_job()))
+    job_id = _text(root, "jobId")
+    assert status == 200 and job_id in emu.jobs
+    assert (emu.jobs[job_id].reference, emu.jobs[job_id].cost_center) == (
+        "JobReference", "CostCenter")
+
+
+@pytest.mark.parametrize(("period", "accepted"), [
+    ("2026-01-01T13:00:00Z/2026-01-01T15:00:00Z", True),  # start/end
+    ("2026-01-01T13:00:00Z/P1DT2H", True),  # start/duration
+    ("PT2H/2026-01-01T15:00:00+02:00", True),  # duration/end
+    ("2026-01-01T13:00:00Z", False),  # a bare start bounds nothing
+    ("P1D/PT2H", False), ("2026-01-01T15:00:00Z/2026-01-01T13:00:00Z", False),
+    ("10:00Z/11:00Z", False), ("yesterday/tomorrow", False),
+])
+async def test_emulator_takes_only_the_seeds_job_periods(emu: RetarusVoiceEmulator, period: str,
+                                                         accepted: bool) -> None:
+    status, root = await _post(emu, _envelope(
+        "sendJob", _minimum_job(f"<jobPeriod>{period}</jobPeriod>")))
+    assert (status == 200) is accepted
+    if not accepted:
+        assert _text(root, "faultcode") == "soap:Client" and _text(root, "code") == "INVALID_PERIOD"
+    options: dict[str, Any] = {"job_period": period}
+    if accepted:
+        RetarusVoiceProvider.validate_alert_options(options)
+    else:
+        with pytest.raises(vol.Invalid):
+            RetarusVoiceProvider.validate_alert_options(options)
+
+
+async def test_emulator_refuses_foreign_namespaces_and_unpublished_spellings(
+        emu: RetarusVoiceEmulator) -> None:
+    status, root = await _post(emu, _envelope("sendJob", _minimum_job(), "urn:invented"))
+    assert (status, _text(root, "faultcode")) == (500, "soap:Client")
+    status, root = await _post(emu, _envelope("getAvailableJobReports", ""))
+    assert (status, _text(root, "code")) == (500, "UNKNOWN_OPERATION")
+    status, root = await _post(emu, _envelope("sendJob", _minimum_job(recipient="a b")))
+    assert (status, _text(root, "code")) == (500, "INVALID_RECIPIENT")
+    assert not emu.jobs
 
 
 async def test_shared_http_client_is_used_and_left_alone(emu: RetarusVoiceEmulator,

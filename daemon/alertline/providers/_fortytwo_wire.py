@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ..errors import (
     AuthError,
     ProviderError,
+    ProviderRefusedError,
     RateLimitedError,
     RejectedError,
     TransientError,
@@ -31,6 +32,12 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{7,15}")
 _AUDIO_FILE = re.compile(r"[A-Za-z0-9_-]+\.(mp3|wav)", re.IGNORECASE)
 
 
+# tts_lang values the documents show (the seed's postback and PROVIDERS.md E's samples: only
+# en-GB; "15 languages" are confirmed but not named). More can be configured (tts_languages).
+DOCUMENTED_LANGUAGES = ("en-GB",)
+FALLBACK_LANGUAGE = "en-GB"
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseCode:
     """One row of the seed's "Error/Success Messages" table."""
@@ -41,6 +48,10 @@ class ResponseCode:
 
 
 # code -> (response message, documented description, error class); HTTP status is 403 for all.
+# ProviderRefusedError: a refusal of Fortytwo's own (funds, coverage, its TTS languages and
+# voices, its text and sender lengths, its audio handling, a TEST account, the token's routing
+# limit) that another provider of the route would not share, so the recipient fails over.
+# RejectedError: the request itself is wrong or the number invalid, wherever it is sent.
 RESPONSE_CODES: dict[int, ResponseCode] = {
     code: ResponseCode(message, meaning, error)
     for code, message, meaning, error in (
@@ -58,7 +69,7 @@ RESPONSE_CODES: dict[int, ResponseCode] = {
         (-85, "The destination number should have at least have 7 and a maximum of 15 digits",
          "The destination phone number does not meet the length specification", RejectedError),
         (-86, "There can only be X destination numbers", "The routing preference of the token "
-         "limits the number of destinations per job", RejectedError),
+         "limits the number of destinations per job", ProviderRefusedError),
         (-87, "There are no valid destination numbers in the 'destinations' parameter", "After "
          "the phone numbers were sanitized, no valid numbers remained", RejectedError),
         (-88, "The 'destinations' Object is missing", "The JSON body needs a destinations "
@@ -70,19 +81,21 @@ RESPONSE_CODES: dict[int, ResponseCode] = {
         (-91, "Cannot use 'audio_file_url' in a call of type 'TTS' in the 'voice_content' object",
          "A TTS call carries an audio parameter", RejectedError),
         (-92, "The 'sender_id' number should at least have 7 digits and a maximum of 15 digits",
-         "The sender phone number does not meet the length specification", RejectedError),
+         "The sender phone number does not meet the length specification",
+         ProviderRefusedError),
         (-93, "Parameter 'enable_menu_response' has to be either 'true' or 'false'", "",
          RejectedError),
         (-95, "The 'tts_text' should at least have 7 characters and a maximum of 15", "",
-         RejectedError),
-        (-96, "The TTS voice selected is invalid. (e.g MAN or WOMAN)", "", RejectedError),
-        (-97, "The TTS language selected is invalid", "", RejectedError),
+         ProviderRefusedError),
+        (-96, "The TTS voice selected is invalid. (e.g MAN or WOMAN)", "",
+         ProviderRefusedError),
+        (-97, "The TTS language selected is invalid", "", ProviderRefusedError),
         (-98, "The 'voice_content' Object is missing", "The JSON body needs a voice_content "
          "element", RejectedError),
         (-99, "The 'job_id' parameter should at least have 7 characters and a maximum of 15",
          "The job id must have 7 to 15 characters", RejectedError),
         (-101, "There was a problem with your job", "An error occurred while checking for funds "
-         "or phone number coverage", RejectedError),
+         "or phone number coverage", ProviderRefusedError),
         (-102, "Custom ID is not unique", "The custom_ids passed with the destinations are not "
          "unique", RejectedError),
         (-103, "Parameter should be bigger than 10", "The value must be more than 10 seconds",
@@ -91,16 +104,17 @@ RESPONSE_CODES: dict[int, ResponseCode] = {
         (-105, "Server too busy", "The system is too busy to handle the request; try again later",
          RateLimitedError),
         (-106, "The Audio File supplied cannot be downloaded to our servers", "An error occurred "
-         "while handling audio management", RejectedError),
+         "while handling audio management", ProviderRefusedError),
         (-107, "The Audio File format supplied is Invalid (must be MP3 or WAV)", "The URL has "
          "invalid characters (the file name may only use '-' and '_' besides letters and "
-         "digits), or the file is not reachable", RejectedError),
+         "digits), or the file is not reachable", ProviderRefusedError),
         (-108, "The Audio File format supplied is corrupted", "The MP3 or WAV metadata could not "
          "be read", RejectedError),
         (-109, "The Audio File supplied cannot be processed. Please contact customer support",
-         "The audio file could not be downloaded onto Fortytwo's servers", RejectedError),
+         "The audio file could not be downloaded onto Fortytwo's servers",
+         ProviderRefusedError),
         (-110, "There was some problems with the Audio File", "Downloading or reading the audio "
-         "file failed", RejectedError),
+         "file failed", ProviderRefusedError),
         (-111, "The 'audio_file_url' must be valid (starting with http or https)", "",
          RejectedError),
         (-112, "Cannot establish service settings", "There is a problem in Fortytwo's VoIP system",
@@ -110,9 +124,9 @@ RESPONSE_CODES: dict[int, ResponseCode] = {
         (-121, "Could not verify the Call Message ID", "The message_id is not numeric and 20 "
          "characters long", RejectedError),
         (-122, "Only 1 Destination allowed, when using a TEST Account", "A TEST account may call "
-         "one number only; it must be promoted to a FULL account", AuthError),
+         "one number only; it must be promoted to a FULL account", ProviderRefusedError),
         (-123, "Only the personal mobile phone number can be used when using a TEST Account",
-         "A TEST account may only call its own mobile number", AuthError),
+         "A TEST account may only call its own mobile number", ProviderRefusedError),
         (-125, "Could not load the Job details", "No job was found for the api_job_id",
          RejectedError),
         (-126, "Could not verify the api_job_id", "The api_job_id is not 36 characters long",
@@ -259,13 +273,22 @@ def _call_update(job: str, client_job: Any, item: Any, *, where: str,
         state=state,
         delivery_id=str(custom_id) if custom_id not in (None, "") else None,
         provider_ref=job,
-        provider_message_id=str(message_id),
+        provider_message_id=message_key(job, message_id),
         number=f"+{number}" if isinstance(number, str | int) and str(number).isdigit() else None,
         provider_status=status,
         reason=reason,
         at=_callback_time(item),
         details=details,
     )
+
+
+def message_key(job: Any, message_id: Any) -> str:
+    """The id a call is matched by: its ``api_job_id`` and its ``message_id`` together.
+
+    A postback is matched on both, so one naming a message of another job (stale, misrouted or
+    forged with a guessed id) matches nothing instead of changing that other job's call.
+    """
+    return f"{job}:{message_id}"
 
 
 def _epoch(value: Any) -> datetime | None:

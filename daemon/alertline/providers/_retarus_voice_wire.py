@@ -9,24 +9,33 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..errors import AuthError, DuplicateError, ProviderError, RejectedError, TransientError
+from ..errors import (
+    AuthError,
+    DuplicateError,
+    ProviderError,
+    RejectedError,
+    TransientError,
+    ValidationError,
+)
 from ..model import DeliveryState
 from ._http import first_present
 
-NAMESPACE = "http://retarus.com/voice4a/voicews/3/0"
 BUNDLED_WSDL = "retarus_voice_v3.wsdl"
 
-# our operation name -> the service's operation name (seed: "Methods")
-OPERATIONS = {
-    "version": "getVersionInfo",
-    "send": "sendJob",
-    "reports": "getAvailableReports",
-    "report": "getJobReport",
+# our operation -> every spelling the seed gives it: the methods table says getAvailableReports
+# and getJobReport, the headings and Java samples getAvailableJobReports and getJobReports. The
+# live WSDL decides; the first spelling is the default for the bundled copy.
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "version": ("getVersionInfo",),
+    "send": ("sendJob",),
+    "reports": ("getAvailableReports", "getAvailableJobReports"),
+    "report": ("getJobReport", "getJobReports"),
 }
-
+# the bundled copy's namespace: a placeholder (no public WSDL exists, PROVIDERS.md C), never sent
+PLACEHOLDER_NAMESPACE = "http://retarus.com/voice4a/voicews/3/0"
 WAV_CONTENT_TYPES = ("audio/x-wav", "audio/wav", "audio/wave", "audio/vnd.wave")
 
 # RecipientReport.status (seed: PENDING, SCHEDULED, TRANSMITTING, SUCCESSFUL, FAILED)
@@ -38,6 +47,7 @@ RECIPIENT_STATUS: dict[str, DeliveryState] = {
     "FAILED": DeliveryState.FAILED,
 }
 FINISHED = "FINISHED"
+PROCESSING = "PROCESSING"
 
 DEFAULT_AUTH_FAULT = r"(?i)auth|login|password|credential|unauthori[sz]ed|access denied|forbidden"
 DEFAULT_DUPLICATE_FAULT = r"(?i)duplicate"
@@ -120,10 +130,9 @@ class RecipientReport:
     call_duration: float | None = None
     try_count: int | None = None
 
-    @property
-    def delivery_state(self) -> DeliveryState:
+    def delivery_state(self, *, job_finished: bool = False) -> DeliveryState:
         """The normalised state (see :func:`recipient_state`)."""
-        return recipient_state(self.status, self.state)
+        return recipient_state(self.status, self.state, job_finished=job_finished)
 
     def details(self) -> dict[str, Any]:
         """Everything the report says, for ``StatusUpdate.details``."""
@@ -170,14 +179,20 @@ class VersionInfo:
         return text
 
 
-def recipient_state(status: str | None, state: str | None = None) -> DeliveryState:
-    """The normalised state of a recipient ``status``; unknown ones are final only if FINISHED."""
+def recipient_state(status: str | None, state: str | None = None, *,
+                    job_finished: bool = False) -> DeliveryState:
+    """The normalised state of a recipient: final only once its ``state`` is FINISHED.
+
+    Seed (RecipientReport): ``status`` PENDING … SUCCESSFUL, FAILED; ``state`` PROCESSING,
+    FINISHED. ``FAILED`` while ``state`` is PROCESSING is a failed attempt that Retarus still
+    retries (``tryCount`` tells), so it stays open. An answer without a ``state`` (the seed makes
+    it required) counts as FINISHED only when the whole job is.
+    """
+    stage = (state or "").strip().upper() or (FINISHED if job_finished else PROCESSING)
+    if stage != FINISHED:
+        return DeliveryState.SUBMITTED
     known = RECIPIENT_STATUS.get((status or "").strip().upper())
-    if known is not None:
-        return known
-    if (state or "").strip().upper() == FINISHED:
-        return DeliveryState.FAILED
-    return DeliveryState.SUBMITTED
+    return DeliveryState.FAILED if known in (None, DeliveryState.SUBMITTED) else known
 
 
 def plain(value: Any) -> Any:
@@ -289,11 +304,48 @@ def iso_utc(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def job_period(start: datetime | None, end: datetime | None, now: datetime) -> str | None:
-    """A ``jobPeriod``: ``start/end`` (start defaults to ``now``), a bare start, or None."""
-    if end is not None:
-        return f"{iso_utc(start or now)}/{iso_utc(end)}"
-    return iso_utc(start) if start is not None else None
+_DURATION = re.compile(
+    r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return "T" in text
+
+
+def is_job_period(text: str) -> bool:
+    """Whether ``text`` is one of the seed's two-part jobPeriod forms.
+
+    Seed (jobPeriod): start/end, start/duration, duration/end (ISO 8601). A bare start or two
+    durations bound nothing, so they are not sent.
+    """
+    parts = text.strip().split("/")
+    if len(parts) != 2:
+        return False
+    kinds = ["t" if _is_timestamp(p) else "d" if _DURATION.fullmatch(p) else "x" for p in parts]
+    if kinds == ["t", "t"]:
+        first, last = parse_timestamp(parts[0]), parse_timestamp(parts[1])
+        return first is not None and last is not None and first < last
+    return kinds in (["t", "d"], ["d", "t"])
+
+
+def job_period(start: datetime | None, end: datetime | None, now: datetime, *,
+               window: timedelta) -> str | None:
+    """A ``start/end`` jobPeriod, or None when the alert bounds neither.
+
+    The start defaults to ``now``; an alert with only ``not_before`` gets ``window`` after its
+    start, because the seed's forms all carry two parts (an unbounded period is not one).
+    """
+    if start is None and end is None:
+        return None
+    begin = start or now
+    finish = end if end is not None else begin + window
+    if finish <= begin:
+        raise ValidationError("expires", "must be after not_before")
+    return f"{iso_utc(begin)}/{iso_utc(finish)}"
 
 
 def digits(number: str) -> str:

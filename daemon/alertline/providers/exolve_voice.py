@@ -1,9 +1,12 @@
 """MTS Exolve Voice API: voice messages ("голосовые SMS") as phone calls, tracked by polling.
 
 One call per recipient (``call/v1/MakeVoiceMessage``), either playing a voice-message resource
-(``service_id``, managed with ``voice-message/v1/Create|GetList|GetInfo|Delete``) or speaking the
-alert text (the ``tts`` variant, known from third-party clients only). ``call/v1/GetInfo`` is
-polled until the call's status is final. Seed: ``exolve-voice-api.ru.txt``; PROVIDERS.md D.
+(``service_id``, managed with ``voice-message/v1/Create|GetList|GetInfo|Delete``; documented) or
+speaking the alert text (the ``tts`` variant, known from third-party clients only, PROVIDERS.md
+D [C2]). When Exolve refuses text-to-speech with a validation error and a ``service_id`` is
+configured, the call is placed again with it; the delivery details say which was used
+(``mode``, ``tts_refused``). ``call/v1/GetInfo`` is polled until the call's status is final.
+Seed: ``exolve-voice-api.ru.txt``; PROVIDERS.md D.
 
 No documented answer says whether the callee pressed the redirect digit, so an Exolve call
 cannot acknowledge an alert.
@@ -106,6 +109,12 @@ class ExolveVoiceProvider(Provider):
         vol.Optional("tts", default=True,
                      description="speak the alert text (MakeVoiceMessage 'tts') when no "
                                  "service_id is set"): bool,
+        vol.Optional("prefer_tts", default=False,
+                     description="speak the alert text even when service_id is set; the "
+                                 "service_id is then the fallback"): bool,
+        vol.Optional("service_fallback", default=True,
+                     description="when Exolve refuses text-to-speech with a validation error "
+                                 "(400), play service_id instead (if one is set)"): bool,
         vol.Optional("tts_voice", default=1, description="TTS voice number (1 = Alyona)"):
             _tts_enum,
         vol.Optional("tts_lang", default=1, description="TTS language number (1 = Russian)"):
@@ -153,8 +162,18 @@ class ExolveVoiceProvider(Provider):
         body: dict[str, Any] = {"source": source,
                                 "destination": format_number(item.number, NumberFormat.DIGITS)}
         mode, content = self._content(batch, item.text)
-        body.update(content)
-        answer = await self._post(CALL_MAKE, body, idempotent=False)
+        refused: str | None = None
+        try:
+            answer = await self._post(CALL_MAKE, {**body, **content}, idempotent=False)
+        except RejectedError as err:
+            fallback = self._service_fallback(batch, mode, err)
+            if fallback is None:
+                raise
+            refused = err.message
+            _LOGGER.warning("%s: Exolve refused text-to-speech (%s); playing voice message %s "
+                            "instead", self.name, refused, fallback)
+            mode, content = "service", {"service_id": fallback}
+            answer = await self._post(CALL_MAKE, {**body, **content}, idempotent=False)
         call_id = first_present(answer, "call_id")
         if isinstance(call_id, bool) or not isinstance(call_id, str | int) or call_id == "":
             raise ProviderAnswerError(self.name, "MakeVoiceMessage answer without a call_id")
@@ -162,6 +181,8 @@ class ExolveVoiceProvider(Provider):
         data: dict[str, Any] = {"call_id": call_id, "mode": mode, "source": source}
         if "service_id" in content:
             data["service_id"] = content["service_id"]
+        if refused is not None:
+            data["tts_refused"] = refused
         return Submission(
             provider_ref=str(call_id),
             items=(SubmittedItem(delivery_id=item.delivery_id, number=item.number,
@@ -176,6 +197,8 @@ class ExolveVoiceProvider(Provider):
                             "through a voice-message service_id); ignored", self.name)
         service_id = alert.get("service_id") or self.options.get("service_id")
         use_tts = alert.get("tts")
+        if use_tts is None and self.options.get("prefer_tts"):
+            use_tts = self.options.get("tts", True)
         if service_id and use_tts is not True:
             return "service", {"service_id": str(service_id)}
         if use_tts is False or (use_tts is None and not self.options.get("tts", True)):
@@ -196,6 +219,21 @@ class ExolveVoiceProvider(Provider):
                 tts[wire] = value
         return "tts", {"tts": tts}
 
+    def _service_fallback(self, batch: Batch, mode: str, err: RejectedError) -> str | None:
+        """The ``service_id`` to play when Exolve refused text-to-speech, else None.
+
+        Only a 400 that reads as a validation error (or an unknown text, e.g. a protobuf
+        "unknown field") counts: TTS is known from third-party clients only (PROVIDERS.md D,
+        [C2]); the documented refusals (trial number, account) would refuse the call anyway.
+        """
+        if mode != "tts" or err.status != 400 or not self.options.get("service_fallback", True):
+            return None
+        entry = explain(err.message)
+        if entry is not None and entry.match != "validation error":
+            return None
+        service_id = batch.options.get("service_id") or self.options.get("service_id")
+        return str(service_id) if service_id else None
+
     async def poll(self, submission: Submission) -> list[StatusUpdate]:
         """The status of the submission's call from ``call/v1/GetInfo``."""
         updates = []
@@ -211,7 +249,8 @@ class ExolveVoiceProvider(Provider):
                     state=DeliveryState.FAILED, delivery_id=item.delivery_id,
                     provider_ref=submission.provider_ref, provider_message_id=str(call_id),
                     number=item.number, provider_status=f"HTTP {err.status or '?'}",
-                    reason=err.message, details={"call_id": call_id}))
+                    reason=err.message,
+                    details={"call_id": call_id, **self._content_used(submission)}))
                 continue
             state, reason = map_status(info.status, self._status_map)
             updates.append(StatusUpdate(
@@ -219,8 +258,15 @@ class ExolveVoiceProvider(Provider):
                 provider_message_id=str(call_id), number=item.number,
                 provider_status=info.status, reason=reason,
                 at=(info.ended or info.updated) if state.final else info.updated,
-                details=info.details()))
+                details={**info.details(), **self._content_used(submission)}))
         return updates
+
+    @staticmethod
+    def _content_used(submission: Submission) -> dict[str, Any]:
+        """What the call plays, for the delivery details: ``mode`` (tts or service), the
+        ``service_id``, and why text-to-speech was not used if Exolve refused it."""
+        keys = ("mode", "service_id", "tts_refused")
+        return {key: submission.data[key] for key in keys if submission.data.get(key)}
 
     async def get_call_info(self, call_id: str | int) -> CallInfo:
         """``call/v1/GetInfo``: the call's status, times and duration."""

@@ -20,6 +20,8 @@ from ..model import Channel, DeliveryState
 from ..phone import NumberFormat, format_number
 from ..postbacks import provider_callback_url
 from ._fortytwo_wire import (
+    DOCUMENTED_LANGUAGES,
+    FALLBACK_LANGUAGE,
     HTTP_REASONS,
     KEYPRESS_FIELDS,
     STATUS_MAP,
@@ -28,6 +30,7 @@ from ._fortytwo_wire import (
     description_of,
     error_for_code,
     index_results,
+    message_key,
     parse_postback,
     sender_id,
     status_code_of,
@@ -89,9 +92,10 @@ class FortytwoVoiceProvider(Provider):
         vol.Optional("tts_lang", description="default TTS language, e.g. en-GB"): _voice,
         vol.Optional("tts_voices", default=["man", "woman"],
                      description="voices accepted locally (case-insensitive)"): [str],
-        vol.Optional("tts_languages", default=[],
-                     description="languages accepted locally; empty = not checked (Fortytwo's "
-                     "list of 15 is not public)"): [str],
+        vol.Optional("tts_languages", default=list(DOCUMENTED_LANGUAGES),
+                     description="TTS languages of your token: a requested language outside "
+                     "them falls back (alert, locale, tts_lang, en-GB) instead of failing with "
+                     "-97; default: the documented ones; empty = not checked"): [str],
         vol.Optional("use_locale", default=True, description="derive tts_lang from the alert's "
                      "locale (de_DE -> de-DE) unless the alert sets tts_lang"): bool,
         vol.Optional("enable_menu_response", description="let the callee answer with a keypress "
@@ -285,7 +289,7 @@ class FortytwoVoiceProvider(Provider):
             bound = f"{shortest} to {longest}" if longest is not None else f"at least {shortest}"
             raise ValidationError("message", f"the TTS text must have {bound} characters, it "
                                   f"has {len(text)} (Fortytwo code -95)")
-        tts = {"tts_text": text}
+        tts = {"tts_text": text, "tts_lang": self._tts_lang(batch, alert)}
         voice = alert.get("tts_voice", opts.get("tts_voice"))
         if voice is not None:
             allowed = {v.lower() for v in opts["tts_voices"]}
@@ -293,27 +297,29 @@ class FortytwoVoiceProvider(Provider):
                 raise ValidationError("options.tts_voice", f"{voice!r} is not one of "
                                       f"{sorted(allowed)} (Fortytwo code -96)")
             tts["tts_voice"] = voice
-        lang = self._tts_lang(batch, alert)
-        if lang is not None:
-            tts["tts_lang"] = lang
         return tts
 
-    def _tts_lang(self, batch: Batch, alert: dict[str, Any]) -> str | None:
-        known = {lang.lower() for lang in self.options["tts_languages"]}
-        explicit = alert.get("tts_lang")
-        if explicit is not None:
-            if known and explicit.lower() not in known:
-                raise ValidationError("options.tts_lang", f"{explicit!r} is not one of the "
-                                      "configured tts_languages (Fortytwo code -97)")
-            return str(explicit)
+    def _tts_lang(self, batch: Batch, alert: dict[str, Any]) -> str:
+        """The first requested TTS language Fortytwo is known to speak (seed code -97).
+
+        In order: the alert's ``tts_lang`` option, the alert's (or the route's, or all its
+        contacts') locale, the provider's ``tts_lang``, then en-GB (the documented one).
+        """
+        known: dict[str, str] = {str(lang).lower(): str(lang)
+                                 for lang in self.options["tts_languages"]}
         locales = {item.locale for item in batch.items if item.locale}
         locale = batch.locale or (locales.pop() if len(locales) == 1 else None)
-        if locale and self.options["use_locale"]:
-            lang = locale.replace("_", "-")
+        wanted = [alert.get("tts_lang"),
+                  locale.replace("_", "-") if locale and self.options["use_locale"] else None,
+                  self.options.get("tts_lang")]
+        for lang in filter(None, wanted):
             if not known or lang.lower() in known:
-                return lang
-        default: str | None = self.options.get("tts_lang")
-        return default
+                return str(lang)
+        choice = known.get(FALLBACK_LANGUAGE.lower(), FALLBACK_LANGUAGE)
+        if wanted[0] or wanted[1]:
+            _LOGGER.info("%s: TTS language %s is not in tts_languages; speaking %s", self.name,
+                         wanted[0] or wanted[1], choice)
+        return choice
 
     def _submission(self, batch: Batch, body: dict[str, Any],
                     answer: dict[str, Any]) -> Submission:
@@ -334,13 +340,15 @@ class FortytwoVoiceProvider(Provider):
                 continue
             items.append(SubmittedItem(
                 delivery_id=item.delivery_id, number=item.number, provider_status="QUEUED",
-                provider_message_id=str(message_id) if message_id is not None else None))
+                provider_message_id=message_key(job, message_id)
+                if message_id is not None else None))
         voice = body["voice_content"]
         return Submission(
             provider_ref=str(job), items=tuple(items), submitted_at=self.context.clock.now(),
             data={"api_job_id": str(job),
                   "client_job_id": first_present(answer, "client_job_id") or body.get("job_id"),
                   "job_type": "AUDIO" if "audio_file_url" in voice else "TTS",
+                  "tts_lang": voice.get("tts_lang"),
                   "callback": "callback_url" in body})
 
     def parse_push(self, payload: Any) -> list[StatusUpdate]:

@@ -1,8 +1,9 @@
 """Retarus Voice API v3 (SOAP document/literal, zeep): text-to-speech and audio calls.
 
 One ``sendJob`` per batch (many recipients, ``${key}`` placeholders personalised by Retarus),
-status by polling ``getJobReport``; ``getAvailableReports`` lists job ids; ``getVersionInfo``
-answers ``check``. Seed: retarus-voice-soap-v3.txt; PROVIDERS.md section C.
+status by polling ``getJobReport`` (or ``getJobReports``); ``getAvailableReports`` (or
+``getAvailableJobReports``) lists job ids; ``getVersionInfo`` answers ``check``. The live WSDL
+decides the spelling and the namespace. Seed: retarus-voice-soap-v3.txt; PROVIDERS.md section C.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import codecs
 import dataclasses
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import voluptuous as vol
@@ -38,6 +39,7 @@ from ._retarus_voice_wire import (
     VoiceJob,
     VoiceRecipient,
     digits,
+    is_job_period,
     job_period,
     match_reports,
     parse_job_id,
@@ -75,11 +77,21 @@ def _charset(value: Any) -> str:
 
 
 def _period(value: Any) -> str:
-    """An ISO 8601 period string (``start/end``, ``start/duration``, ``10:00Z/11:00Z``, ...)."""
+    """A blackoutPeriod: two parts (``10:00Z/11:00Z`` every day, ``start/end``,
+    ``start/duration``, ``duration/end``; seed: blackoutPeriod), checked in detail by Retarus."""
     text = str(value).strip()
     parts = text.split("/")
-    if not text or len(parts) > 2 or not all(p and not any(c.isspace() for c in p) for p in parts):
-        raise vol.Invalid(f"not an ISO 8601 period: {text!r}")
+    if len(parts) != 2 or not all(p and not any(c.isspace() for c in p) for p in parts):
+        raise vol.Invalid(f"not a two-part ISO 8601 period: {text!r}")
+    return text
+
+
+def _job_period(value: Any) -> str:
+    """A jobPeriod in one of the seed's two-part forms: start/end, start/duration, duration/end."""
+    text = str(value).strip()
+    if not is_job_period(text):
+        raise vol.Invalid(f"not a jobPeriod (start/end, start/duration or duration/end, "
+                          f"ISO 8601, start before end): {text!r}")
     return text
 
 
@@ -145,8 +157,22 @@ class RetarusVoiceProvider(Provider):
         vol.Required("password", description="Retarus Voice API password"): str,
         vol.Optional("url", default=DEFAULT_URL, description="SOAP endpoint address"): vol.Url(),
         vol.Optional("wsdl_url", default=None,
-                     description="WSDL location; empty: '<url>?wsdl'; 'bundled': shipped copy"):
+                     description="WSDL location (only this host is trusted for its schemas); "
+                     "empty: '<url>?wsdl'; 'bundled': shipped copy"):
             vol.Any(None, str),
+        vol.Optional("wsdl_namespace", default=None,
+                     description="the service's target namespace, used only with the bundled "
+                     "WSDL; unset: no fallback, calls wait until the live WSDL loads"):
+            vol.Any(None, vol.All(str, vol.Length(min=1))),
+        vol.Optional("list_operation", default=OPERATIONS["reports"][0],
+                     description="job-list method name in the bundled WSDL (the live WSDL's "
+                     "own spelling always wins)"): vol.In(OPERATIONS["reports"]),
+        vol.Optional("report_operation", default=OPERATIONS["report"][0],
+                     description="job-report method name in the bundled WSDL (the live WSDL's "
+                     "own spelling always wins)"): vol.In(OPERATIONS["report"]),
+        vol.Optional("job_window", default=24 * 3600.0,
+                     description="jobPeriod length, seconds, when an alert has only not_before"):
+            vol.All(vol.Coerce(float), vol.Range(min=60)),
         vol.Optional("caller_id", default=None,
                      description="job callerId when the alert has no sender"): vol.Any(None, str),
         vol.Optional("locale", default="en_US",
@@ -186,8 +212,8 @@ class RetarusVoiceProvider(Provider):
     alert_options_schema: ClassVar[dict[Any, Any]] = {
         vol.Optional("caller_id", description="job callerId (overrides the sender)"): str,
         vol.Optional("locale", description="job locale, e.g. de_DE"): str,
-        vol.Optional("job_period", description="jobPeriod (ISO 8601 start/end, start/duration)"):
-            _period,
+        vol.Optional("job_period", description="jobPeriod (ISO 8601 start/end, start/duration "
+                     "or duration/end)"): _job_period,
         vol.Optional("blackout_periods", description="job blackoutPeriods, added to quiet hours"):
             _periods,
         vol.Optional("cost_center", description="costCenter"): str,
@@ -201,6 +227,16 @@ class RetarusVoiceProvider(Provider):
         vol.Optional("recipients", description="per-number recipient settings"):
             {vol.Coerce(str): _RECIPIENT},
     }
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The schema, and: the bundled WSDL only with the service's real namespace."""
+        result = super().validate_options(options)
+        if result["wsdl_url"] == BUNDLED and not result["wsdl_namespace"]:
+            raise vol.Invalid("wsdl_url 'bundled' needs wsdl_namespace (the bundled copy's own "
+                              "namespace is a placeholder the service would refuse)",
+                              path=["wsdl_namespace"])
+        return result
 
     def __init__(self, name: str, options: dict[str, Any], context: ProviderContext) -> None:
         super().__init__(name, options, context)
@@ -217,7 +253,9 @@ class RetarusVoiceProvider(Provider):
             http=context.http, redactor=context.redactor, clock=context.clock,
             timeout=opts["timeout"], retry=retry_policy(opts),
             max_bytes=opts["max_response_bytes"], auth_pattern=opts["auth_fault_pattern"],
-            duplicate_pattern=opts["duplicate_fault_pattern"])
+            duplicate_pattern=opts["duplicate_fault_pattern"], namespace=opts["wsdl_namespace"],
+            bundled_names={"reports": opts["list_operation"],
+                           "report": opts["report_operation"]})
 
     def _login(self) -> dict[str, str]:
         return {"username": self.options["username"], "password": self.options["password"]}
@@ -225,7 +263,7 @@ class RetarusVoiceProvider(Provider):
     async def submit(self, batch: Batch) -> Submission:
         """Send one ``sendJob`` for every recipient of ``batch``."""
         job = self.build_job(batch)
-        answer = await self.endpoint.call(OPERATIONS["send"], idempotent=False,
+        answer = await self.endpoint.call("send", idempotent=False,
                                           **self._login(), **job.to_wire())
         job_id = parse_job_id(answer)
         if not job_id:
@@ -269,7 +307,8 @@ class RetarusVoiceProvider(Provider):
             caller_id=caller_id,
             locale=self._locale(batch, extra.get("locale")),
             job_period=extra.get("job_period") or job_period(
-                batch.not_before, batch.expires, self.context.clock.now()),
+                batch.not_before, batch.expires, self.context.clock.now(),
+                window=timedelta(seconds=opts["job_window"])),
             blackout_periods=tuple(blackouts),
             cost_center=extra.get("cost_center") or opts["cost_center"],
             reference=extra.get("reference") or batch.reference,
@@ -338,7 +377,7 @@ class RetarusVoiceProvider(Provider):
                                strict=False):
             if entry is None:
                 continue
-            state = entry.delivery_state
+            state = entry.delivery_state(job_finished=report.finished)
             updates.append(StatusUpdate(
                 state=state, delivery_id=item.delivery_id, provider_ref=report.job_id,
                 number=item.number, provider_status=entry.status or None,
@@ -348,7 +387,7 @@ class RetarusVoiceProvider(Provider):
 
     async def job_report(self, job_id: str) -> JobReport:
         """``getJobReport``: the job's status and every recipient's report."""
-        answer = await self.endpoint.call(OPERATIONS["report"], idempotent=True,
+        answer = await self.endpoint.call("report", idempotent=True,
                                           **self._login(), jobId=job_id)
         report = parse_job_report(answer)
         if report is None:
@@ -365,18 +404,19 @@ class RetarusVoiceProvider(Provider):
             raise ValidationError("limit", "must be at least 1")
         stamps = [v.isoformat() if isinstance(v, datetime) else v for v in (from_ts, to_ts)]
         answer = await self.endpoint.call(
-            OPERATIONS["reports"], idempotent=True, **self._login(), fromTs=stamps[0],
+            "reports", idempotent=True, **self._login(), fromTs=stamps[0],
             toTs=stamps[1], offset=offset, limit=limit, open=open)
         return parse_job_ids(answer)
 
     async def check(self) -> ProviderInfo:
         """``getVersionInfo``, then (by default) ``getAvailableReports`` to test the login."""
-        version = parse_version(await self.endpoint.call(OPERATIONS["version"], idempotent=True))
+        version = parse_version(await self.endpoint.call("version", idempotent=True))
         if self.options["check_credentials"]:
             await self.available_reports(limit=1)
         return ProviderInfo(provider=self.name, version=version.version, details={
             "versionInfo": version.info, "buildTimestamp": version.build_timestamp,
-            "wsdl": self.endpoint.wsdl_source, "credentials_checked":
+            "wsdl": self.endpoint.wsdl_source, "namespace": self.endpoint.bound_namespace,
+            "operations": dict(self.endpoint.operations), "credentials_checked":
                 bool(self.options["check_credentials"])})
 
     async def aclose(self) -> None:
