@@ -5,8 +5,9 @@ Serves ``POST /jobs``, ``GET /jobs``, ``GET /jobs/{jobId}``, ``GET /sms?jobId=``
 content). Validation as documented: 400 for a bad qos, encoding, invalidCharacters, src, jobPeriod
 or blackout period; 422 for no messages, more than 3,000 recipients, or non-GSM characters under
 REFUSE with STANDARD encoding; 409 for a duplicate within 10 minutes when ``duplicateDetection`` is
-on; 429 after ``burst`` jobs per 10-second window. Error bodies are empty ("No content") unless
-``error_bodies=True``.
+on; 429 (no content) once ``rate_limit`` = (N jobs, per window seconds; the documented window is
+10 s) is used up, with a ``Retry-After`` header only when ``rate_limit_retry_after`` is on (the seed
+promises none). Error bodies are empty ("No content") unless ``error_bodies=True``.
 
 Each recipient walks through (processStatus, status) stages chosen by the last digit of ``dst``
 (``OUTCOMES``; statusRequested picks SUC_FIN and RUNNING, else SUC_ACC): one stage per
@@ -22,6 +23,7 @@ import base64
 import bisect
 import itertools
 import json
+import math
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from alertline.clock import Clock, SystemClock
 from ._base import EmulatorServer, Failure, standalone_parser
 
 PREFIX = "/rest/v1"
+RATE_WINDOW = 10.0  # "429 | Too many requests in the last 10 seconds (retry later)"
 MAX_RECIPIENTS = 3000
 DUPLICATE_WINDOW = timedelta(minutes=10)
 ENUMS = {"qos": {"EXPRESS", "NORMAL"}, "encoding": {"STANDARD", "UTF-16"},
@@ -121,6 +124,31 @@ class _State:
     counts: Counter[str] = field(default_factory=Counter)
 
 
+RateLimitSetting = int | tuple[int] | tuple[int, float] | None
+
+
+def rate_limit_of(value: RateLimitSetting) -> tuple[int, float] | None:
+    """``(jobs, window seconds)`` from ``N``, ``(N,)`` or ``(N, seconds)``: N alone means the
+    documented 10-second window."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        value = (value,)
+    jobs = int(value[0])
+    window = float(value[1]) if len(value) > 1 else RATE_WINDOW
+    if jobs < 1 or window <= 0:
+        raise ValueError(f"rate_limit needs N >= 1 jobs per window > 0 s, got {value!r}")
+    return jobs, window
+
+
+def parse_rate_limit(text: str) -> tuple[int, float]:
+    """The command line's ``N`` or ``N/SECONDS``."""
+    jobs, _, window = text.partition("/")
+    limit = rate_limit_of((int(jobs), float(window)) if window else int(jobs))
+    assert limit is not None
+    return limit
+
+
 class _Reject(Exception):
     def __init__(self, status: int, detail: str, retry_after: float | None = None) -> None:
         super().__init__(detail)
@@ -136,14 +164,16 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
 
     def __init__(self, *, user: str = "user", password: str = "secret", host: str = "127.0.0.1",
                  port: int = 0, clock: Clock | None = None, step_seconds: float | None = 1.0,
-                 burst: int | None = None, window: float = 10.0, retry_after: float | None = None,
+                 rate_limit: RateLimitSetting = None, rate_limit_retry_after: bool = False,
                  error_bodies: bool = False, list_format: str = "objects",
                  default_invalid_characters: str = "TRANSLITERATE", record: bool = True) -> None:
         super().__init__(host=host, port=port, record=record, max_body=16 * 1024 * 1024)
         self.user, self.password = user, password
         self.clock: Clock = clock or SystemClock()
         self.step_seconds = step_seconds
-        self.burst, self.window, self.retry_after = burst, window, retry_after
+        self._rate_limit = rate_limit_of(rate_limit)
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self.rejected_429 = 0  # every 429 answered (rate limit or injected)
         self.error_bodies = error_bodies
         self.list_format = list_format  # "objects", "strings" or "reports"
         self.default_invalid_characters = default_invalid_characters
@@ -161,6 +191,15 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         router.add_get(f"{PREFIX}/version", self._version)
 
     # --- control API for tests ---------------------------------------------------------------
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """``(N, window)``: at most N jobs admitted in any window seconds; None = unlimited."""
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: RateLimitSetting) -> None:
+        self._rate_limit = rate_limit_of(value)
+
     @property
     def jobs(self) -> dict[str, Job]:
         """Accepted jobs by id."""
@@ -223,7 +262,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             if failure is not None:
                 raise _Reject(failure.status, failure.text, failure.retry_after)
             if request.method == "POST":
-                self._rate_limit()
+                self._admit_job()
                 try:
                     body = json.loads(raw or b"null")
                 except ValueError:
@@ -231,13 +270,11 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             status, payload = handle(request, body)
         except _Reject as rejection:
             status = rejection.status
-            retry_after = rejection.retry_after
-            if retry_after is None and status == 429 and self.retry_after is not None:
-                retry_after = int(self.retry_after)
-            headers = self.retry_after_header(retry_after)
+            headers = self.retry_after_header(rejection.retry_after)
             if self.error_bodies:
                 payload = {"code": status, "message": rejection.detail}
         self._state.counts[f"{request.method} {route}"] += 1
+        self.rejected_429 += status == 429
         if self.record:
             peer = request.transport.get_extra_info("peername") if request.transport else None
             self.remember(ReceivedRequest(
@@ -248,9 +285,14 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             return web.Response(status=status, headers=headers)
         return web.json_response(payload, status=status, headers=headers)
 
-    def _rate_limit(self) -> None:
-        if self._rate.admit(self.clock.now().timestamp(), self.burst, self.window) is not None:
-            raise _Reject(429, "Too many requests in the last 10 seconds (retry later)")
+    def _admit_job(self) -> None:
+        if self._rate_limit is None:
+            return
+        jobs, window = self._rate_limit
+        wait = self._rate.admit(self.clock.now().timestamp(), jobs, window)
+        if wait is not None:
+            hint = float(max(1, math.ceil(wait))) if self.rate_limit_retry_after else None
+            raise _Reject(429, "Too many requests in the last 10 seconds (retry later)", hint)
 
     def _create_job(self, _request: web.Request, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -457,14 +499,17 @@ def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone until interrupted; jobs advance on real time."""
     parser = standalone_parser("Retarus SMS REST v1 emulator", login=True)
     parser.add_argument("--step", type=float, default=5.0, help="seconds per recipient stage")
-    parser.add_argument("--burst", type=int, default=None, help="jobs per window before 429")
-    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--rate-limit", type=parse_rate_limit, default=None, metavar="N[/SECONDS]",
+                        help="admit N jobs per window (default window: the documented 10 s)")
+    parser.add_argument("--rate-limit-retry-after", action="store_true",
+                        help="send Retry-After with a 429 (the seed promises none)")
     parser.add_argument("--error-bodies", action="store_true", help='{"code","message"} bodies')
     parser.add_argument("--no-record", action="store_true", help="do not keep every request")
     args = parser.parse_args(argv)
     emulator = RetarusSmsEmulator(
         user=args.user, password=args.password, host=args.host, port=args.port,
-        step_seconds=args.step, burst=args.burst, window=args.window,
+        step_seconds=args.step, rate_limit=args.rate_limit,
+        rate_limit_retry_after=args.rate_limit_retry_after,
         error_bodies=args.error_bodies, record=not args.no_record)
     emulator.run_standalone("Retarus SMS REST v1 emulator on {url}")
 

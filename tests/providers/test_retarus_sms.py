@@ -28,7 +28,7 @@ from alertline.providers._retarus_status import normalise
 from alertline.providers.base import Batch, BatchItem, ProviderContext, Submission, SubmittedItem
 from alertline.providers.registry import adapter_class
 from alertline.providers.retarus_sms import RetarusSmsProvider
-from tests.emulators.retarus_sms import RetarusSmsEmulator
+from tests.emulators.retarus_sms import RetarusSmsEmulator, parse_rate_limit
 
 USER = "acme-sms"
 PASSWORD = "s3cr3t-Pa55word"
@@ -330,14 +330,47 @@ async def test_429_honours_retry_after(make: Any, emu: RetarusSmsEmulator,
     assert clock.slept == [7.0]
 
 
-async def test_burst_limit_per_ten_seconds(make: Any, clock: ManualClock) -> None:
-    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock, burst=2,
-                                  retry_after=10) as emulator:
-        provider = make(base_url=emulator.base_url)
-        for n in range(3):
+async def test_rate_limit_admits_n_jobs_per_documented_window(make: Any,
+                                                              clock: ManualClock) -> None:
+    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock,
+                                  rate_limit=2) as emulator:
+        assert emulator.rate_limit == (2, 10.0)  # N alone: the seed's 10-second window
+        provider = make(base_url=emulator.base_url, retry_attempts=1)
+        for n in range(2):
             await provider.submit(batch(f"+49170123456{n}"))
-        assert [r.status for r in emulator.requests] == [201, 201, 429, 201]
-        assert clock.slept == [10.0]
+        with pytest.raises(RateLimitedError) as caught:
+            await provider.submit(batch("+491701234562"))
+        # the seed promises no Retry-After: the engine must not be told a made-up hint
+        assert caught.value.retry_after is None and caught.value.status == 429
+        last = emulator.requests[-1]
+        assert last.status == 429 and emulator.rejected_429 == 1
+        assert emulator.count("GET", "/sms") == 0 and len(emulator.jobs) == 2
+        clock.advance(10)
+        await provider.submit(batch("+491701234562"))
+        assert len(emulator.jobs) == 3 and emulator.rejected_429 == 1
+
+
+async def test_rate_limit_set_later_with_retry_after(make: Any, emu: RetarusSmsEmulator,
+                                                     clock: ManualClock) -> None:
+    provider = make(retry_attempts=1)
+    await provider.submit(batch("+491701234560"))  # unlimited until switched on
+    emu.rate_limit = (1, 60.0)
+    emu.rate_limit_retry_after = True
+    await provider.submit(batch("+491701234561"))
+    clock.advance(15)
+    with pytest.raises(RateLimitedError) as caught:
+        await provider.submit(batch("+491701234562"))
+    assert caught.value.retry_after == 45.0  # the header, when the switch is on
+    emu.rate_limit = None
+    await provider.submit(batch("+491701234562"))
+    assert emu.rejected_429 == 1 and len(emu.jobs) == 3
+
+
+def test_rate_limit_setting_forms() -> None:
+    assert parse_rate_limit("5") == (5, 10.0)
+    assert parse_rate_limit("3/2.5") == (3, 2.5)
+    with pytest.raises(ValueError):
+        parse_rate_limit("0")
 
 
 async def test_post_timeout_resent_only_with_duplicate_detection(

@@ -411,16 +411,34 @@ async def test_5xx_is_retried_with_backoff(make: Factory, emu: RetarusSmsHttpEmu
     assert 0.8 <= clock.slept[0] <= 1.2 and 1.6 <= clock.slept[1] <= 2.4
 
 
-async def test_429_after_burst_waits_for_retry_after(make: Factory, emu: RetarusSmsHttpEmulator,
-                                                     clock: ManualClock) -> None:
-    emu.burst, emu.window = 2, 10.0
-    provider = make()
-    submission = await provider.submit(batch())
+async def test_rate_limit_counts_jobs_and_answers_429_without_content(
+        make: Factory, emu: RetarusSmsHttpEmulator, clock: ManualClock) -> None:
+    emu.rate_limit = 2  # N alone: the documented 10-second window
+    provider = make(retry_attempts=1)
+    first = await provider.submit(batch())
+    await provider.submit(batch())
+    for _ in range(3):
+        await provider.poll(first)  # reports are not jobs: never limited
+    with pytest.raises(RateLimitedError) as caught:
+        await provider.submit(batch())
+    assert caught.value.retry_after is None  # no Retry-After unless switched on
+    refused = await _raw_post(emu)
+    assert (refused.status_code, refused.content) == (429, b"")
+    assert emu.rejected_429 == 2 and len(emu.jobs) == 2
+    emu.rate_limit_retry_after = True
     clock.advance(4.0)
-    await provider.poll(submission)
-    await provider.poll(submission)  # third request in the window: 429, Retry-After: 6
-    assert clock.slept == [6.0]
-    assert [r.path for r in emu.requests] == ["/sms", "/reports", "/reports", "/reports"]
+    with pytest.raises(RateLimitedError) as caught:
+        await provider.submit(batch())
+    assert caught.value.retry_after == 6.0
+    clock.advance(6.0)
+    await provider.submit(batch())
+    assert len(emu.jobs) == 3 and emu.rejected_429 == 3
+
+
+async def _raw_post(emu: RetarusSmsHttpEmulator) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(f"{emu.base_url}/sms", data={
+            "user": USER, "pass": PASSWORD, "dst": "+491701234560", "msg": "x"})
 
 
 async def test_persistent_429_raises_rate_limited(make: Factory, emu: RetarusSmsHttpEmulator,
