@@ -393,7 +393,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
 
     def _job_list(self, request: web.Request, _body: Any) -> tuple[int, Any]:
         query = request.query
-        if query.get("jobIdsOnly", "true").lower() != "true":
+        if _query_bool(query, "jobIdsOnly", True) is not True:
             raise _Reject(400, "jobIdsOnly must be true")
         start, end = _ts(query.get("fromTs")), _ts(query.get("toTs"))
         if start is None or end is None or end <= start or end - start > timedelta(days=30):
@@ -404,7 +404,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             raise _Reject(400, "limit and offset must be integers") from None
         if not 0 < limit <= 1000 or offset < 0:
             raise _Reject(400, "0 < limit <= 1000 and offset >= 0")
-        wanted = {"true": True, "false": False}.get(query.get("open", "").lower())
+        wanted = _query_bool(query, "open", None)
         lo = bisect.bisect_left(self._state.times, start)
         hi = bisect.bisect_right(self._state.times, end)
         ids = [j for j in self._state.order[lo:hi]
@@ -467,6 +467,17 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
     def _new_id(self, prefix: str, now: datetime) -> str:
         return (f"{prefix}.{now:%Y%m%d-%H%M%S}.{now.microsecond // 1000:03d}"
                 f"-0emu{next(self._ids):014d}")
+
+
+def _query_bool(query: Any, name: str, blank: bool | None) -> bool | None:
+    """A boolean query parameter as the Java service reads one: ``true``/``false`` in any case
+    (Retarus' Python SDK sends ``True``); absent or blank gives ``blank``; other words are 400."""
+    text = str(query.get(name, "")).strip()
+    if not text:
+        return blank
+    if text.lower() not in ("true", "false"):
+        raise _Reject(400, f"{name} must be true or false, not {text!r}")
+    return text.lower() == "true"
 
 
 def _ts(value: Any) -> datetime | None:

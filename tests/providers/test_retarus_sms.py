@@ -585,6 +585,20 @@ async def test_list_jobs_paging_and_filters(make: Any, emu: RetarusSmsEmulator,
             await provider.list_jobs(**args)
 
 
+@pytest.mark.parametrize(("query", "status"), [
+    ({"jobIdsOnly": "true"}, 200), ({"jobIdsOnly": "True"}, 200),  # Retarus' Python SDK
+    ({"jobIdsOnly": "TRUE"}, 200), ({}, 200), ({"jobIdsOnly": "false"}, 400),
+    ({"jobIdsOnly": "yes"}, 400), ({"jobIdsOnly": "1"}, 400),
+    ({"open": "True"}, 200), ({"open": "FALSE"}, 200), ({"open": ""}, 200),
+    ({"open": "yes"}, 400), ({"open": "0"}, 400)])
+async def test_list_query_booleans_read_like_the_java_service(
+        emu: RetarusSmsEmulator, query: dict[str, str], status: int) -> None:
+    window = {"fromTs": "2026-03-02T08:00:00.000Z", "toTs": "2026-03-02T10:00:00.000Z"}
+    async with httpx.AsyncClient(auth=(USER, PASSWORD)) as client:
+        answer = await client.get(f"{emu.base_url}/jobs", params={**window, **query})
+    assert answer.status_code == status
+
+
 @pytest.mark.parametrize("list_format", ["strings", "reports"])
 async def test_list_jobs_tolerates_answer_shapes(make: Any, clock: ManualClock,
                                                  list_format: str) -> None:
