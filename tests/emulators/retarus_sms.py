@@ -166,7 +166,8 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
                  port: int = 0, clock: Clock | None = None, step_seconds: float | None = 1.0,
                  rate_limit: RateLimitSetting = None, rate_limit_retry_after: bool = False,
                  error_bodies: bool = False, list_format: str = "objects",
-                 default_invalid_characters: str = "TRANSLITERATE", record: bool = True) -> None:
+                 default_invalid_characters: str = "TRANSLITERATE", max_ref_length: int | None = 64,
+                 record: bool = True) -> None:
         super().__init__(host=host, port=port, record=record, max_body=16 * 1024 * 1024)
         self.user, self.password = user, password
         self.clock: Clock = clock or SystemClock()
@@ -177,6 +178,8 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         self.error_bodies = error_bodies
         self.list_format = list_format  # "objects", "strings" or "reports"
         self.default_invalid_characters = default_invalid_characters
+        # customerRef: "recommended max. 64" (PROVIDERS.md A; the Go SDK says 70): held to 64
+        self.max_ref_length = max_ref_length
         self.outcomes = dict(OUTCOMES)
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._state = _State()
@@ -330,6 +333,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         if "jobPeriod" in options and _ts(options["jobPeriod"]) is None:
             raise _Reject(400, f"invalid jobPeriod: {options['jobPeriod']!r}")
         _check_periods(options.get("blackoutPeriods"))
+        self._check_ref(options.get("customerRef"))
         try:
             validity = int(options.get("validityMin") or 0)
             parts = int(options.get("maxParts") or 1)
@@ -352,8 +356,14 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             "blackoutPeriods": options.get("blackoutPeriods") or [],
         }
 
-    @staticmethod
-    def _check_message(message: Any, options: dict[str, Any]) -> None:
+    def _check_ref(self, ref: Any) -> None:
+        if ref is None:
+            return
+        if not isinstance(ref, str) or (self.max_ref_length is not None
+                                        and len(ref) > self.max_ref_length):
+            raise _Reject(400, f"customerRef longer than {self.max_ref_length} characters")
+
+    def _check_message(self, message: Any, options: dict[str, Any]) -> None:
         if not isinstance(message, dict) or not message.get("text"):
             raise _Reject(422, "message without text")
         recipients = message.get("recipients")
@@ -363,6 +373,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             if not isinstance(recipient, dict) or not recipient.get("dst"):
                 raise _Reject(422, "recipient without dst")
             _check_periods(recipient.get("blackoutPeriods"))
+            self._check_ref(recipient.get("customerRef"))
         if options["encoding"] == "STANDARD" and options["invalidCharacters"] == "REFUSE":
             bad = sorted(set(str(message["text"])) - GSM_7BIT)
             if bad:

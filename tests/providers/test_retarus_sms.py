@@ -97,7 +97,8 @@ def test_registry_and_defaults() -> None:
                                  {"validity_min": 2881}, {"max_parts": 21}, {"qos": "fast"},
                                  {"encoding": "latin-1"}, {"invalid_characters": "DROP"},
                                  {"blackout_periods": ["2026-03-02T10:00Z"]},
-                                 {"max_recipients": 3001}, {"billcode": "x" * 71}])
+                                 {"max_recipients": 3001}, {"billcode": "x" * 71},
+                                 {"customer_ref": "x" * 65}])
 def test_config_rejects_bad_values(bad: dict[str, Any]) -> None:
     with pytest.raises(vol.Invalid):
         RetarusSmsProvider.validate_options({"username": USER, "password": PASSWORD, **bad})
@@ -655,6 +656,52 @@ async def test_no_secret_in_logs_or_errors(make: Any, emu: RetarusSmsEmulator,
     texts = [caplog.text, *(str(e) for e in errors), *(repr(e.args) for e in errors)]
     for text in texts:
         assert PASSWORD not in text and token not in text
+
+
+# ---- customerRef: at most 64 characters, deterministic, unique --------------------------------
+
+def long_batch(alert_id: str, *numbers: str) -> Batch:
+    return Batch(channel=Channel.SMS, items=tuple(
+        BatchItem(delivery_id=f"{alert_id}-{index}", alert_id=alert_id, number=number,
+                  text="Leak", template="Leak") for index, number in enumerate(numbers)))
+
+
+async def test_long_ids_become_short_unique_references(make: Any, emu: RetarusSmsEmulator,
+                                                       clock: ManualClock) -> None:
+    provider = make()
+    alert_id = "zabbix:" + "very-long-trigger-name/" * 5  # an idempotency key of 122 chars
+    sent = await provider.submit(long_batch(alert_id, "+491701234560", "+491701234561"))
+    body = last_body(emu)
+    refs = [r["customerRef"] for r in body["messages"][0]["recipients"]]
+    assert all(len(ref) <= 64 for ref in [*refs, body["options"]["customerRef"]])
+    assert len(set(refs)) == 2  # same 64-character start, still two references
+    assert provider.job_request(long_batch(alert_id, "+491701234560", "+491701234561"),
+                                clock.now())[0] == body  # deterministic: a resend is identical
+    emu.advance(steps=3)
+    updates = await provider.poll(sent)
+    assert {u.delivery_id: u.state for u in updates} == {
+        f"{alert_id}-0": DeliveryState.DELIVERED, f"{alert_id}-1": DeliveryState.FAILED}
+    # restart recovery finds the deliveries by their (shortened) references
+    found = await provider.find_submitted([SubmittedItem(i.delivery_id, i.number)
+                                           for i in sent.items], START - timedelta(minutes=1))
+    assert [job.provider_ref for job in found] == [sent.provider_ref]
+    assert sorted(i.delivery_id for i in found[0].items) == [f"{alert_id}-0", f"{alert_id}-1"]
+
+
+async def test_job_reference_of_several_alerts_is_unique(make: Any,
+                                                        emu: RetarusSmsEmulator) -> None:
+    provider = make()
+
+    def two_alerts(second: str) -> Batch:
+        return Batch(channel=Channel.SMS, items=(
+            BatchItem("a-0", "a", "+491701234560", "Leak", "Leak"),
+            BatchItem(f"{second}-0", second, "+491701234561", "Leak", "Leak")))
+
+    await provider.submit(two_alerts("b"))
+    await provider.submit(two_alerts("c"))
+    first, second = (r.body["options"]["customerRef"] for r in emu.requests
+                     if r.method == "POST")
+    assert first != second and first.startswith("a+1~") and len(first) <= 64
 
 
 # ---- recovery after a crash mid-submission ---------------------------------------------------

@@ -176,7 +176,7 @@ class RetarusSmsProvider(Provider):
                 recipient["customerRef"] = refs_key = override["customer_ref"]
                 refs[refs_key] = item.delivery_id
             elif self.settings["recipient_refs"]:
-                recipient["customerRef"] = item.delivery_id
+                recipient["customerRef"] = wire.short_ref(item.delivery_id)
             if "blackout_periods" in override:
                 recipient["blackoutPeriods"] = override["blackout_periods"]
             messages.setdefault(item.text, []).append(recipient)
@@ -200,7 +200,8 @@ class RetarusSmsProvider(Provider):
                                 ("status_requested", "statusRequested"), ("flash", "flash")):
             if pick(name) is not None:
                 options[wire_name] = pick(name)
-        options["customerRef"] = pick("customer_ref") or batch.reference[:wire.MAX_REF_LENGTH]
+        options["customerRef"] = pick("customer_ref") or wire.job_ref(
+            [item.alert_id for item in batch.items])
         if "validity_min" in alert:
             options["validityMin"] = alert["validity_min"]
         elif batch.expires is not None:
@@ -298,7 +299,7 @@ class RetarusSmsProvider(Provider):
         """
         if not self.settings["recipient_refs"]:
             raise NotImplementedError
-        wanted = {item.delivery_id: item for item in items}
+        wanted = {wire.short_ref(item.delivery_id): item for item in items}
         found: dict[str, list[SubmittedItem]] = {}
         budget = self.settings["recovery_lookup_limit"]
         if budget <= 0:
