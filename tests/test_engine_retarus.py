@@ -34,3 +34,29 @@ async def test_an_alert_to_7500_recipients_makes_exactly_three_jobs(
         assert report.final and report.state is AlertState.DELIVERED
         assert Counter(d.state for d in report.deliveries) == {DeliveryState.DELIVERED: 7500}
         assert len({d.provider_ref for d in report.deliveries}) == 3
+
+
+async def test_running_at_the_tracking_deadline_ends_as_sent(
+        manual_engine: EngineHarness) -> None:
+    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=manual_engine.clock,
+                                  step_seconds=1.0) as emulator:
+        # 8: sent, the delivery notification never comes; 9: never leaves OPEN
+        emulator.outcomes["8"] = ((("OPEN", ""),), (("OPEN", ""), ("RUNNING", "SUC_ACC")))
+        config = make_config(providers={"retarus": {
+            "type": "retarus_sms", "username": USER, "password": PASSWORD,
+            "base_url": emulator.base_url, "status_urls": [emulator.base_url],
+            "poll_interval": 5, "tracking_deadline": 120}})
+        engine = await manual_engine.start(config)
+        accepted = await manual_engine.send(engine, to=["+491701234568", "+491701234569"])
+        await manual_engine.advance(engine, 60)
+        report = await engine.report(accepted.alert_id)
+        assert {d.provider_status for d in report.deliveries} == {"RUNNING SUC_ACC", "OPEN"}
+        assert not report.final
+        await manual_engine.advance(engine, 120)
+        report = await engine.report(accepted.alert_id)
+        states = {d.recipient.number: (d.state, d.reason) for d in report.deliveries}
+        assert states["+491701234568"] == (
+            DeliveryState.SENT, "sent, but no delivery notification was received before the "
+            "tracking deadline")
+        assert states["+491701234569"][0] is DeliveryState.EXPIRED
+        assert report.final

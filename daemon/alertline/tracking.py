@@ -184,10 +184,13 @@ class Tracker:
             if record is None or delivery is None or delivery.state.final:
                 continue
             if delivery.deadline is not None and delivery.deadline <= now:
+                provider = self.engine.providers.get(tracked.provider)
+                settled = provider.state_at_deadline(delivery.provider_status) \
+                    if provider is not None else None
                 last = delivery.provider_status or "no final status"
-                self.engine._set_state(
-                    record, delivery, DeliveryState.EXPIRED, now,
-                    reason=f"no final status before the deadline (last: {last})")
+                state, reason = settled or (
+                    DeliveryState.EXPIRED, f"no final status before the deadline (last: {last})")
+                self.engine._set_state(record, delivery, state, now, reason=reason)
                 touched.add(alert_id)
         return touched
 

@@ -440,6 +440,10 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         job = self._state.jobs.get(job_id)
         if job is None:
             raise _Reject(404, "unknown job")
+        if self.clock.now() < job.start:
+            # seed: "201 | Send job successful | No content"; read (inferred) as a job that is
+            # accepted but has no recipient report yet, e.g. one waiting for its jobPeriod
+            return 201, None
         return 200, [self._recipient_json(job, r) for r in job.recipients]
 
     def _is_open(self, job: Job) -> bool:

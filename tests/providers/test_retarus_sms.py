@@ -455,7 +455,8 @@ def test_validated_alert_options_validate_again_unchanged() -> None:
     ("DONE", "SOMETHING_NEW", DeliveryState.FAILED),
     ("CANCELED", None, DeliveryState.CANCELLED),
     ("CANCELED", "NOT_ACC_REC", DeliveryState.CANCELLED),
-    ("KILL", "SUC_ACC", DeliveryState.CANCELLED),
+    ("KILL", "SUC_ACC", DeliveryState.SENT),  # "SMS was sent, but cancelled and no notification"
+    ("KILL", None, DeliveryState.SENT),
     ("done", "suc_fin", DeliveryState.DELIVERED),
     ("LATER", None, DeliveryState.SUBMITTED),
     (None, None, DeliveryState.SUBMITTED),
@@ -510,9 +511,42 @@ async def test_every_emulated_outcome(make: Any, emu: RetarusSmsEmulator) -> Non
         (DeliveryState.FAILED, "DONE FAILED_FIN"),
         (DeliveryState.FAILED, "DONE NOT_ACC_FIN"),
         (DeliveryState.FAILED, "DONE SEND_ERR"),
-        (DeliveryState.CANCELLED, "KILL SUC_ACC"),
+        (DeliveryState.SENT, "KILL SUC_ACC"),
         (DeliveryState.SUBMITTED, "OPEN"),
     ]
+
+
+async def test_kill_is_sent_with_the_seeds_meaning(make: Any, emu: RetarusSmsEmulator) -> None:
+    provider = make()
+    sub = await provider.submit(batch("+491701234560"))
+    emu.advance(steps=1)
+    emu.set_status(sub.provider_ref or "", "+491701234560", "KILL", "SUC_ACC")
+    (update,) = await provider.poll(sub)
+    assert update.state is DeliveryState.SENT
+    assert update.details["meaning"] == ("sent, but cancelled and no delivery notification has "
+                                         "been received")
+
+
+def test_running_at_the_tracking_deadline_is_sent(make: Any) -> None:
+    provider = make()
+    assert provider.state_at_deadline("RUNNING SUC_ACC") == (
+        DeliveryState.SENT, "sent, but no delivery notification was received before the "
+        "tracking deadline")
+    assert provider.state_at_deadline("OPEN") is None  # never sent: it expires
+    assert provider.state_at_deadline(None) is None
+
+
+async def test_no_recipient_report_yet_is_201_not_an_error(make: Any, emu: RetarusSmsEmulator,
+                                                           clock: ManualClock) -> None:
+    provider = make()
+    later = START + timedelta(hours=2)
+    sub = await provider.submit(batch("+491701234560", not_before=later))
+    answer = await provider.recipient_reports(sub.provider_ref or "")
+    assert answer == [] and emu.requests[-1].status == 201  # "Send job successful", no content
+    assert await provider.poll(sub) == []
+    clock.advance(2 * 3600)
+    (update,) = await provider.poll(sub)
+    assert (update.state, update.provider_status) == (DeliveryState.SUBMITTED, "OPEN")
 
 
 async def test_progress_on_the_emulator_clock(make: Any, clock: ManualClock) -> None:
@@ -522,8 +556,10 @@ async def test_progress_on_the_emulator_clock(make: Any, clock: ManualClock) -> 
         sub = await provider.submit(batch("+491701234560", not_before=START + timedelta(
             minutes=10)))
         clock.advance(60)
+        assert await provider.poll(sub) == []  # waits for its jobPeriod: 201, no report yet
+        clock.advance(540)
         assert [u.provider_status for u in await provider.poll(sub)] == ["OPEN"]
-        clock.advance(540 + 10)
+        clock.advance(10)
         assert [u.state for u in await provider.poll(sub)] == [DeliveryState.DELIVERED]
 
 

@@ -228,7 +228,7 @@ STATUS_ROWS = [
     ("CANCELED", "", DeliveryState.CANCELLED),
     ("CANCELED", "NOT_ACC_REC", DeliveryState.CANCELLED),
     ("RUNNING", "SUC_ACC", DeliveryState.SUBMITTED),
-    ("KILL", "SUC_ACC", DeliveryState.CANCELLED),
+    ("KILL", "SUC_ACC", DeliveryState.SENT),  # "SMS was sent, but cancelled ..."
 ]
 
 
@@ -278,17 +278,24 @@ async def test_jobs_progress_by_last_digit(make: Factory, clock: ManualClock, di
     assert update.state.final is (digit != "9")
 
 
-@pytest.mark.parametrize(("steps", "expected"), [
-    (0, "CANCELED"), (1, "KILL SUC_ACC")])
+@pytest.mark.parametrize(("steps", "expected", "state"), [
+    (0, "CANCELED", DeliveryState.CANCELLED),
+    (1, "KILL SUC_ACC", DeliveryState.SENT)])  # cancelled after it was sent: it was sent
 async def test_cancelled_jobs(make: Factory, emu: RetarusSmsHttpEmulator, steps: int,
-                              expected: str) -> None:
+                              expected: str, state: DeliveryState) -> None:
     emu.step_seconds = None  # only advance() moves jobs
     provider = make(delivery_notification=True)
     submission = await provider.submit(batch())
     emu.advance(submission.provider_ref, steps)
     assert emu.cancel(submission.provider_ref or "")
     [update] = await provider.poll(submission)
-    assert (update.state, update.provider_status) == (DeliveryState.CANCELLED, expected)
+    assert (update.state, update.provider_status) == (state, expected)
+
+
+def test_running_at_the_tracking_deadline_is_sent(make: Factory) -> None:
+    state, reason = make().state_at_deadline("RUNNING SUC_ACC") or (None, "")
+    assert state is DeliveryState.SENT and "no delivery notification" in reason
+    assert make().state_at_deadline("OPEN CON_ERR") is None
 
 
 async def test_final_items_are_not_polled(make: Factory, emu: RetarusSmsHttpEmulator) -> None:

@@ -207,6 +207,13 @@ class Provider(abc.ABC):
         """
         raise NotImplementedError
 
+    def state_at_deadline(self, provider_status: str | None
+                          ) -> tuple[DeliveryState, str] | None:
+        """The final state and reason of a delivery still open at its tracking deadline, when
+        the provider's last status already says what happened (e.g. Retarus ``RUNNING``: sent,
+        no notification); None lets it expire."""
+        return None
+
     async def cancel(self, submission: Submission) -> bool:
         """Ask the provider to stop what it has not done yet; False if it cannot."""
         return False

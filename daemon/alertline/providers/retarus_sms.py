@@ -22,7 +22,7 @@ from ..errors import (
     TransientError,
     ValidationError,
 )
-from ..model import Channel, Priority
+from ..model import Channel, DeliveryState, Priority
 from ..phone import NumberFormat, format_number
 from . import _retarus_sms_wire as wire
 from ._http import (
@@ -33,6 +33,7 @@ from ._http import (
     transport_options,
 )
 from ._retarus_common import check_sender, sender_validator
+from ._retarus_status import state_at_deadline
 from .base import (
     Batch,
     Capabilities,
@@ -407,16 +408,20 @@ class RetarusSmsProvider(Provider):
 
     async def _read_first(self, path: str, params: dict[str, Any] | None,
                           urls: list[str] | None = None) -> httpx.Response | None:
-        """GET ``path`` from the status data centres in order: 404 or 5xx there = ask the next."""
+        """GET ``path`` from the status data centres in order: 404 or 5xx there = ask the next.
+
+        ``GET /sms`` may answer 201 "Send job successful" with no content: the job is known,
+        its recipients have no report yet (:meth:`_recipients` reads it as none).
+        """
         last_error: TransientError | None = None
         for url in urls or self.settings["status_urls"]:
             try:
                 response = await self._read_api.request(
-                    "GET", f"{url.rstrip('/')}/{path}", params=params, expected=(200, 404))
+                    "GET", f"{url.rstrip('/')}/{path}", params=params, expected=(200, 201, 404))
             except TransientError as err:
                 last_error = err
                 continue
-            if response.status_code == 200:
+            if response.status_code in (200, 201):
                 return response
         if last_error is not None:
             raise last_error
@@ -429,10 +434,18 @@ class RetarusSmsProvider(Provider):
             raise ProviderAnswerError(self.name, "answer is not JSON") from None
 
     def _recipients(self, response: httpx.Response) -> list[wire.RecipientReport]:
+        if response.status_code == 201 and not response.content.strip():
+            return []  # "Send job successful", no content: no report yet, not an error
         data = self._json(response)
         if not isinstance(data, list | dict):
             raise ProviderAnswerError(self.name, "recipient report is not a JSON array")
         return wire.parse_recipient_reports(data)
+
+    def state_at_deadline(self, provider_status: str | None
+                          ) -> tuple[DeliveryState, str] | None:
+        """``RUNNING`` at the tracking deadline ends as sent (the seed's "SMS was sent, but no
+        delivery notification was received"), not expired."""
+        return state_at_deadline(provider_status)
 
     async def aclose(self) -> None:
         """Close the HTTP client if the adapter created it."""

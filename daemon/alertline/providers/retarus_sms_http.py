@@ -38,7 +38,7 @@ from ._retarus_sms_http_wire import (
     parse_report,
     reference_validator,
 )
-from ._retarus_status import normalise
+from ._retarus_status import normalise, state_at_deadline
 from .base import (
     Batch,
     BatchItem,
@@ -184,6 +184,12 @@ class RetarusSmsHttpProvider(Provider):
         return ProviderInfo(provider=self.name, version=None, details={
             "interface": "HTTP Simple v1", "probe": "GET /reports",
             "http_status": response.status_code})
+
+    def state_at_deadline(self, provider_status: str | None
+                          ) -> tuple[DeliveryState, str] | None:
+        """``RUNNING`` at the tracking deadline ends as sent (the seed's "SMS was sent, but no
+        delivery notification was received"), not expired."""
+        return state_at_deadline(provider_status)
 
     async def aclose(self) -> None:
         """Close the HTTP client if the adapter created it."""
