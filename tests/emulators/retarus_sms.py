@@ -217,6 +217,14 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         """Answer the next ``count`` matching requests with ``status`` (after the auth check)."""
         self._failures.add(Failure(status, "injected failure", retry_after, method, path), count)
 
+    def seed_jobs(self, count: int, *, dst: str = "+491709999990",
+                  text: str = "an earlier alert") -> list[str]:
+        """``count`` jobs of one recipient each, as if accepted now (a busy account's history)."""
+        options = self._stored_options({})
+        return [self._store_job(options, [{"text": text, "recipients": [
+            {"dst": dst, "customerRef": f"seed-{index}"}]}], self.clock.now()).job_id
+            for index in range(count)]
+
     def advance(self, job_id: str | None = None, steps: int = 1) -> None:
         """Move one job (or every job) ``steps`` stages on, without waiting."""
         for job in [self._state.jobs[job_id]] if job_id else self._state.jobs.values():

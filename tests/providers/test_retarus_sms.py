@@ -394,16 +394,18 @@ async def test_post_timeout_resent_only_with_duplicate_detection(
     assert [r.status for r in emu.requests if r.method == "POST"] == [201, 409, 201]
 
 
-async def test_duplicate_whose_job_cannot_be_found(make: Any, emu: RetarusSmsEmulator) -> None:
+async def test_duplicate_whose_job_cannot_be_found_is_sent(make: Any,
+                                                          emu: RetarusSmsEmulator) -> None:
     provider = make(duplicate_lookup_limit=0)
     first = await provider.submit(batch("+491701234560"))
     again = await provider.submit(batch("+491701234560"))
     assert first.provider_ref and again.provider_ref is None
-    assert again.items[0].state is DeliveryState.SUBMITTED
+    # not left open for the 49-hour tracking deadline: it went out, and the report says how
+    assert again.items[0].state is DeliveryState.SENT
     assert again.items[0].provider_status == "DUPLICATE"
-    assert "job id is unknown" in (again.items[0].reason or "")
+    assert "409" in (again.items[0].reason or "") and "not found" in (again.items[0].reason or "")
     assert again.data["duplicate"] is True
-    assert await provider.poll(again) == []
+    assert len(emu.jobs) == 1  # no second SMS
     searching = make()
     found = await searching.submit(batch("+491701234560"))
     assert found.provider_ref == first.provider_ref
@@ -771,3 +773,20 @@ async def test_find_submitted_refuses_to_guess_when_too_many_jobs(
     with pytest.raises(ProviderAnswerError, match="too many"):
         await provider.find_submitted([SubmittedItem("d0-x", "+491701234560")],
                                       START - timedelta(minutes=1))
+
+
+async def test_find_submitted_reads_every_page_of_the_job_list(
+        make: Any, emu: RetarusSmsEmulator, clock: ManualClock) -> None:
+    provider = make()
+    emu.seed_jobs(1500)  # a busy account: 1,500 jobs since the crash, before ours
+    clock.advance(1)
+    sent = await provider.submit(batch("+491701234560"))
+    clock.advance(30)
+    found = await provider.find_submitted(
+        [SubmittedItem(i.delivery_id, i.number) for i in sent.items],
+        START - timedelta(minutes=1))
+    assert [job.provider_ref for job in found] == [sent.provider_ref]
+    offsets = [r.query["offset"] for r in emu.requests if r.path.endswith("/jobs")
+               and r.method == "GET"]
+    assert offsets == ["0", "1000"]  # pages of 1,000, the documented maximum
+    assert emu.count("GET", "/sms") == 1501  # stops once every delivery is found

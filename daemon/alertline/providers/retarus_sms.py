@@ -50,6 +50,10 @@ _LOGGER = logging.getLogger(__name__)
 SEND_URL = "https://sms4a.eu.retarus.com/rest/v1"
 STATUS_URLS = ("https://sms4a.de2.retarus.com/rest/v1", "https://sms4a.de1.retarus.com/rest/v1")
 DUPLICATE_WINDOW = timedelta(minutes=10)
+DUPLICATE_NOT_FOUND = (
+    "sent: Retarus refused the resend as a duplicate of a job it accepted in the last 10 "
+    "minutes (409, duplicate detection); that job was not found in its job list, so no "
+    "delivery status will follow")
 
 _ALERT_OPTIONS: dict[Any, Any] = {
     **wire.job_settings_schema(defaults=False),
@@ -86,12 +90,14 @@ class RetarusSmsProvider(Provider):
                      description="recipients per job, at most 3000"):
             vol.All(vol.Coerce(int), vol.Range(min=1, max=wire.MAX_RECIPIENTS_PER_JOB)),
         **transport_options(poll_interval=30.0, deadline=49 * 3600.0),
-        vol.Optional("recovery_lookup_limit", default=1000,
-                     description="after a crash mid-send, recent jobs read to learn which "
-                     "interrupted deliveries Retarus has (0 = off: they are marked failed)"):
+        vol.Optional("recovery_lookup_limit", default=100_000,
+                     description="after a crash mid-send, most recent jobs read (every page of "
+                     "the listing) to learn which interrupted deliveries Retarus has (0 = off: "
+                     "they are resent under duplicate detection, else marked failed)"):
             vol.All(vol.Coerce(int), vol.Range(min=0, max=100_000)),
         vol.Optional("duplicate_lookup_limit", default=50,
-                     description="recent jobs searched for the job id after a 409 (0 = off)"):
+                     description="recent jobs read for the job id after a 409 (0 = off: the "
+                     "duplicate is settled as sent at once)"):
             vol.All(vol.Coerce(int), vol.Range(min=0, max=wire.LIST_LIMIT_MAX)),
     }
     alert_options_schema: ClassVar[dict[Any, Any]] = _ALERT_OPTIONS
@@ -247,11 +253,11 @@ class RetarusSmsProvider(Provider):
                           for i in batch.items)
             return Submission(provider_ref=job_id, items=items, submitted_at=now,
                               data=self._submission_data(job_id, refs))
-        _LOGGER.warning("%s: duplicate job (409) whose job id could not be found", self.name)
-        reason = ("Retarus already accepted an identical job in the last 10 minutes (duplicate "
-                  "detection); its job id is unknown, so its status cannot be tracked")
+        _LOGGER.warning("%s: duplicate job (409) whose job id could not be found; settled as "
+                        "sent", self.name)
         items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
-                                    provider_status="DUPLICATE", reason=reason)
+                                    state=DeliveryState.SENT, provider_status="DUPLICATE",
+                                    reason=DUPLICATE_NOT_FOUND)
                       for i in batch.items)
         return Submission(provider_ref=None, items=items, submitted_at=now,
                           data={**self._submission_data(None, refs), "duplicate": True})
@@ -269,9 +275,8 @@ class RetarusSmsProvider(Provider):
         for since in (sent - timedelta(minutes=1), sent - DUPLICATE_WINDOW):
             for url in self.settings["status_urls"]:
                 try:
-                    for offset in range(0, 10 * wire.LIST_LIMIT_MAX, wire.LIST_LIMIT_MAX):
-                        if budget <= 0:
-                            return None
+                    offset = 0
+                    while budget > 0:  # every page of the window, until the budget is spent
                         entries = await self._list_entries(
                             since, until, None, limit=wire.LIST_LIMIT_MAX, offset=offset,
                             urls=[url])
@@ -286,6 +291,7 @@ class RetarusSmsProvider(Provider):
                                 return job_id
                         if len(entries) < wire.LIST_LIMIT_MAX:
                             break
+                        offset += wire.LIST_LIMIT_MAX
                 except ProviderError as err:
                     _LOGGER.info("%s: job lookup at %s failed: %s", self.name, url,
                                  self.context.redactor.text(str(err)))
@@ -295,36 +301,51 @@ class RetarusSmsProvider(Provider):
                              since: datetime) -> list[Submission]:
         """After a crash mid-submission: the jobs (since ``since``) holding any of ``items``.
 
-        Each delivery id was sent as its recipient's customerRef, so the recent jobs' recipient
-        reports show which deliveries Retarus has. Without recipient refs it cannot tell.
+        Each delivery id was sent as its recipient's customerRef (shortened to 64 characters),
+        so the recipient reports of the jobs listed since then show which deliveries Retarus
+        has. Every page of the listing is read (1,000 jobs a page), in every status data
+        centre, until all are found; at most ``recovery_lookup_limit`` jobs. Without recipient
+        refs it cannot tell.
         """
-        if not self.settings["recipient_refs"]:
+        budget = self.settings["recovery_lookup_limit"]
+        if not self.settings["recipient_refs"] or budget <= 0:
             raise NotImplementedError
         wanted = {wire.short_ref(item.delivery_id): item for item in items}
         found: dict[str, list[SubmittedItem]] = {}
-        budget = self.settings["recovery_lookup_limit"]
-        if budget <= 0:
-            raise NotImplementedError
         until = self.context.clock.now() + timedelta(minutes=1)
-        entries = await self._list_entries(since, until, None, limit=wire.LIST_LIMIT_MAX,
-                                           offset=0, urls=self.settings["status_urls"])
-        if len(entries) > budget:
-            raise ProviderAnswerError(self.name, f"{len(entries)} jobs since {since:%H:%M}: "
-                                      "too many to look through for interrupted deliveries")
-        for job_id in entries:
-            response = await self._read_first("sms", {"jobId": job_id},
-                                              self.settings["status_urls"])
-            for report in [] if response is None else self._recipients(response):
-                item = wanted.pop(report.customer_ref or "", None)
-                if item is not None:
-                    found.setdefault(job_id, []).append(
-                        SubmittedItem(delivery_id=item.delivery_id, number=item.number,
-                                      provider_status="RECOVERED"))
-            if not wanted:
-                break
+        since = max(since, until - timedelta(days=wire.LIST_RANGE_DAYS))
+        read = 0
+        for url in self.settings["status_urls"]:
+            async for job_id in self._job_ids(since, until, url):
+                if not wanted:
+                    break
+                read += 1
+                if read > budget:
+                    raise ProviderAnswerError(self.name, f"more than {budget} jobs since "
+                                              f"{since:%H:%M}: too many to look through for "
+                                              "interrupted deliveries")
+                response = await self._read_first("sms", {"jobId": job_id}, [url])
+                for report in [] if response is None else self._recipients(response):
+                    item = wanted.pop(report.customer_ref or "", None)
+                    if item is not None:
+                        found.setdefault(job_id, []).append(
+                            SubmittedItem(delivery_id=item.delivery_id, number=item.number,
+                                          provider_status="RECOVERED"))
         return [Submission(provider_ref=job_id, items=tuple(job_items), submitted_at=since,
                            data=self._submission_data(job_id, {}))
                 for job_id, job_items in found.items()]
+
+    async def _job_ids(self, since: datetime, until: datetime, url: str) -> AsyncIterator[str]:
+        """Every job id one data centre lists in [since, until], page by page (1,000 a page)."""
+        offset = 0
+        while True:
+            entries = await self._list_entries(since, until, None, limit=wire.LIST_LIMIT_MAX,
+                                               offset=offset, urls=[url])
+            for job_id in entries:
+                yield job_id
+            if len(entries) < wire.LIST_LIMIT_MAX:
+                return
+            offset += wire.LIST_LIMIT_MAX
 
     # ---- status --------------------------------------------------------------------------
 
