@@ -121,3 +121,22 @@ async def test_in_doubt_job_behind_1000_others_is_found_and_not_sent_twice(
         offsets = {r.query.get("offset") for r in emulator.requests if r.method == "GET"
                    and r.path.endswith("/jobs")}
         assert offsets == {"0", "1000"}
+
+
+async def test_unicode_alert_goes_as_utf16_and_the_report_shows_its_parts(
+        manual_engine: EngineHarness) -> None:
+    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=manual_engine.clock,
+                                  step_seconds=1.0) as emulator:  # account default: REFUSE
+        config = make_config(providers={"retarus": {
+            "type": "retarus_sms", "username": USER, "password": PASSWORD,
+            "base_url": emulator.base_url, "status_urls": [emulator.base_url],
+            "poll_interval": 5}})
+        engine = await manual_engine.start(config)
+        accepted = await manual_engine.send(engine, to=["+491701234560"],
+                                            message="Протечка воды в подвале! " * 4)
+        await manual_engine.advance(engine, 30)
+        report = await engine.report(accepted.alert_id)
+        assert report.state is AlertState.DELIVERED
+        details = report.deliveries[0].details
+        assert (details["encoding"], details["parts"]) == ("UCS-2", 2)
+        assert report.to_json()["deliveries"][0]["details"]["parts"] == 2

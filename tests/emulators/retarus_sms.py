@@ -3,11 +3,13 @@
 Serves ``POST /jobs``, ``GET /jobs``, ``GET /jobs/{jobId}``, ``GET /sms?jobId=`` and
 ``GET /version`` under ``/rest/v1`` on 127.0.0.1, with HTTP Basic auth on every call (401, no
 content). Validation as documented: 400 for a bad qos, encoding, invalidCharacters, src, jobPeriod
-or blackout period; 422 for no messages, more than 3,000 recipients, or non-GSM characters under
-REFUSE with STANDARD encoding; 409 for a duplicate within 10 minutes when ``duplicateDetection`` is
-on; 429 (no content) once ``rate_limit`` = (N jobs, per window seconds; the documented window is
-10 s) is used up, with a ``Retry-After`` header only when ``rate_limit_retry_after`` is on (the seed
-promises none). Error bodies are empty ("No content") unless ``error_bodies=True``.
+or blackout period, or a customerRef over 64 characters; 422 for no messages, more than 3,000
+recipients, or characters the job's encoding cannot carry under REFUSE (the account default
+here, ``default_invalid_characters``); 409 for a duplicate within 10 minutes when
+``duplicateDetection`` is on; 429 (no content) once ``rate_limit`` = (N jobs, per window
+seconds; the documented window is 10 s) is used up, with a ``Retry-After`` header only when
+``rate_limit_retry_after`` is on (the seed promises none). Error bodies are empty ("No
+content") unless ``error_bodies=True``.
 
 Each recipient walks through (processStatus, status) stages chosen by the last digit of ``dst``
 (``OUTCOMES``; statusRequested picks SUC_FIN and RUNNING, else SUC_ACC): one stage per
@@ -46,6 +48,7 @@ SENDER_RE = re.compile(r"\+?[0-9]{1,20}|[a-zA-Z0-9 !\"#$%&'()*+,\-./:;<=>?@\[\\\
 JOB_ID_RE = re.compile(r"J\..{18,38}")
 GSM_7BIT = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNO"
                "PQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€\f")
+GSM_EXTENSION = set("^{}\\[~]|€\f")
 REASONS = {"SUC_FIN": "message_state:DELIVERED [00000002] (Final) (Message is delivered to "
                       "destination.)",
            "SUC_ACC": "Accepted.", "INVALID_DST": "Invalid destination address.",
@@ -88,6 +91,8 @@ class Recipient:
     customer_ref: str
     stages: tuple[Stage, ...]
     override: Stage | None = None
+    text: str = ""
+    parts: int = 1
 
 
 @dataclass(slots=True)
@@ -166,7 +171,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
                  port: int = 0, clock: Clock | None = None, step_seconds: float | None = 1.0,
                  rate_limit: RateLimitSetting = None, rate_limit_retry_after: bool = False,
                  error_bodies: bool = False, list_format: str = "objects",
-                 default_invalid_characters: str = "TRANSLITERATE", max_ref_length: int | None = 64,
+                 default_invalid_characters: str = "REFUSE", max_ref_length: int | None = 64,
                  record: bool = True) -> None:
         super().__init__(host=host, port=port, record=record, max_body=16 * 1024 * 1024)
         self.user, self.password = user, password
@@ -354,7 +359,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             "statusRequested": bool(options.get("statusRequested", False)),
             "flash": bool(options.get("flash", False)),
             "validityMin": 2880 if validity == 0 else max(5, min(2880, validity)),  # clamped
-            "maxParts": max(1, min(20, parts)),
+            "maxParts": max(1, min(20, parts)) if options.get("maxParts") else None,
             "customerRef": options.get("customerRef"),
             "qos": str(options.get("qos") or "NORMAL").upper(),
             "invalidCharacters": str(options.get("invalidCharacters")
@@ -382,10 +387,10 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
                 raise _Reject(422, "recipient without dst")
             _check_periods(recipient.get("blackoutPeriods"))
             self._check_ref(recipient.get("customerRef"))
-        if options["encoding"] == "STANDARD" and options["invalidCharacters"] == "REFUSE":
-            bad = sorted(set(str(message["text"])) - GSM_7BIT)
+        if options["invalidCharacters"] == "REFUSE":
+            bad = _uncarried(str(message["text"]), options["encoding"])
             if bad:
-                raise _Reject(422, f"invalid characters: {''.join(bad)!r}")
+                raise _Reject(422, f"invalid characters: {bad!r}")
 
     def _store_job(self, options: dict[str, Any], messages: list[Any], now: datetime) -> Job:
         job_id = self._new_id("J", now)
@@ -394,7 +399,9 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         recipients = [
             Recipient(sms_id=self._new_id("S", now), dst=r["dst"],
                       customer_ref=r.get("customerRef") or r["dst"],
-                      stages=self.outcomes.get(str(r["dst"])[-1:], OUTCOMES["0"])[index])
+                      stages=self.outcomes.get(str(r["dst"])[-1:], OUTCOMES["0"])[index],
+                      text=m["text"], parts=sms_parts(m["text"], options["encoding"],
+                                                      options["maxParts"]))
             for m in messages for r in m["recipients"]]
         job = Job(job_id, options, now, start, recipients)
         self._state.jobs[job_id] = job
@@ -501,6 +508,25 @@ def _query_bool(query: Any, name: str, blank: bool | None) -> bool | None:
     if text.lower() not in ("true", "false"):
         raise _Reject(400, f"{name} must be true or false, not {text!r}")
     return text.lower() == "true"
+
+
+def _uncarried(text: str, encoding: str) -> str:
+    """The characters ``encoding`` cannot carry: outside GSM 03.38 for STANDARD; for UTF-16
+    only lone surrogates (JSON can smuggle them in as ``\\ud83d``)."""
+    if encoding == "STANDARD":
+        return "".join(sorted(set(text) - GSM_7BIT))
+    return "".join(sorted({c for c in text if 0xD800 <= ord(c) <= 0xDFFF}))
+
+
+def sms_parts(text: str, encoding: str, max_parts: int | None) -> int:
+    """The parts Retarus sends (and bills) for ``text``: 160/153 septets (extension characters
+    two) or 70/67 UTF-16 code units, clamped to ``maxParts`` ("longer text is truncated")."""
+    if encoding == "STANDARD":
+        units, single, per_part = sum(1 + (c in GSM_EXTENSION) for c in text), 160, 153
+    else:
+        units, single, per_part = len(text.encode("utf-16-le", "surrogatepass")) // 2, 70, 67
+    parts = 1 if units <= single else math.ceil(units / per_part)
+    return parts if max_parts is None else min(parts, max_parts)
 
 
 def _ts(value: Any) -> datetime | None:

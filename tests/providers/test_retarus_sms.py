@@ -790,3 +790,58 @@ async def test_find_submitted_reads_every_page_of_the_job_list(
                and r.method == "GET"]
     assert offsets == ["0", "1000"]  # pages of 1,000, the documented maximum
     assert emu.count("GET", "/sms") == 1501  # stops once every delivery is found
+
+
+# ---- Unicode: UTF-16 where GSM 03.38 cannot carry the text; parts reported ------------------
+
+@pytest.mark.parametrize(("text", "encoding", "parts"), [
+    ("Протечка воды в подвале", "UTF-16", 1),  # Cyrillic
+    ("Διαρροή νερού στο υπόγειο", "UTF-16", 1),  # Greek
+    ("地下室漏水", "UTF-16", 1),  # CJK
+    ("Leak 💧" * 12, "UTF-16", 2),  # emoji: two UTF-16 code units each (84 units)
+    ("Wasserschaden: Tür öffnen, Ärger", None, 1),  # umlauts are GSM-7: standard
+])
+async def test_text_gsm_cannot_carry_goes_as_utf16(make: Any, emu: RetarusSmsEmulator,
+                                                    text: str, encoding: str | None,
+                                                    parts: int) -> None:
+    # the emulated account refuses characters the encoding cannot carry (REFUSE, 422)
+    assert emu.default_invalid_characters == "REFUSE"
+    sub = await make().submit(batch("+491701234560", "+491701234561", text=text))
+    assert last_body(emu)["options"].get("encoding") == encoding
+    job = emu.jobs[sub.provider_ref or ""]
+    assert job.recipients[0].text == text and job.recipients[0].parts == parts
+    assert [item.details["parts"] for item in sub.items] == [parts, parts]
+
+
+async def test_a_chosen_encoding_is_kept(make: Any, emu: RetarusSmsEmulator) -> None:
+    with pytest.raises(RejectedError) as caught:  # STANDARD chosen: the account refuses
+        await make(encoding="STANDARD").submit(batch("+491701234560", text="Протечка"))
+    assert caught.value.status == 422
+    sub = await make(encoding="STANDARD", invalid_characters="TRANSLITERATE").submit(
+        batch("+491701234560", text="Протечка"))
+    assert last_body(emu)["options"]["encoding"] == "STANDARD"
+    assert sub.items[0].details == {"encoding": "GSM-7", "units": 8, "parts": 1}
+
+
+LONG_RUSSIAN = "Протечка воды в подвале, перекройте кран. " * 6  # 252 UTF-16 units: 4 parts
+
+
+@pytest.mark.parametrize(("over", "sent_parts", "details"), [
+    ("send", 2, {"encoding": "UCS-2", "units": 252, "parts": 4, "max_parts": 2}),
+    ("cut", 2, {"encoding": "UCS-2", "units": 134, "parts": 2, "cut_from_parts": 4})])
+async def test_max_parts_is_honoured(make: Any, emu: RetarusSmsEmulator, over: str,
+                                     sent_parts: int, details: dict[str, Any]) -> None:
+    sub = await make(max_parts=2, over_max_parts=over).submit(
+        batch("+491701234560", text=LONG_RUSSIAN))
+    recipient = emu.jobs[sub.provider_ref or ""].recipients[0]
+    assert recipient.parts == sent_parts and last_body(emu)["options"]["maxParts"] == 2
+    assert sub.items[0].details == details
+    if over == "cut":
+        assert recipient.text.endswith("…") and LONG_RUSSIAN.startswith(recipient.text[:-1])
+
+
+async def test_max_parts_reject_names_the_message(make: Any, emu: RetarusSmsEmulator) -> None:
+    with pytest.raises(ValidationError, match="4 SMS parts") as caught:
+        await make().submit(batch("+491701234560", text=LONG_RUSSIAN,
+                                  options={"maxParts": 3, "over_max_parts": "reject"}))
+    assert caught.value.field == "message" and not emu.jobs

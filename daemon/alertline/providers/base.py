@@ -102,6 +102,7 @@ class SubmittedItem:
     state: DeliveryState = DeliveryState.SUBMITTED
     provider_status: str | None = None
     reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # merged into the delivery's details
 
 
 @dataclass(frozen=True, slots=True)

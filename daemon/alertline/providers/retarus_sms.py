@@ -44,6 +44,7 @@ from .base import (
     Submission,
     SubmittedItem,
 )
+from .sms_parts import OVER_MAX_PARTS, SmsEncoding, fit_text, is_gsm7
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,8 +56,11 @@ DUPLICATE_NOT_FOUND = (
     "minutes (409, duplicate detection); that job was not found in its job list, so no "
     "delivery status will follow")
 
+_OVER_MAX_PARTS = ("over_max_parts", "a text needing more than max_parts parts: send "
+                   "(Retarus cuts it), cut (here, ending in '...'/'…') or reject")
 _ALERT_OPTIONS: dict[Any, Any] = {
     **wire.job_settings_schema(defaults=False),
+    vol.Optional(_OVER_MAX_PARTS[0], description=_OVER_MAX_PARTS[1]): vol.In(OVER_MAX_PARTS),
     vol.Optional("job_period", description="ISO 8601 start time (default: not_before)"):
         wire.check_timestamp,
     vol.Optional("recipients", description="per number or contact: customer_ref, "
@@ -84,6 +88,8 @@ class RetarusSmsProvider(Provider):
             vol.All([vol.Url()], vol.Length(min=1)),
         vol.Optional("sender", description="default sender id (src)"): sender_validator,
         **wire.job_settings_schema(defaults=True),
+        vol.Optional(_OVER_MAX_PARTS[0], default="send", description=_OVER_MAX_PARTS[1]):
+            vol.In(OVER_MAX_PARTS),
         vol.Optional("recipient_refs", default=True,
                      description="send each delivery id as the recipient customerRef"): bool,
         vol.Optional("max_recipients", default=wire.MAX_RECIPIENTS_PER_JOB,
@@ -137,7 +143,7 @@ class RetarusSmsProvider(Provider):
     async def submit(self, batch: Batch) -> Submission:
         """``POST /jobs``: one job, one message per distinct text, every recipient of the batch."""
         now = self.context.clock.now()
-        body, refs = self.job_request(batch, now)
+        body, refs, sizes = self._job(batch, now)
         duplicate_detection = bool(body["options"].get("duplicateDetection"))
         try:
             response = await self._send_api.request(
@@ -145,19 +151,25 @@ class RetarusSmsProvider(Provider):
         except DuplicateError:
             if not duplicate_detection:
                 raise
-            return await self._duplicate(batch, body, refs, now)
+            return await self._duplicate(batch, body, refs, sizes, now)
         job_id = first_present(json_object(self.name, response), "jobId", "id")
         if not job_id:
             raise ProviderAnswerError(self.name, "job accepted, but the answer has no jobId")
         _LOGGER.debug("%s: job %s accepted for %d recipients", self.name, job_id,
                       len(batch.items))
-        items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number)
-                      for i in batch.items)
+        items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
+                                    details=sizes[i.delivery_id]) for i in batch.items)
         return Submission(provider_ref=str(job_id), items=items, submitted_at=now,
                           data=self._submission_data(str(job_id), refs))
 
     def job_request(self, batch: Batch, now: datetime) -> tuple[dict[str, Any], dict[str, str]]:
         """The JobRequest body for ``batch``, and the custom recipient refs -> delivery ids."""
+        body, refs, _ = self._job(batch, now)
+        return body, refs
+
+    def _job(self, batch: Batch, now: datetime
+             ) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
+        """The JobRequest body, the custom refs, and each delivery's SMS size (its parts)."""
         if not batch.items:
             raise ValidationError("to", "no recipients")
         if len(batch.items) > wire.MAX_RECIPIENTS_PER_JOB:
@@ -171,12 +183,11 @@ class RetarusSmsProvider(Provider):
             field = f"options.{path}" if path else "blackout_periods"
             raise ValidationError(field, err.msg) from None
         options = self._job_options(batch, alert, extra, now)
+        texts = self._texts(batch, alert, options)
         messages: dict[str, list[dict[str, Any]]] = {}
         refs: dict[str, str] = {}
         overrides: dict[str, dict[str, Any]] = alert.get("recipients", {})
         for item in batch.items:
-            if not item.text.strip():
-                raise ValidationError("message", "empty SMS text")
             recipient: dict[str, Any] = {"dst": format_number(item.number, NumberFormat.E164)}
             override = overrides.get(item.number) or overrides.get(item.contact or "") or {}
             if "customer_ref" in override:
@@ -186,11 +197,30 @@ class RetarusSmsProvider(Provider):
                 recipient["customerRef"] = wire.short_ref(item.delivery_id)
             if "blackout_periods" in override:
                 recipient["blackoutPeriods"] = override["blackout_periods"]
-            messages.setdefault(item.text, []).append(recipient)
+            messages.setdefault(texts[item.delivery_id][0], []).append(recipient)
         body = {"options": options,
                 "messages": [{"text": text, "recipients": recipients}
                              for text, recipients in messages.items()]}
-        return body, refs
+        return body, refs, {key: size for key, (_, size) in texts.items()}
+
+    def _texts(self, batch: Batch, alert: dict[str, Any], options: dict[str, Any]
+               ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Per delivery: the text to send (cut to ``maxParts`` if so configured) and its size.
+
+        Text GSM 03.38 cannot carry makes the job UTF-16 unless an encoding was chosen: the
+        service would otherwise refuse it (422 under ``invalidCharacters: REFUSE``) or mangle it.
+        """
+        if not all(item.text.strip() for item in batch.items):
+            raise ValidationError("message", "empty SMS text")
+        if "encoding" not in options and not all(is_gsm7(item.text) for item in batch.items):
+            options["encoding"] = "UTF-16"
+        utf16 = options.get("encoding") == "UTF-16" or (
+            options.get("invalidCharacters") == "TO_UTF16"
+            and not all(is_gsm7(item.text) for item in batch.items))
+        encoding = SmsEncoding.UCS2 if utf16 else SmsEncoding.GSM7
+        over = alert.get("over_max_parts", self.settings["over_max_parts"])
+        return {item.delivery_id: fit_text(item.text, encoding, options.get("maxParts"), over)
+                for item in batch.items}
 
     def _job_options(self, batch: Batch, alert: dict[str, Any], extra_periods: list[str],
                      now: datetime) -> dict[str, Any]:
@@ -240,7 +270,7 @@ class RetarusSmsProvider(Provider):
         return data
 
     async def _duplicate(self, batch: Batch, body: dict[str, Any], refs: dict[str, str],
-                         now: datetime) -> Submission:
+                         sizes: dict[str, dict[str, Any]], now: datetime) -> Submission:
         """409 on a resend: Retarus already has this job; find its id, or report the duplicate."""
         wanted = {r.get("customerRef") or r["dst"]
                   for m in body["messages"] for r in m["recipients"]}
@@ -249,15 +279,15 @@ class RetarusSmsProvider(Provider):
             _LOGGER.info("%s: duplicate of job %s, already accepted", self.name, job_id)
             items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
                                         provider_status="DUPLICATE",
-                                        reason=f"already accepted as job {job_id}")
-                          for i in batch.items)
+                                        reason=f"already accepted as job {job_id}",
+                                        details=sizes[i.delivery_id]) for i in batch.items)
             return Submission(provider_ref=job_id, items=items, submitted_at=now,
                               data=self._submission_data(job_id, refs))
         _LOGGER.warning("%s: duplicate job (409) whose job id could not be found; settled as "
                         "sent", self.name)
         items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
                                     state=DeliveryState.SENT, provider_status="DUPLICATE",
-                                    reason=DUPLICATE_NOT_FOUND)
+                                    reason=DUPLICATE_NOT_FOUND, details=sizes[i.delivery_id])
                       for i in batch.items)
         return Submission(provider_ref=None, items=items, submitted_at=now,
                           data={**self._submission_data(None, refs), "duplicate": True})
