@@ -30,7 +30,14 @@ from aiohttp import web
 from alertline.clock import Clock, SystemClock
 
 from ._base import EmulatorServer, Failure, standalone_parser
-from .retarus_sms import SENDER_RE, RateLimitSetting, parse_rate_limit, rate_limit_of
+from .retarus_sms import (
+    GSM_7BIT,
+    SENDER_RE,
+    RateLimitSetting,
+    parse_rate_limit,
+    rate_limit_of,
+    sms_parts,
+)
 
 PREFIX = "/httpsimple/v1"
 
@@ -104,6 +111,8 @@ class Job:
     stages: tuple[Stage, ...]
     steps: int = 0
     override: Stage | None = None
+    encoding: str = "STANDARD"
+    parts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +141,8 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
                  step_seconds: float | None = 1.0, rate_limit: RateLimitSetting = None,
                  rate_limit_retry_after: bool = False, answer_format: str = "text",
                  error_bodies: bool = False,
-                 unknown_job_status: int = 404, unknown_job_body: str = "unknown job") -> None:
+                 unknown_job_status: int = 404, unknown_job_body: str = "unknown job",
+                 refuse_non_gsm: bool = False) -> None:
         super().__init__(host=host, port=port)
         self.user = user
         self.password = password
@@ -145,6 +155,9 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
         self.error_bodies = error_bodies
         self.unknown_job_status = unknown_job_status
         self.unknown_job_body = unknown_job_body
+        # the seed has no encoding parameter and no 422: Unicode text is sent as UTF-16 (as a
+        # phone would); an account that refuses it answers 400 (inferred, off by default)
+        self.refuse_non_gsm = refuse_non_gsm
         self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
 
@@ -211,9 +224,14 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
             return self._error(400, invalid)
         dn = DN_VALUES[params.get("dn", "false").strip().lower()]
         digit = params["dst"].strip()[-1]
+        text = params["msg"]
+        encoding = "STANDARD" if set(text) <= GSM_7BIT else "UTF-16"
+        if encoding != "STANDARD" and self.refuse_non_gsm:
+            return self._error(400, "msg has characters outside GSM 03.38")
         job_id = self._new_job_id()
         self.jobs[job_id] = Job(job_id, params, self.clock.now().timestamp(),
-                                OUTCOMES[digit][1 if dn else 0])
+                                OUTCOMES[digit][1 if dn else 0], encoding=encoding,
+                                parts=sms_parts(text, encoding, None))
         if self.answer_format == "json":
             return web.json_response({"jobId": job_id}, status=201)
         return web.Response(status=201, text=job_id + "\n", content_type="text/plain")

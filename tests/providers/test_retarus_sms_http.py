@@ -540,3 +540,36 @@ async def test_credentials_never_logged_or_raised(make: Factory, emu: RetarusSms
     for text in texts:
         assert PASSWORD not in text
         assert USER not in text
+
+
+# --- Unicode and parts (the interface has no encoding parameter) -------------------------------
+
+@pytest.mark.parametrize(("text", "encoding", "parts"), [
+    ("Протечка воды в подвале", "UCS-2", 1), ("Leak 💧" * 12, "UCS-2", 2),
+    ("Wasserschaden: Tür öffnen", "GSM-7", 1), ("x" * 161, "GSM-7", 2)])
+async def test_parts_are_counted_and_reported(make: Factory, emu: RetarusSmsHttpEmulator,
+                                              text: str, encoding: str, parts: int) -> None:
+    submission = await make().submit(batch(text=text))
+    assert emu.requests[-1].params["msg"] == text  # sent as it is
+    assert submission.items[0].details["encoding"] == encoding
+    assert submission.items[0].details["parts"] == parts
+    assert emu.jobs[submission.provider_ref or ""].parts == parts
+
+
+async def test_max_parts_cut_or_reject(make: Factory, emu: RetarusSmsHttpEmulator) -> None:
+    text = "Протечка воды в подвале, перекройте кран. " * 6  # 4 parts in UCS-2
+    cut = await make(max_parts=2, over_max_parts="cut").submit(batch(text=text))
+    sent = emu.requests[-1].params["msg"]
+    assert sent.endswith("…") and emu.jobs[cut.provider_ref or ""].parts == 2
+    assert cut.items[0].details["cut_from_parts"] == 4
+    with pytest.raises(ValidationError) as caught:
+        await make(max_parts=2, over_max_parts="reject").submit(batch(text=text))
+    assert caught.value.field == "message" and len(emu.jobs) == 1
+
+
+async def test_an_account_refusing_unicode_is_a_rejection(make: Factory,
+                                                          emu: RetarusSmsHttpEmulator) -> None:
+    emu.refuse_non_gsm = True
+    with pytest.raises(RejectedError):
+        await make().submit(batch(text="Протечка"))
+    assert not emu.jobs
