@@ -120,9 +120,13 @@ async def test_reference_alert_id_can_be_switched_off(make: Factory,
     assert "ref" not in await sent_params(make, emu, reference_alert_id=False)
 
 
-async def test_alert_id_too_long_for_ref_is_left_out(make: Factory,
-                                                     emu: RetarusSmsHttpEmulator) -> None:
-    assert "ref" not in await sent_params(make, emu, batch(alert_id="ä" * 71))
+async def test_alert_id_too_long_for_ref_is_shortened_with_a_hash(
+        make: Factory, emu: RetarusSmsHttpEmulator) -> None:
+    first = (await sent_params(make, emu, batch(alert_id="ä" * 71)))["ref"]
+    other = (await sent_params(make, emu, batch(alert_id="ä" * 72)))["ref"]
+    again = (await sent_params(make, emu, batch(alert_id="ä" * 71)))["ref"]
+    assert len(first) == 70 and first.startswith("ä" * 53 + "~")
+    assert first == again and first != other  # deterministic and unique
 
 
 @pytest.mark.parametrize(("priority", "options", "qos"), [

@@ -17,7 +17,7 @@ from typing import Any
 import voluptuous as vol
 
 from ._http import first_present
-from ._retarus_common import one_of
+from ._retarus_common import REF_HASH_LENGTH, one_of, short_ref
 from ._retarus_status import normalise
 from .base import StatusUpdate, SubmittedItem
 
@@ -41,7 +41,6 @@ VALIDITY_MIN, VALIDITY_MAX = 5, 2880
 MAX_PARTS_MIN, MAX_PARTS_MAX = 1, 20
 MAX_BILLCODE_LENGTH = 70     # billcode: max. 70 characters
 MAX_REF_LENGTH = 64          # customerRef: "recommended max. 64" (the Go SDK says 70): the lower
-REF_HASH_LENGTH = 16         # hex digits of SHA-256 that keep a shortened reference unique
 LIST_LIMIT_MAX = 1000
 LIST_RANGE_DAYS = 30
 JOB_ID_PATTERN = re.compile(r"J\..{18,38}")
@@ -68,15 +67,6 @@ def iso_ms(when: datetime) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.isoformat(timespec="milliseconds")
-
-
-def short_ref(value: str, limit: int = MAX_REF_LENGTH) -> str:
-    """``value`` as a customerRef of at most ``limit`` characters: unchanged if it fits, else its
-    start, ``~`` and a short SHA-256 of the whole, so that it stays deterministic and unique."""
-    if len(value) <= limit:
-        return value
-    digest = hashlib.sha256(value.encode()).hexdigest()[:REF_HASH_LENGTH]
-    return f"{value[:limit - REF_HASH_LENGTH - 1]}~{digest}"
 
 
 def job_ref(alert_ids: Sequence[str]) -> str:

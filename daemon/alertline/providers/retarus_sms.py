@@ -32,7 +32,7 @@ from ._http import (
     tracking_capabilities,
     transport_options,
 )
-from ._retarus_common import check_sender, sender_validator
+from ._retarus_common import check_sender, sender_validator, short_ref
 from ._retarus_status import state_at_deadline
 from .base import (
     Batch,
@@ -194,7 +194,7 @@ class RetarusSmsProvider(Provider):
                 recipient["customerRef"] = refs_key = override["customer_ref"]
                 refs[refs_key] = item.delivery_id
             elif self.settings["recipient_refs"]:
-                recipient["customerRef"] = wire.short_ref(item.delivery_id)
+                recipient["customerRef"] = short_ref(item.delivery_id)
             if "blackout_periods" in override:
                 recipient["blackoutPeriods"] = override["blackout_periods"]
             messages.setdefault(texts[item.delivery_id][0], []).append(recipient)
@@ -340,7 +340,7 @@ class RetarusSmsProvider(Provider):
         budget = self.settings["recovery_lookup_limit"]
         if not self.settings["recipient_refs"] or budget <= 0:
             raise NotImplementedError
-        wanted = {wire.short_ref(item.delivery_id): item for item in items}
+        wanted = {short_ref(item.delivery_id): item for item in items}
         found: dict[str, list[SubmittedItem]] = {}
         until = self.context.clock.now() + timedelta(minutes=1)
         since = max(since, until - timedelta(days=wire.LIST_RANGE_DAYS))

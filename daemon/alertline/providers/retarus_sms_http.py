@@ -28,10 +28,11 @@ from ._http import (
     tracking_capabilities,
     transport_options,
 )
-from ._retarus_common import check_sender, one_of, sender_validator
+from ._retarus_common import check_sender, one_of, sender_validator, short_ref
 from ._retarus_sms_http_wire import (
     DN_STYLES,
     ERROR_REASONS,
+    REFERENCE_MAX,
     Report,
     check_reference,
     parse_job_id,
@@ -233,9 +234,9 @@ class RetarusSmsHttpProvider(Provider):
             params["bc"] = billcode
         reference = per_alert.get("reference", settings.get("reference"))
         if reference is None and settings["reference_alert_id"]:
-            reference = item.alert_id if check_reference(item.alert_id) else None
-            if reference is None:
-                _LOGGER.debug("%s: alert id too long for 'ref'; not sent", self.name)
+            # too long for 'ref': its start and a hash, deterministic and unique
+            reference = item.alert_id if check_reference(item.alert_id) else short_ref(
+                item.alert_id, REFERENCE_MAX)
         if reference:
             params["ref"] = reference
         return self._with_credentials(params), notify, size
