@@ -183,6 +183,10 @@ class RetarusSmsProvider(Provider):
             field = f"options.{path}" if path else "blackout_periods"
             raise ValidationError(field, err.msg) from None
         options = self._job_options(batch, alert, extra, now)
+        if "encoding" not in options and not all(is_gsm7(item.text) for item in batch.items):
+            # GSM 03.38 cannot carry the text: the service would refuse it (422 under
+            # invalidCharacters REFUSE) or mangle it, so the job goes as UTF-16
+            options["encoding"] = "UTF-16"
         texts = self._texts(batch, alert, options)
         messages: dict[str, list[dict[str, Any]]] = {}
         refs: dict[str, str] = {}
@@ -205,15 +209,10 @@ class RetarusSmsProvider(Provider):
 
     def _texts(self, batch: Batch, alert: dict[str, Any], options: dict[str, Any]
                ) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Per delivery: the text to send (cut to ``maxParts`` if so configured) and its size.
-
-        Text GSM 03.38 cannot carry makes the job UTF-16 unless an encoding was chosen: the
-        service would otherwise refuse it (422 under ``invalidCharacters: REFUSE``) or mangle it.
-        """
+        """Per delivery: the text to send (cut to ``maxParts`` if so configured) and its size,
+        counted in the job's encoding (``TO_UTF16`` turns non-GSM text into UTF-16)."""
         if not all(item.text.strip() for item in batch.items):
             raise ValidationError("message", "empty SMS text")
-        if "encoding" not in options and not all(is_gsm7(item.text) for item in batch.items):
-            options["encoding"] = "UTF-16"
         utf16 = options.get("encoding") == "UTF-16" or (
             options.get("invalidCharacters") == "TO_UTF16"
             and not all(is_gsm7(item.text) for item in batch.items))
