@@ -337,13 +337,14 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
     def _stored_options(self, options: Any) -> dict[str, Any]:
         if not isinstance(options, dict):
             raise _Reject(400, "options must be an object")
+        # null is absent, as for the Java service (Retarus' Python SDK may send explicit nulls)
         for name, allowed in ENUMS.items():
-            if name in options and str(options[name]).upper() not in allowed:
+            if options.get(name) is not None and str(options[name]).upper() not in allowed:
                 raise _Reject(400, f"invalid {name}: {options[name]!r}")
         src = options.get("src")
         if src is not None and not (isinstance(src, str) and SENDER_RE.fullmatch(src)):
             raise _Reject(400, f"invalid src: {src!r}")
-        if "jobPeriod" in options and _ts(options["jobPeriod"]) is None:
+        if options.get("jobPeriod") is not None and _ts(options["jobPeriod"]) is None:
             raise _Reject(400, f"invalid jobPeriod: {options['jobPeriod']!r}")
         _check_periods(options.get("blackoutPeriods"))
         self._check_ref(options.get("customerRef"))

@@ -304,6 +304,19 @@ async def test_refused_characters_give_422_with_the_providers_message(
         assert sub.provider_ref in emulator.jobs
 
 
+async def test_nulls_and_unknown_fields_are_absent_like_the_java_service(
+        emu: RetarusSmsEmulator) -> None:
+    # the shape Retarus' Python SDK can post: explicit nulls, snake_case names the service ignores
+    body = {"options": {"src": "retarus", "encoding": None, "qos": None, "jobPeriod": None,
+                        "invalidCharacters": None, "status_requested": True},
+            "messages": [{"text": "Hello", "recipients": [{"dst": "+491701234560"}]}]}
+    async with httpx.AsyncClient(auth=(USER, PASSWORD)) as client:
+        answer = await client.post(f"{emu.base_url}/jobs", json=body)
+        assert answer.status_code == 201, answer.text
+        report = await client.get(f"{emu.base_url}/jobs/{answer.json()['jobId']}")
+    assert report.json()["encoding"] == "standard" and report.json()["qos"] == "NORMAL"
+
+
 async def test_answer_without_job_id(make: Any, emu: RetarusSmsEmulator) -> None:
     emu.fail_next(201, method="POST")
     with pytest.raises(ProviderAnswerError):
