@@ -19,7 +19,6 @@ from ..errors import (
     DuplicateError,
     ProviderAnswerError,
     ProviderError,
-    TransientError,
     ValidationError,
 )
 from ..model import Channel, DeliveryState, Priority
@@ -33,6 +32,7 @@ from ._http import (
     transport_options,
 )
 from ._retarus_common import check_sender, sender_validator, short_ref
+from ._retarus_sms_reads import StatusReader
 from ._retarus_status import state_at_deadline
 from .base import (
     Batch,
@@ -129,6 +129,7 @@ class RetarusSmsProvider(Provider):
                                              reasons=wire.JOB_REASONS, **common)
         self._read_api = HttpApi.for_context(name, cfg["status_urls"][0], context, cfg,
                                              reasons=wire.READ_REASONS, **common)
+        self._reads = StatusReader(name, self._read_api, cfg["status_urls"])
 
     @classmethod
     def validate_alert_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -295,8 +296,8 @@ class RetarusSmsProvider(Provider):
         """The id of the job holding exactly the recipient refs ``wanted``, if found cheaply.
 
         Looks at jobs received around ``sent`` first, then in the whole 10-minute duplicate
-        window; skips listed jobs whose customerRef differs (when the listing shows it) and
-        reads at most ``duplicate_lookup_limit`` recipient reports.
+        window, over every page; skips listed jobs whose customerRef differs (when the listing
+        shows it) and reads at most ``duplicate_lookup_limit`` recipient reports.
         """
         budget = self.settings["duplicate_lookup_limit"]
         until = self.context.clock.now() + timedelta(minutes=1)
@@ -304,23 +305,16 @@ class RetarusSmsProvider(Provider):
         for since in (sent - timedelta(minutes=1), sent - DUPLICATE_WINDOW):
             for url in self.settings["status_urls"]:
                 try:
-                    offset = 0
-                    while budget > 0:  # every page of the window, until the budget is spent
-                        entries = await self._list_entries(
-                            since, until, None, limit=wire.LIST_LIMIT_MAX, offset=offset,
-                            urls=[url])
-                        for job_id, ref in entries.items():
-                            if job_id in checked or ref not in (None, job_ref) or budget <= 0:
-                                continue
-                            checked.add(job_id)
-                            budget -= 1
-                            response = await self._read_first("sms", {"jobId": job_id}, [url])
-                            reports = [] if response is None else self._recipients(response)
-                            if {r.customer_ref or r.dst for r in reports} == wanted:
-                                return job_id
-                        if len(entries) < wire.LIST_LIMIT_MAX:
-                            break
-                        offset += wire.LIST_LIMIT_MAX
+                    async for job_id, ref in self._reads.all_pages(since, until, url):
+                        if budget <= 0:
+                            return None
+                        if job_id in checked or ref not in (None, job_ref):
+                            continue
+                        checked.add(job_id)
+                        budget -= 1
+                        reports = await self._reads.recipient_reports(job_id, [url]) or []
+                        if {r.customer_ref or r.dst for r in reports} == wanted:
+                            return job_id
                 except ProviderError as err:
                     _LOGGER.info("%s: job lookup at %s failed: %s", self.name, url,
                                  self.context.redactor.text(str(err)))
@@ -345,7 +339,7 @@ class RetarusSmsProvider(Provider):
         since = max(since, until - timedelta(days=wire.LIST_RANGE_DAYS))
         read = 0
         for url in self.settings["status_urls"]:
-            async for job_id in self._job_ids(since, until, url):
+            async for job_id, _ in self._reads.all_pages(since, until, url):
                 if not wanted:
                     break
                 read += 1
@@ -353,8 +347,7 @@ class RetarusSmsProvider(Provider):
                     raise ProviderAnswerError(self.name, f"more than {budget} jobs since "
                                               f"{since:%H:%M}: too many to look through for "
                                               "interrupted deliveries")
-                response = await self._read_first("sms", {"jobId": job_id}, [url])
-                for report in [] if response is None else self._recipients(response):
+                for report in await self._reads.recipient_reports(job_id, [url]) or []:
                     item = wanted.pop(report.customer_ref or "", None)
                     if item is not None:
                         found.setdefault(job_id, []).append(
@@ -363,18 +356,6 @@ class RetarusSmsProvider(Provider):
         return [Submission(provider_ref=job_id, items=tuple(job_items), submitted_at=since,
                            data=self._submission_data(job_id, {}))
                 for job_id, job_items in found.items()]
-
-    async def _job_ids(self, since: datetime, until: datetime, url: str) -> AsyncIterator[str]:
-        """Every job id one data centre lists in [since, until], page by page (1,000 a page)."""
-        offset = 0
-        while True:
-            entries = await self._list_entries(since, until, None, limit=wire.LIST_LIMIT_MAX,
-                                               offset=offset, urls=[url])
-            for job_id in entries:
-                yield job_id
-            if len(entries) < wire.LIST_LIMIT_MAX:
-                return
-            offset += wire.LIST_LIMIT_MAX
 
     # ---- status --------------------------------------------------------------------------
 
@@ -393,14 +374,11 @@ class RetarusSmsProvider(Provider):
 
     async def recipient_reports(self, job_id: str) -> list[wire.RecipientReport] | None:
         """``GET /sms?jobId=``: per-recipient reports; None if no data centre knows the job."""
-        response = await self._read_first("sms", {"jobId": job_id})
-        return None if response is None else self._recipients(response)
+        return await self._reads.recipient_reports(job_id)
 
     async def job_report(self, job_id: str) -> wire.JobReport | None:
         """``GET /jobs/{jobId}``: the job report; None if no data centre knows the job."""
-        response = await self._read_first(f"jobs/{job_id}", None)
-        return None if response is None else wire.JobReport.from_json(
-            json_object(self.name, response))
+        return await self._reads.job_report(job_id)
 
     async def list_jobs(self, from_ts: datetime, to_ts: datetime, *, open: bool | None = None,
                         limit: int = 100, offset: int = 0,
@@ -413,22 +391,8 @@ class RetarusSmsProvider(Provider):
         if not 0 < limit <= wire.LIST_LIMIT_MAX or offset < 0:
             raise ValidationError("limit", "limit must be 1..1000 and offset >= 0")
         urls = [base_url] if base_url else self.settings["status_urls"]
-        return list(await self._list_entries(from_ts, to_ts, open, limit=limit, offset=offset,
-                                             urls=urls))
-
-    async def _list_entries(self, from_ts: datetime, to_ts: datetime, open: bool | None,
-                            *, limit: int, offset: int,
-                            urls: list[str]) -> dict[str, str | None]:
-        params: dict[str, Any] = {"fromTs": wire.iso_ms(from_ts), "toTs": wire.iso_ms(to_ts),
-                                  "jobIdsOnly": "true", "limit": limit, "offset": offset}
-        if open is not None:
-            params["open"] = "true" if open else "false"
-        entries: dict[str, str | None] = {}
-        for url in urls:
-            response = await self._read_first("jobs", params, [url])
-            if response is not None:
-                entries.update(wire.parse_job_entries(self._json(response)))
-        return entries
+        return list(await self._reads.list_entries(from_ts, to_ts, open, limit=limit,
+                                                   offset=offset, urls=urls))
 
     async def iter_jobs(self, from_ts: datetime, to_ts: datetime, *, open: bool | None = None,
                         page_size: int = 100) -> AsyncIterator[str]:
@@ -446,50 +410,12 @@ class RetarusSmsProvider(Provider):
 
     async def version(self) -> dict[str, Any]:
         """``GET /version``: the service's version information."""
-        response = await self._read_first("version", None)
-        if response is None:
-            raise ProviderAnswerError(self.name, "no data centre answers /version")
-        return json_object(self.name, response)
+        return await self._reads.version()
 
     async def check(self) -> ProviderInfo:
         """Credentials and reachability, through ``GET /version``."""
         info = await self.version()
         return ProviderInfo(provider=self.name, version=wire.version_text(info), details=info)
-
-    async def _read_first(self, path: str, params: dict[str, Any] | None,
-                          urls: list[str] | None = None) -> httpx.Response | None:
-        """GET ``path`` from the status data centres in order: 404 or 5xx there = ask the next.
-
-        ``GET /sms`` may answer 201 "Send job successful" with no content: the job is known,
-        its recipients have no report yet (:meth:`_recipients` reads it as none).
-        """
-        last_error: TransientError | None = None
-        for url in urls or self.settings["status_urls"]:
-            try:
-                response = await self._read_api.request(
-                    "GET", f"{url.rstrip('/')}/{path}", params=params, expected=(200, 201, 404))
-            except TransientError as err:
-                last_error = err
-                continue
-            if response.status_code in (200, 201):
-                return response
-        if last_error is not None:
-            raise last_error
-        return None
-
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise ProviderAnswerError(self.name, "answer is not JSON") from None
-
-    def _recipients(self, response: httpx.Response) -> list[wire.RecipientReport]:
-        if response.status_code == 201 and not response.content.strip():
-            return []  # "Send job successful", no content: no report yet, not an error
-        data = self._json(response)
-        if not isinstance(data, list | dict):
-            raise ProviderAnswerError(self.name, "recipient report is not a JSON array")
-        return wire.parse_recipient_reports(data)
 
     def state_at_deadline(self, provider_status: str | None
                           ) -> tuple[DeliveryState, str] | None:
