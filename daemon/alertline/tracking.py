@@ -63,13 +63,15 @@ class Tracker:
             touched.add(record.alert.id)
             result = results.get(item.delivery_id) or SubmittedItem(item.delivery_id, item.number)
             record.phases[delivery.id] = (Phase.TRACKING, sub_id)
+            extra = {"details": {**delivery.details, **result.details}} if result.details else {}
             engine._set_state(
                 record, delivery, result.state, now,
                 provider_ref=submission.provider_ref,
                 provider_message_id=result.provider_message_id,
                 provider_status=result.provider_status, reason=result.reason,
                 attempts=delivery.attempts + 1, submitted_at=submission.submitted_at,
-                deadline=engine.deadline_for(provider, record.alert, submission.submitted_at))
+                deadline=engine.deadline_for(provider, record.alert, submission.submitted_at),
+                **extra)
             record.phases[delivery.id] = (record.phases[delivery.id][0], sub_id)
             if not result.state.final:
                 tracked.members[delivery.id] = record.alert.id
@@ -184,10 +186,13 @@ class Tracker:
             if record is None or delivery is None or delivery.state.final:
                 continue
             if delivery.deadline is not None and delivery.deadline <= now:
+                provider = self.engine.providers.get(tracked.provider)
+                settled = provider.state_at_deadline(delivery.provider_status) \
+                    if provider is not None else None
                 last = delivery.provider_status or "no final status"
-                self.engine._set_state(
-                    record, delivery, DeliveryState.EXPIRED, now,
-                    reason=f"no final status before the deadline (last: {last})")
+                state, reason = settled or (
+                    DeliveryState.EXPIRED, f"no final status before the deadline (last: {last})")
+                self.engine._set_state(record, delivery, state, now, reason=reason)
                 touched.add(alert_id)
         return touched
 

@@ -3,10 +3,13 @@
 Serves ``POST /jobs``, ``GET /jobs``, ``GET /jobs/{jobId}``, ``GET /sms?jobId=`` and
 ``GET /version`` under ``/rest/v1`` on 127.0.0.1, with HTTP Basic auth on every call (401, no
 content). Validation as documented: 400 for a bad qos, encoding, invalidCharacters, src, jobPeriod
-or blackout period; 422 for no messages, more than 3,000 recipients, or non-GSM characters under
-REFUSE with STANDARD encoding; 409 for a duplicate within 10 minutes when ``duplicateDetection`` is
-on; 429 after ``burst`` jobs per 10-second window. Error bodies are empty ("No content") unless
-``error_bodies=True``.
+or blackout period, or a customerRef over 64 characters; 422 for no messages, more than 3,000
+recipients, or characters the job's encoding cannot carry under REFUSE (the account default
+here, ``default_invalid_characters``); 409 for a duplicate within 10 minutes when
+``duplicateDetection`` is on; 429 (no content) once ``rate_limit`` = (N jobs, per window
+seconds; the documented window is 10 s) is used up, with a ``Retry-After`` header only when
+``rate_limit_retry_after`` is on (the seed promises none). Error bodies are empty ("No
+content") unless ``error_bodies=True``.
 
 Each recipient walks through (processStatus, status) stages chosen by the last digit of ``dst``
 (``OUTCOMES``; statusRequested picks SUC_FIN and RUNNING, else SUC_ACC): one stage per
@@ -22,6 +25,7 @@ import base64
 import bisect
 import itertools
 import json
+import math
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from alertline.clock import Clock, SystemClock
 from ._base import EmulatorServer, Failure, standalone_parser
 
 PREFIX = "/rest/v1"
+RATE_WINDOW = 10.0  # "429 | Too many requests in the last 10 seconds (retry later)"
 MAX_RECIPIENTS = 3000
 DUPLICATE_WINDOW = timedelta(minutes=10)
 ENUMS = {"qos": {"EXPRESS", "NORMAL"}, "encoding": {"STANDARD", "UTF-16"},
@@ -43,6 +48,7 @@ SENDER_RE = re.compile(r"\+?[0-9]{1,20}|[a-zA-Z0-9 !\"#$%&'()*+,\-./:;<=>?@\[\\\
 JOB_ID_RE = re.compile(r"J\..{18,38}")
 GSM_7BIT = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNO"
                "PQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€\f")
+GSM_EXTENSION = set("^{}\\[~]|€\f")
 REASONS = {"SUC_FIN": "message_state:DELIVERED [00000002] (Final) (Message is delivered to "
                       "destination.)",
            "SUC_ACC": "Accepted.", "INVALID_DST": "Invalid destination address.",
@@ -85,6 +91,8 @@ class Recipient:
     customer_ref: str
     stages: tuple[Stage, ...]
     override: Stage | None = None
+    text: str = ""
+    parts: int = 1
 
 
 @dataclass(slots=True)
@@ -121,6 +129,31 @@ class _State:
     counts: Counter[str] = field(default_factory=Counter)
 
 
+RateLimitSetting = int | tuple[int] | tuple[int, float] | None
+
+
+def rate_limit_of(value: RateLimitSetting) -> tuple[int, float] | None:
+    """``(jobs, window seconds)`` from ``N``, ``(N,)`` or ``(N, seconds)``: N alone means the
+    documented 10-second window."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        value = (value,)
+    jobs = int(value[0])
+    window = float(value[1]) if len(value) > 1 else RATE_WINDOW
+    if jobs < 1 or window <= 0:
+        raise ValueError(f"rate_limit needs N >= 1 jobs per window > 0 s, got {value!r}")
+    return jobs, window
+
+
+def parse_rate_limit(text: str) -> tuple[int, float]:
+    """The command line's ``N`` or ``N/SECONDS``."""
+    jobs, _, window = text.partition("/")
+    limit = rate_limit_of((int(jobs), float(window)) if window else int(jobs))
+    assert limit is not None
+    return limit
+
+
 class _Reject(Exception):
     def __init__(self, status: int, detail: str, retry_after: float | None = None) -> None:
         super().__init__(detail)
@@ -136,17 +169,22 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
 
     def __init__(self, *, user: str = "user", password: str = "secret", host: str = "127.0.0.1",
                  port: int = 0, clock: Clock | None = None, step_seconds: float | None = 1.0,
-                 burst: int | None = None, window: float = 10.0, retry_after: float | None = None,
+                 rate_limit: RateLimitSetting = None, rate_limit_retry_after: bool = False,
                  error_bodies: bool = False, list_format: str = "objects",
-                 default_invalid_characters: str = "TRANSLITERATE", record: bool = True) -> None:
+                 default_invalid_characters: str = "REFUSE", max_ref_length: int | None = 64,
+                 record: bool = True) -> None:
         super().__init__(host=host, port=port, record=record, max_body=16 * 1024 * 1024)
         self.user, self.password = user, password
         self.clock: Clock = clock or SystemClock()
         self.step_seconds = step_seconds
-        self.burst, self.window, self.retry_after = burst, window, retry_after
+        self._rate_limit = rate_limit_of(rate_limit)
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self.rejected_429 = 0  # every 429 answered (rate limit or injected)
         self.error_bodies = error_bodies
         self.list_format = list_format  # "objects", "strings" or "reports"
         self.default_invalid_characters = default_invalid_characters
+        # customerRef: "recommended max. 64" (PROVIDERS.md A; the Go SDK says 70): held to 64
+        self.max_ref_length = max_ref_length
         self.outcomes = dict(OUTCOMES)
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._state = _State()
@@ -162,6 +200,15 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
 
     # --- control API for tests ---------------------------------------------------------------
     @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """``(N, window)``: at most N jobs admitted in any window seconds; None = unlimited."""
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: RateLimitSetting) -> None:
+        self._rate_limit = rate_limit_of(value)
+
+    @property
     def jobs(self) -> dict[str, Job]:
         """Accepted jobs by id."""
         return self._state.jobs
@@ -174,6 +221,14 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
                   path: str | None = None, retry_after: float | None = None) -> None:
         """Answer the next ``count`` matching requests with ``status`` (after the auth check)."""
         self._failures.add(Failure(status, "injected failure", retry_after, method, path), count)
+
+    def seed_jobs(self, count: int, *, dst: str = "+491709999990",
+                  text: str = "an earlier alert") -> list[str]:
+        """``count`` jobs of one recipient each, as if accepted now (a busy account's history)."""
+        options = self._stored_options({})
+        return [self._store_job(options, [{"text": text, "recipients": [
+            {"dst": dst, "customerRef": f"seed-{index}"}]}], self.clock.now()).job_id
+            for index in range(count)]
 
     def advance(self, job_id: str | None = None, steps: int = 1) -> None:
         """Move one job (or every job) ``steps`` stages on, without waiting."""
@@ -223,7 +278,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             if failure is not None:
                 raise _Reject(failure.status, failure.text, failure.retry_after)
             if request.method == "POST":
-                self._rate_limit()
+                self._admit_job()
                 try:
                     body = json.loads(raw or b"null")
                 except ValueError:
@@ -231,13 +286,11 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             status, payload = handle(request, body)
         except _Reject as rejection:
             status = rejection.status
-            retry_after = rejection.retry_after
-            if retry_after is None and status == 429 and self.retry_after is not None:
-                retry_after = int(self.retry_after)
-            headers = self.retry_after_header(retry_after)
+            headers = self.retry_after_header(rejection.retry_after)
             if self.error_bodies:
                 payload = {"code": status, "message": rejection.detail}
         self._state.counts[f"{request.method} {route}"] += 1
+        self.rejected_429 += status == 429
         if self.record:
             peer = request.transport.get_extra_info("peername") if request.transport else None
             self.remember(ReceivedRequest(
@@ -248,9 +301,14 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             return web.Response(status=status, headers=headers)
         return web.json_response(payload, status=status, headers=headers)
 
-    def _rate_limit(self) -> None:
-        if self._rate.admit(self.clock.now().timestamp(), self.burst, self.window) is not None:
-            raise _Reject(429, "Too many requests in the last 10 seconds (retry later)")
+    def _admit_job(self) -> None:
+        if self._rate_limit is None:
+            return
+        jobs, window = self._rate_limit
+        wait = self._rate.admit(self.clock.now().timestamp(), jobs, window)
+        if wait is not None:
+            hint = float(max(1, math.ceil(wait))) if self.rate_limit_retry_after else None
+            raise _Reject(429, "Too many requests in the last 10 seconds (retry later)", hint)
 
     def _create_job(self, _request: web.Request, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -279,15 +337,17 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
     def _stored_options(self, options: Any) -> dict[str, Any]:
         if not isinstance(options, dict):
             raise _Reject(400, "options must be an object")
+        # null is absent, as for the Java service (Retarus' Python SDK may send explicit nulls)
         for name, allowed in ENUMS.items():
-            if name in options and str(options[name]).upper() not in allowed:
+            if options.get(name) is not None and str(options[name]).upper() not in allowed:
                 raise _Reject(400, f"invalid {name}: {options[name]!r}")
         src = options.get("src")
         if src is not None and not (isinstance(src, str) and SENDER_RE.fullmatch(src)):
             raise _Reject(400, f"invalid src: {src!r}")
-        if "jobPeriod" in options and _ts(options["jobPeriod"]) is None:
+        if options.get("jobPeriod") is not None and _ts(options["jobPeriod"]) is None:
             raise _Reject(400, f"invalid jobPeriod: {options['jobPeriod']!r}")
         _check_periods(options.get("blackoutPeriods"))
+        self._check_ref(options.get("customerRef"))
         try:
             validity = int(options.get("validityMin") or 0)
             parts = int(options.get("maxParts") or 1)
@@ -300,7 +360,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             "statusRequested": bool(options.get("statusRequested", False)),
             "flash": bool(options.get("flash", False)),
             "validityMin": 2880 if validity == 0 else max(5, min(2880, validity)),  # clamped
-            "maxParts": max(1, min(20, parts)),
+            "maxParts": max(1, min(20, parts)) if options.get("maxParts") else None,
             "customerRef": options.get("customerRef"),
             "qos": str(options.get("qos") or "NORMAL").upper(),
             "invalidCharacters": str(options.get("invalidCharacters")
@@ -310,8 +370,14 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             "blackoutPeriods": options.get("blackoutPeriods") or [],
         }
 
-    @staticmethod
-    def _check_message(message: Any, options: dict[str, Any]) -> None:
+    def _check_ref(self, ref: Any) -> None:
+        if ref is None:
+            return
+        if not isinstance(ref, str) or (self.max_ref_length is not None
+                                        and len(ref) > self.max_ref_length):
+            raise _Reject(400, f"customerRef longer than {self.max_ref_length} characters")
+
+    def _check_message(self, message: Any, options: dict[str, Any]) -> None:
         if not isinstance(message, dict) or not message.get("text"):
             raise _Reject(422, "message without text")
         recipients = message.get("recipients")
@@ -321,10 +387,11 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             if not isinstance(recipient, dict) or not recipient.get("dst"):
                 raise _Reject(422, "recipient without dst")
             _check_periods(recipient.get("blackoutPeriods"))
-        if options["encoding"] == "STANDARD" and options["invalidCharacters"] == "REFUSE":
-            bad = sorted(set(str(message["text"])) - GSM_7BIT)
+            self._check_ref(recipient.get("customerRef"))
+        if options["invalidCharacters"] == "REFUSE":
+            bad = _uncarried(str(message["text"]), options["encoding"])
             if bad:
-                raise _Reject(422, f"invalid characters: {''.join(bad)!r}")
+                raise _Reject(422, f"invalid characters: {bad!r}")
 
     def _store_job(self, options: dict[str, Any], messages: list[Any], now: datetime) -> Job:
         job_id = self._new_id("J", now)
@@ -333,7 +400,9 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         recipients = [
             Recipient(sms_id=self._new_id("S", now), dst=r["dst"],
                       customer_ref=r.get("customerRef") or r["dst"],
-                      stages=self.outcomes.get(str(r["dst"])[-1:], OUTCOMES["0"])[index])
+                      stages=self.outcomes.get(str(r["dst"])[-1:], OUTCOMES["0"])[index],
+                      text=m["text"], parts=sms_parts(m["text"], options["encoding"],
+                                                      options["maxParts"]))
             for m in messages for r in m["recipients"]]
         job = Job(job_id, options, now, start, recipients)
         self._state.jobs[job_id] = job
@@ -351,7 +420,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
 
     def _job_list(self, request: web.Request, _body: Any) -> tuple[int, Any]:
         query = request.query
-        if query.get("jobIdsOnly", "true").lower() != "true":
+        if _query_bool(query, "jobIdsOnly", True) is not True:
             raise _Reject(400, "jobIdsOnly must be true")
         start, end = _ts(query.get("fromTs")), _ts(query.get("toTs"))
         if start is None or end is None or end <= start or end - start > timedelta(days=30):
@@ -362,7 +431,7 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
             raise _Reject(400, "limit and offset must be integers") from None
         if not 0 < limit <= 1000 or offset < 0:
             raise _Reject(400, "0 < limit <= 1000 and offset >= 0")
-        wanted = {"true": True, "false": False}.get(query.get("open", "").lower())
+        wanted = _query_bool(query, "open", None)
         lo = bisect.bisect_left(self._state.times, start)
         hi = bisect.bisect_right(self._state.times, end)
         ids = [j for j in self._state.order[lo:hi]
@@ -387,6 +456,10 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         job = self._state.jobs.get(job_id)
         if job is None:
             raise _Reject(404, "unknown job")
+        if self.clock.now() < job.start:
+            # seed: "201 | Send job successful | No content"; read (inferred) as a job that is
+            # accepted but has no recipient report yet, e.g. one waiting for its jobPeriod
+            return 201, None
         return 200, [self._recipient_json(job, r) for r in job.recipients]
 
     def _is_open(self, job: Job) -> bool:
@@ -427,6 +500,36 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
                 f"-0emu{next(self._ids):014d}")
 
 
+def _query_bool(query: Any, name: str, blank: bool | None) -> bool | None:
+    """A boolean query parameter as the Java service reads one: ``true``/``false`` in any case
+    (Retarus' Python SDK sends ``True``); absent or blank gives ``blank``; other words are 400."""
+    text = str(query.get(name, "")).strip()
+    if not text:
+        return blank
+    if text.lower() not in ("true", "false"):
+        raise _Reject(400, f"{name} must be true or false, not {text!r}")
+    return text.lower() == "true"
+
+
+def _uncarried(text: str, encoding: str) -> str:
+    """The characters ``encoding`` cannot carry: outside GSM 03.38 for STANDARD; for UTF-16
+    only lone surrogates (JSON can smuggle them in as ``\\ud83d``)."""
+    if encoding == "STANDARD":
+        return "".join(sorted(set(text) - GSM_7BIT))
+    return "".join(sorted({c for c in text if 0xD800 <= ord(c) <= 0xDFFF}))
+
+
+def sms_parts(text: str, encoding: str, max_parts: int | None) -> int:
+    """The parts Retarus sends (and bills) for ``text``: 160/153 septets (extension characters
+    two) or 70/67 UTF-16 code units, clamped to ``maxParts`` ("longer text is truncated")."""
+    if encoding == "STANDARD":
+        units, single, per_part = sum(1 + (c in GSM_EXTENSION) for c in text), 160, 153
+    else:
+        units, single, per_part = len(text.encode("utf-16-le", "surrogatepass")) // 2, 70, 67
+    parts = 1 if units <= single else math.ceil(units / per_part)
+    return parts if max_parts is None else min(parts, max_parts)
+
+
 def _ts(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
@@ -457,14 +560,17 @@ def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone until interrupted; jobs advance on real time."""
     parser = standalone_parser("Retarus SMS REST v1 emulator", login=True)
     parser.add_argument("--step", type=float, default=5.0, help="seconds per recipient stage")
-    parser.add_argument("--burst", type=int, default=None, help="jobs per window before 429")
-    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--rate-limit", type=parse_rate_limit, default=None, metavar="N[/SECONDS]",
+                        help="admit N jobs per window (default window: the documented 10 s)")
+    parser.add_argument("--rate-limit-retry-after", action="store_true",
+                        help="send Retry-After with a 429 (the seed promises none)")
     parser.add_argument("--error-bodies", action="store_true", help='{"code","message"} bodies')
     parser.add_argument("--no-record", action="store_true", help="do not keep every request")
     args = parser.parse_args(argv)
     emulator = RetarusSmsEmulator(
         user=args.user, password=args.password, host=args.host, port=args.port,
-        step_seconds=args.step, burst=args.burst, window=args.window,
+        step_seconds=args.step, rate_limit=args.rate_limit,
+        rate_limit_retry_after=args.rate_limit_retry_after,
         error_bodies=args.error_bodies, record=not args.no_record)
     emulator.run_standalone("Retarus SMS REST v1 emulator on {url}")
 

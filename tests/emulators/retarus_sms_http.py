@@ -6,6 +6,10 @@ read from the query string, an urlencoded body or a multipart body (query and bo
 (ProcessStatus, Status) stages chosen by the last digit of ``dst`` (see ``OUTCOMES``): one stage per
 ``step_seconds`` of the emulator's clock, or per :meth:`advance` call.
 
+``rate_limit`` = (N jobs, per window seconds) answers ``POST /sms`` beyond N jobs in the window
+with 429 and no content, as the REST interface documents (the HTTP Simple seed lists no 429: the
+switch models the same account limit); ``Retry-After`` only with ``rate_limit_retry_after``.
+
 Answer formats are not in the seed (PROVIDERS.md B): by default ``201 text/plain`` with the bare job
 id, and ``200 text/plain`` ``"<ProcessStatus> <Status>"`` for reports; ``answer_format="json"``
 switches both to JSON. Error bodies are empty ("No content") unless ``error_bodies=True``.
@@ -26,7 +30,14 @@ from aiohttp import web
 from alertline.clock import Clock, SystemClock
 
 from ._base import EmulatorServer, Failure, standalone_parser
-from .retarus_sms import SENDER_RE
+from .retarus_sms import (
+    GSM_7BIT,
+    SENDER_RE,
+    RateLimitSetting,
+    parse_rate_limit,
+    rate_limit_of,
+    sms_parts,
+)
 
 PREFIX = "/httpsimple/v1"
 
@@ -100,6 +111,8 @@ class Job:
     stages: tuple[Stage, ...]
     steps: int = 0
     override: Stage | None = None
+    encoding: str = "STANDARD"
+    parts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,20 +138,26 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
 
     def __init__(self, *, user: str = "user", password: str = "secret",
                  host: str = "127.0.0.1", port: int = 0, clock: Clock | None = None,
-                 step_seconds: float | None = 1.0, burst: int | None = None,
-                 window: float = 10.0, answer_format: str = "text", error_bodies: bool = False,
-                 unknown_job_status: int = 404, unknown_job_body: str = "unknown job") -> None:
+                 step_seconds: float | None = 1.0, rate_limit: RateLimitSetting = None,
+                 rate_limit_retry_after: bool = False, answer_format: str = "text",
+                 error_bodies: bool = False,
+                 unknown_job_status: int = 404, unknown_job_body: str = "unknown job",
+                 refuse_non_gsm: bool = False) -> None:
         super().__init__(host=host, port=port)
         self.user = user
         self.password = password
         self.clock: Clock = clock or SystemClock()
         self.step_seconds = step_seconds
-        self.burst = burst
-        self.window = window
+        self._rate_limit = rate_limit_of(rate_limit)
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self.rejected_429 = 0  # every 429 answered (rate limit or injected)
         self.answer_format = answer_format
         self.error_bodies = error_bodies
         self.unknown_job_status = unknown_job_status
         self.unknown_job_body = unknown_job_body
+        # the seed has no encoding parameter and no 422: Unicode text is sent as UTF-16 (as a
+        # phone would); an account that refuses it answers 400 (inferred, off by default)
+        self.refuse_non_gsm = refuse_non_gsm
         self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
 
@@ -148,6 +167,15 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
         router.add_get(f"{PREFIX}/reports", self._report)
 
     # --- control API for tests ---------------------------------------------------------------
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """``(N, window)``: at most N jobs (``POST /sms``) per window seconds; None = no limit."""
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: RateLimitSetting) -> None:
+        self._rate_limit = rate_limit_of(value)
+
     def fail_next(self, status: int = 500, *, count: int = 1, path: str | None = None,
                   body: str = "", retry_after: float | None = None) -> None:
         """Answer the next ``count`` requests (to ``path``, e.g. "/sms") with ``status``."""
@@ -196,9 +224,14 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
             return self._error(400, invalid)
         dn = DN_VALUES[params.get("dn", "false").strip().lower()]
         digit = params["dst"].strip()[-1]
+        text = params["msg"]
+        encoding = "STANDARD" if set(text) <= GSM_7BIT else "UTF-16"
+        if encoding != "STANDARD" and self.refuse_non_gsm:
+            return self._error(400, "msg has characters outside GSM 03.38")
         job_id = self._new_job_id()
         self.jobs[job_id] = Job(job_id, params, self.clock.now().timestamp(),
-                                OUTCOMES[digit][1 if dn else 0])
+                                OUTCOMES[digit][1 if dn else 0], encoding=encoding,
+                                parts=sms_parts(text, encoding, None))
         if self.answer_format == "json":
             return web.json_response({"jobId": job_id}, status=201)
         return web.Response(status=201, text=job_id + "\n", content_type="text/plain")
@@ -229,11 +262,12 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
         if failure is not None:
             return params, self._error(failure.status, failure.text, failure.retry_after,
                                        explicit=True)
-        limited = self._rate_limited()
-        if limited is not None:
-            return params, limited
         if params.get("user") != self.user or params.get("pass") != self.password:
             return params, self._error(401, "invalid user or pass")
+        if request.method == "POST":
+            limited = self._rate_limited()
+            if limited is not None:
+                return params, limited
         return params, None
 
     @staticmethod
@@ -251,10 +285,13 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
                                dict(request.query), body, kind)
 
     def _rate_limited(self) -> web.Response | None:
-        wait = self._rate.admit(self.clock.now().timestamp(), self.burst, self.window)
+        if self._rate_limit is None:
+            return None
+        wait = self._rate.admit(self.clock.now().timestamp(), *self._rate_limit)
         if wait is None:
             return None
-        return self._error(429, REASONS[429], retry_after=max(1.0, math.ceil(wait)))
+        hint = max(1.0, math.ceil(wait)) if self.rate_limit_retry_after else None
+        return self._error(429, REASONS[429], retry_after=hint)
 
     @staticmethod
     def _invalid_sms(params: dict[str, str]) -> str | None:
@@ -279,6 +316,7 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
     def _error(self, status: int, detail: str, retry_after: float | None = None,
                explicit: bool = False) -> web.Response:
         headers = self.retry_after_header(retry_after)
+        self.rejected_429 += status == 429
         text = detail if explicit else (detail if self.error_bodies else "")
         return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
 
@@ -292,14 +330,17 @@ def main(argv: list[str] | None = None) -> None:
     """Run the emulator standalone until interrupted; jobs advance on real time."""
     parser = standalone_parser(__doc__, login=True)
     parser.add_argument("--step", type=float, default=5.0, help="seconds per job stage")
-    parser.add_argument("--burst", type=int, default=None, help="requests per window before 429")
-    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--rate-limit", type=parse_rate_limit, default=None, metavar="N[/SECONDS]",
+                        help="admit N jobs per window (default window: 10 s, as the REST docs)")
+    parser.add_argument("--rate-limit-retry-after", action="store_true",
+                        help="send Retry-After with a 429")
     parser.add_argument("--json", action="store_true", help="answer JSON instead of plain text")
     parser.add_argument("--error-bodies", action="store_true", help="short text in error bodies")
     args = parser.parse_args(argv)
     emulator = RetarusSmsHttpEmulator(
         user=args.user, password=args.password, host=args.host, port=args.port,
-        step_seconds=args.step, burst=args.burst, window=args.window,
+        step_seconds=args.step, rate_limit=args.rate_limit,
+        rate_limit_retry_after=args.rate_limit_retry_after,
         answer_format="json" if args.json else "text", error_bodies=args.error_bodies)
     emulator.run_standalone("Retarus SMS HTTP Simple emulator on {url}")
 

@@ -28,7 +28,7 @@ from alertline.providers._retarus_status import normalise
 from alertline.providers.base import Batch, BatchItem, ProviderContext, Submission, SubmittedItem
 from alertline.providers.registry import adapter_class
 from alertline.providers.retarus_sms import RetarusSmsProvider
-from tests.emulators.retarus_sms import RetarusSmsEmulator
+from tests.emulators.retarus_sms import RetarusSmsEmulator, parse_rate_limit
 
 USER = "acme-sms"
 PASSWORD = "s3cr3t-Pa55word"
@@ -97,7 +97,8 @@ def test_registry_and_defaults() -> None:
                                  {"validity_min": 2881}, {"max_parts": 21}, {"qos": "fast"},
                                  {"encoding": "latin-1"}, {"invalid_characters": "DROP"},
                                  {"blackout_periods": ["2026-03-02T10:00Z"]},
-                                 {"max_recipients": 3001}, {"billcode": "x" * 71}])
+                                 {"max_recipients": 3001}, {"billcode": "x" * 71},
+                                 {"customer_ref": "x" * 65}])
 def test_config_rejects_bad_values(bad: dict[str, Any]) -> None:
     with pytest.raises(vol.Invalid):
         RetarusSmsProvider.validate_options({"username": USER, "password": PASSWORD, **bad})
@@ -303,6 +304,19 @@ async def test_refused_characters_give_422_with_the_providers_message(
         assert sub.provider_ref in emulator.jobs
 
 
+async def test_nulls_and_unknown_fields_are_absent_like_the_java_service(
+        emu: RetarusSmsEmulator) -> None:
+    # the shape Retarus' Python SDK can post: explicit nulls, snake_case names the service ignores
+    body = {"options": {"src": "retarus", "encoding": None, "qos": None, "jobPeriod": None,
+                        "invalidCharacters": None, "status_requested": True},
+            "messages": [{"text": "Hello", "recipients": [{"dst": "+491701234560"}]}]}
+    async with httpx.AsyncClient(auth=(USER, PASSWORD)) as client:
+        answer = await client.post(f"{emu.base_url}/jobs", json=body)
+        assert answer.status_code == 201, answer.text
+        report = await client.get(f"{emu.base_url}/jobs/{answer.json()['jobId']}")
+    assert report.json()["encoding"] == "standard" and report.json()["qos"] == "NORMAL"
+
+
 async def test_answer_without_job_id(make: Any, emu: RetarusSmsEmulator) -> None:
     emu.fail_next(201, method="POST")
     with pytest.raises(ProviderAnswerError):
@@ -330,14 +344,47 @@ async def test_429_honours_retry_after(make: Any, emu: RetarusSmsEmulator,
     assert clock.slept == [7.0]
 
 
-async def test_burst_limit_per_ten_seconds(make: Any, clock: ManualClock) -> None:
-    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock, burst=2,
-                                  retry_after=10) as emulator:
-        provider = make(base_url=emulator.base_url)
-        for n in range(3):
+async def test_rate_limit_admits_n_jobs_per_documented_window(make: Any,
+                                                              clock: ManualClock) -> None:
+    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock,
+                                  rate_limit=2) as emulator:
+        assert emulator.rate_limit == (2, 10.0)  # N alone: the seed's 10-second window
+        provider = make(base_url=emulator.base_url, retry_attempts=1)
+        for n in range(2):
             await provider.submit(batch(f"+49170123456{n}"))
-        assert [r.status for r in emulator.requests] == [201, 201, 429, 201]
-        assert clock.slept == [10.0]
+        with pytest.raises(RateLimitedError) as caught:
+            await provider.submit(batch("+491701234562"))
+        # the seed promises no Retry-After: the engine must not be told a made-up hint
+        assert caught.value.retry_after is None and caught.value.status == 429
+        last = emulator.requests[-1]
+        assert last.status == 429 and emulator.rejected_429 == 1
+        assert emulator.count("GET", "/sms") == 0 and len(emulator.jobs) == 2
+        clock.advance(10)
+        await provider.submit(batch("+491701234562"))
+        assert len(emulator.jobs) == 3 and emulator.rejected_429 == 1
+
+
+async def test_rate_limit_set_later_with_retry_after(make: Any, emu: RetarusSmsEmulator,
+                                                     clock: ManualClock) -> None:
+    provider = make(retry_attempts=1)
+    await provider.submit(batch("+491701234560"))  # unlimited until switched on
+    emu.rate_limit = (1, 60.0)
+    emu.rate_limit_retry_after = True
+    await provider.submit(batch("+491701234561"))
+    clock.advance(15)
+    with pytest.raises(RateLimitedError) as caught:
+        await provider.submit(batch("+491701234562"))
+    assert caught.value.retry_after == 45.0  # the header, when the switch is on
+    emu.rate_limit = None
+    await provider.submit(batch("+491701234562"))
+    assert emu.rejected_429 == 1 and len(emu.jobs) == 3
+
+
+def test_rate_limit_setting_forms() -> None:
+    assert parse_rate_limit("5") == (5, 10.0)
+    assert parse_rate_limit("3/2.5") == (3, 2.5)
+    with pytest.raises(ValueError):
+        parse_rate_limit("0")
 
 
 async def test_post_timeout_resent_only_with_duplicate_detection(
@@ -360,16 +407,18 @@ async def test_post_timeout_resent_only_with_duplicate_detection(
     assert [r.status for r in emu.requests if r.method == "POST"] == [201, 409, 201]
 
 
-async def test_duplicate_whose_job_cannot_be_found(make: Any, emu: RetarusSmsEmulator) -> None:
+async def test_duplicate_whose_job_cannot_be_found_is_sent(make: Any,
+                                                          emu: RetarusSmsEmulator) -> None:
     provider = make(duplicate_lookup_limit=0)
     first = await provider.submit(batch("+491701234560"))
     again = await provider.submit(batch("+491701234560"))
     assert first.provider_ref and again.provider_ref is None
-    assert again.items[0].state is DeliveryState.SUBMITTED
+    # not left open for the 49-hour tracking deadline: it went out, and the report says how
+    assert again.items[0].state is DeliveryState.SENT
     assert again.items[0].provider_status == "DUPLICATE"
-    assert "job id is unknown" in (again.items[0].reason or "")
+    assert "409" in (again.items[0].reason or "") and "not found" in (again.items[0].reason or "")
     assert again.data["duplicate"] is True
-    assert await provider.poll(again) == []
+    assert len(emu.jobs) == 1  # no second SMS
     searching = make()
     found = await searching.submit(batch("+491701234560"))
     assert found.provider_ref == first.provider_ref
@@ -421,7 +470,8 @@ def test_validated_alert_options_validate_again_unchanged() -> None:
     ("DONE", "SOMETHING_NEW", DeliveryState.FAILED),
     ("CANCELED", None, DeliveryState.CANCELLED),
     ("CANCELED", "NOT_ACC_REC", DeliveryState.CANCELLED),
-    ("KILL", "SUC_ACC", DeliveryState.CANCELLED),
+    ("KILL", "SUC_ACC", DeliveryState.SENT),  # "SMS was sent, but cancelled and no notification"
+    ("KILL", None, DeliveryState.SENT),
     ("done", "suc_fin", DeliveryState.DELIVERED),
     ("LATER", None, DeliveryState.SUBMITTED),
     (None, None, DeliveryState.SUBMITTED),
@@ -476,9 +526,42 @@ async def test_every_emulated_outcome(make: Any, emu: RetarusSmsEmulator) -> Non
         (DeliveryState.FAILED, "DONE FAILED_FIN"),
         (DeliveryState.FAILED, "DONE NOT_ACC_FIN"),
         (DeliveryState.FAILED, "DONE SEND_ERR"),
-        (DeliveryState.CANCELLED, "KILL SUC_ACC"),
+        (DeliveryState.SENT, "KILL SUC_ACC"),
         (DeliveryState.SUBMITTED, "OPEN"),
     ]
+
+
+async def test_kill_is_sent_with_the_seeds_meaning(make: Any, emu: RetarusSmsEmulator) -> None:
+    provider = make()
+    sub = await provider.submit(batch("+491701234560"))
+    emu.advance(steps=1)
+    emu.set_status(sub.provider_ref or "", "+491701234560", "KILL", "SUC_ACC")
+    (update,) = await provider.poll(sub)
+    assert update.state is DeliveryState.SENT
+    assert update.details["meaning"] == ("sent, but cancelled and no delivery notification has "
+                                         "been received")
+
+
+def test_running_at_the_tracking_deadline_is_sent(make: Any) -> None:
+    provider = make()
+    assert provider.state_at_deadline("RUNNING SUC_ACC") == (
+        DeliveryState.SENT, "sent, but no delivery notification was received before the "
+        "tracking deadline")
+    assert provider.state_at_deadline("OPEN") is None  # never sent: it expires
+    assert provider.state_at_deadline(None) is None
+
+
+async def test_no_recipient_report_yet_is_201_not_an_error(make: Any, emu: RetarusSmsEmulator,
+                                                           clock: ManualClock) -> None:
+    provider = make()
+    later = START + timedelta(hours=2)
+    sub = await provider.submit(batch("+491701234560", not_before=later))
+    answer = await provider.recipient_reports(sub.provider_ref or "")
+    assert answer == [] and emu.requests[-1].status == 201  # "Send job successful", no content
+    assert await provider.poll(sub) == []
+    clock.advance(2 * 3600)
+    (update,) = await provider.poll(sub)
+    assert (update.state, update.provider_status) == (DeliveryState.SUBMITTED, "OPEN")
 
 
 async def test_progress_on_the_emulator_clock(make: Any, clock: ManualClock) -> None:
@@ -488,8 +571,10 @@ async def test_progress_on_the_emulator_clock(make: Any, clock: ManualClock) -> 
         sub = await provider.submit(batch("+491701234560", not_before=START + timedelta(
             minutes=10)))
         clock.advance(60)
+        assert await provider.poll(sub) == []  # waits for its jobPeriod: 201, no report yet
+        clock.advance(540)
         assert [u.provider_status for u in await provider.poll(sub)] == ["OPEN"]
-        clock.advance(540 + 10)
+        clock.advance(10)
         assert [u.state for u in await provider.poll(sub)] == [DeliveryState.DELIVERED]
 
 
@@ -552,6 +637,20 @@ async def test_list_jobs_paging_and_filters(make: Any, emu: RetarusSmsEmulator,
             await provider.list_jobs(**args)
 
 
+@pytest.mark.parametrize(("query", "status"), [
+    ({"jobIdsOnly": "true"}, 200), ({"jobIdsOnly": "True"}, 200),  # Retarus' Python SDK
+    ({"jobIdsOnly": "TRUE"}, 200), ({}, 200), ({"jobIdsOnly": "false"}, 400),
+    ({"jobIdsOnly": "yes"}, 400), ({"jobIdsOnly": "1"}, 400),
+    ({"open": "True"}, 200), ({"open": "FALSE"}, 200), ({"open": ""}, 200),
+    ({"open": "yes"}, 400), ({"open": "0"}, 400)])
+async def test_list_query_booleans_read_like_the_java_service(
+        emu: RetarusSmsEmulator, query: dict[str, str], status: int) -> None:
+    window = {"fromTs": "2026-03-02T08:00:00.000Z", "toTs": "2026-03-02T10:00:00.000Z"}
+    async with httpx.AsyncClient(auth=(USER, PASSWORD)) as client:
+        answer = await client.get(f"{emu.base_url}/jobs", params={**window, **query})
+    assert answer.status_code == status
+
+
 @pytest.mark.parametrize("list_format", ["strings", "reports"])
 async def test_list_jobs_tolerates_answer_shapes(make: Any, clock: ManualClock,
                                                  list_format: str) -> None:
@@ -610,6 +709,52 @@ async def test_no_secret_in_logs_or_errors(make: Any, emu: RetarusSmsEmulator,
         assert PASSWORD not in text and token not in text
 
 
+# ---- customerRef: at most 64 characters, deterministic, unique --------------------------------
+
+def long_batch(alert_id: str, *numbers: str) -> Batch:
+    return Batch(channel=Channel.SMS, items=tuple(
+        BatchItem(delivery_id=f"{alert_id}-{index}", alert_id=alert_id, number=number,
+                  text="Leak", template="Leak") for index, number in enumerate(numbers)))
+
+
+async def test_long_ids_become_short_unique_references(make: Any, emu: RetarusSmsEmulator,
+                                                       clock: ManualClock) -> None:
+    provider = make()
+    alert_id = "zabbix:" + "very-long-trigger-name/" * 5  # an idempotency key of 122 chars
+    sent = await provider.submit(long_batch(alert_id, "+491701234560", "+491701234561"))
+    body = last_body(emu)
+    refs = [r["customerRef"] for r in body["messages"][0]["recipients"]]
+    assert all(len(ref) <= 64 for ref in [*refs, body["options"]["customerRef"]])
+    assert len(set(refs)) == 2  # same 64-character start, still two references
+    assert provider.job_request(long_batch(alert_id, "+491701234560", "+491701234561"),
+                                clock.now())[0] == body  # deterministic: a resend is identical
+    emu.advance(steps=3)
+    updates = await provider.poll(sent)
+    assert {u.delivery_id: u.state for u in updates} == {
+        f"{alert_id}-0": DeliveryState.DELIVERED, f"{alert_id}-1": DeliveryState.FAILED}
+    # restart recovery finds the deliveries by their (shortened) references
+    found = await provider.find_submitted([SubmittedItem(i.delivery_id, i.number)
+                                           for i in sent.items], START - timedelta(minutes=1))
+    assert [job.provider_ref for job in found] == [sent.provider_ref]
+    assert sorted(i.delivery_id for i in found[0].items) == [f"{alert_id}-0", f"{alert_id}-1"]
+
+
+async def test_job_reference_of_several_alerts_is_unique(make: Any,
+                                                        emu: RetarusSmsEmulator) -> None:
+    provider = make()
+
+    def two_alerts(second: str) -> Batch:
+        return Batch(channel=Channel.SMS, items=(
+            BatchItem("a-0", "a", "+491701234560", "Leak", "Leak"),
+            BatchItem(f"{second}-0", second, "+491701234561", "Leak", "Leak")))
+
+    await provider.submit(two_alerts("b"))
+    await provider.submit(two_alerts("c"))
+    first, second = (r.body["options"]["customerRef"] for r in emu.requests
+                     if r.method == "POST")
+    assert first != second and first.startswith("a+1~") and len(first) <= 64
+
+
 # ---- recovery after a crash mid-submission ---------------------------------------------------
 
 async def test_find_submitted_reports_which_deliveries_retarus_already_has(
@@ -641,3 +786,75 @@ async def test_find_submitted_refuses_to_guess_when_too_many_jobs(
     with pytest.raises(ProviderAnswerError, match="too many"):
         await provider.find_submitted([SubmittedItem("d0-x", "+491701234560")],
                                       START - timedelta(minutes=1))
+
+
+async def test_find_submitted_reads_every_page_of_the_job_list(
+        make: Any, emu: RetarusSmsEmulator, clock: ManualClock) -> None:
+    provider = make()
+    emu.seed_jobs(1500)  # a busy account: 1,500 jobs since the crash, before ours
+    clock.advance(1)
+    sent = await provider.submit(batch("+491701234560"))
+    clock.advance(30)
+    found = await provider.find_submitted(
+        [SubmittedItem(i.delivery_id, i.number) for i in sent.items],
+        START - timedelta(minutes=1))
+    assert [job.provider_ref for job in found] == [sent.provider_ref]
+    offsets = [r.query["offset"] for r in emu.requests if r.path.endswith("/jobs")
+               and r.method == "GET"]
+    assert offsets == ["0", "1000"]  # pages of 1,000, the documented maximum
+    assert emu.count("GET", "/sms") == 1501  # stops once every delivery is found
+
+
+# ---- Unicode: UTF-16 where GSM 03.38 cannot carry the text; parts reported ------------------
+
+@pytest.mark.parametrize(("text", "encoding", "parts"), [
+    ("Протечка воды в подвале", "UTF-16", 1),  # Cyrillic
+    ("Διαρροή νερού στο υπόγειο", "UTF-16", 1),  # Greek
+    ("地下室漏水", "UTF-16", 1),  # CJK
+    ("Leak 💧" * 12, "UTF-16", 2),  # emoji: two UTF-16 code units each (84 units)
+    ("Wasserschaden: Tür öffnen, Ärger", None, 1),  # umlauts are GSM-7: standard
+])
+async def test_text_gsm_cannot_carry_goes_as_utf16(make: Any, emu: RetarusSmsEmulator,
+                                                    text: str, encoding: str | None,
+                                                    parts: int) -> None:
+    # the emulated account refuses characters the encoding cannot carry (REFUSE, 422)
+    assert emu.default_invalid_characters == "REFUSE"
+    sub = await make().submit(batch("+491701234560", "+491701234561", text=text))
+    assert last_body(emu)["options"].get("encoding") == encoding
+    job = emu.jobs[sub.provider_ref or ""]
+    assert job.recipients[0].text == text and job.recipients[0].parts == parts
+    assert [item.details["parts"] for item in sub.items] == [parts, parts]
+
+
+async def test_a_chosen_encoding_is_kept(make: Any, emu: RetarusSmsEmulator) -> None:
+    with pytest.raises(RejectedError) as caught:  # STANDARD chosen: the account refuses
+        await make(encoding="STANDARD").submit(batch("+491701234560", text="Протечка"))
+    assert caught.value.status == 422
+    sub = await make(encoding="STANDARD", invalid_characters="TRANSLITERATE").submit(
+        batch("+491701234560", text="Протечка"))
+    assert last_body(emu)["options"]["encoding"] == "STANDARD"
+    assert sub.items[0].details == {"encoding": "GSM-7", "units": 8, "parts": 1}
+
+
+LONG_RUSSIAN = "Протечка воды в подвале, перекройте кран. " * 6  # 252 UTF-16 units: 4 parts
+
+
+@pytest.mark.parametrize(("over", "sent_parts", "details"), [
+    ("send", 2, {"encoding": "UCS-2", "units": 252, "parts": 4, "max_parts": 2}),
+    ("cut", 2, {"encoding": "UCS-2", "units": 134, "parts": 2, "cut_from_parts": 4})])
+async def test_max_parts_is_honoured(make: Any, emu: RetarusSmsEmulator, over: str,
+                                     sent_parts: int, details: dict[str, Any]) -> None:
+    sub = await make(max_parts=2, over_max_parts=over).submit(
+        batch("+491701234560", text=LONG_RUSSIAN))
+    recipient = emu.jobs[sub.provider_ref or ""].recipients[0]
+    assert recipient.parts == sent_parts and last_body(emu)["options"]["maxParts"] == 2
+    assert sub.items[0].details == details
+    if over == "cut":
+        assert recipient.text.endswith("…") and LONG_RUSSIAN.startswith(recipient.text[:-1])
+
+
+async def test_max_parts_reject_names_the_message(make: Any, emu: RetarusSmsEmulator) -> None:
+    with pytest.raises(ValidationError, match="4 SMS parts") as caught:
+        await make().submit(batch("+491701234560", text=LONG_RUSSIAN,
+                                  options={"maxParts": 3, "over_max_parts": "reject"}))
+    assert caught.value.field == "message" and not emu.jobs

@@ -120,9 +120,13 @@ async def test_reference_alert_id_can_be_switched_off(make: Factory,
     assert "ref" not in await sent_params(make, emu, reference_alert_id=False)
 
 
-async def test_alert_id_too_long_for_ref_is_left_out(make: Factory,
-                                                     emu: RetarusSmsHttpEmulator) -> None:
-    assert "ref" not in await sent_params(make, emu, batch(alert_id="ä" * 71))
+async def test_alert_id_too_long_for_ref_is_shortened_with_a_hash(
+        make: Factory, emu: RetarusSmsHttpEmulator) -> None:
+    first = (await sent_params(make, emu, batch(alert_id="ä" * 71)))["ref"]
+    other = (await sent_params(make, emu, batch(alert_id="ä" * 72)))["ref"]
+    again = (await sent_params(make, emu, batch(alert_id="ä" * 71)))["ref"]
+    assert len(first) == 70 and first.startswith("ä" * 53 + "~")
+    assert first == again and first != other  # deterministic and unique
 
 
 @pytest.mark.parametrize(("priority", "options", "qos"), [
@@ -228,7 +232,7 @@ STATUS_ROWS = [
     ("CANCELED", "", DeliveryState.CANCELLED),
     ("CANCELED", "NOT_ACC_REC", DeliveryState.CANCELLED),
     ("RUNNING", "SUC_ACC", DeliveryState.SUBMITTED),
-    ("KILL", "SUC_ACC", DeliveryState.CANCELLED),
+    ("KILL", "SUC_ACC", DeliveryState.SENT),  # "SMS was sent, but cancelled ..."
 ]
 
 
@@ -278,17 +282,24 @@ async def test_jobs_progress_by_last_digit(make: Factory, clock: ManualClock, di
     assert update.state.final is (digit != "9")
 
 
-@pytest.mark.parametrize(("steps", "expected"), [
-    (0, "CANCELED"), (1, "KILL SUC_ACC")])
+@pytest.mark.parametrize(("steps", "expected", "state"), [
+    (0, "CANCELED", DeliveryState.CANCELLED),
+    (1, "KILL SUC_ACC", DeliveryState.SENT)])  # cancelled after it was sent: it was sent
 async def test_cancelled_jobs(make: Factory, emu: RetarusSmsHttpEmulator, steps: int,
-                              expected: str) -> None:
+                              expected: str, state: DeliveryState) -> None:
     emu.step_seconds = None  # only advance() moves jobs
     provider = make(delivery_notification=True)
     submission = await provider.submit(batch())
     emu.advance(submission.provider_ref, steps)
     assert emu.cancel(submission.provider_ref or "")
     [update] = await provider.poll(submission)
-    assert (update.state, update.provider_status) == (DeliveryState.CANCELLED, expected)
+    assert (update.state, update.provider_status) == (state, expected)
+
+
+def test_running_at_the_tracking_deadline_is_sent(make: Factory) -> None:
+    state, reason = make().state_at_deadline("RUNNING SUC_ACC") or (None, "")
+    assert state is DeliveryState.SENT and "no delivery notification" in reason
+    assert make().state_at_deadline("OPEN CON_ERR") is None
 
 
 async def test_final_items_are_not_polled(make: Factory, emu: RetarusSmsHttpEmulator) -> None:
@@ -411,16 +422,34 @@ async def test_5xx_is_retried_with_backoff(make: Factory, emu: RetarusSmsHttpEmu
     assert 0.8 <= clock.slept[0] <= 1.2 and 1.6 <= clock.slept[1] <= 2.4
 
 
-async def test_429_after_burst_waits_for_retry_after(make: Factory, emu: RetarusSmsHttpEmulator,
-                                                     clock: ManualClock) -> None:
-    emu.burst, emu.window = 2, 10.0
-    provider = make()
-    submission = await provider.submit(batch())
+async def test_rate_limit_counts_jobs_and_answers_429_without_content(
+        make: Factory, emu: RetarusSmsHttpEmulator, clock: ManualClock) -> None:
+    emu.rate_limit = 2  # N alone: the documented 10-second window
+    provider = make(retry_attempts=1)
+    first = await provider.submit(batch())
+    await provider.submit(batch())
+    for _ in range(3):
+        await provider.poll(first)  # reports are not jobs: never limited
+    with pytest.raises(RateLimitedError) as caught:
+        await provider.submit(batch())
+    assert caught.value.retry_after is None  # no Retry-After unless switched on
+    refused = await _raw_post(emu)
+    assert (refused.status_code, refused.content) == (429, b"")
+    assert emu.rejected_429 == 2 and len(emu.jobs) == 2
+    emu.rate_limit_retry_after = True
     clock.advance(4.0)
-    await provider.poll(submission)
-    await provider.poll(submission)  # third request in the window: 429, Retry-After: 6
-    assert clock.slept == [6.0]
-    assert [r.path for r in emu.requests] == ["/sms", "/reports", "/reports", "/reports"]
+    with pytest.raises(RateLimitedError) as caught:
+        await provider.submit(batch())
+    assert caught.value.retry_after == 6.0
+    clock.advance(6.0)
+    await provider.submit(batch())
+    assert len(emu.jobs) == 3 and emu.rejected_429 == 3
+
+
+async def _raw_post(emu: RetarusSmsHttpEmulator) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(f"{emu.base_url}/sms", data={
+            "user": USER, "pass": PASSWORD, "dst": "+491701234560", "msg": "x"})
 
 
 async def test_persistent_429_raises_rate_limited(make: Factory, emu: RetarusSmsHttpEmulator,
@@ -515,3 +544,36 @@ async def test_credentials_never_logged_or_raised(make: Factory, emu: RetarusSms
     for text in texts:
         assert PASSWORD not in text
         assert USER not in text
+
+
+# --- Unicode and parts (the interface has no encoding parameter) -------------------------------
+
+@pytest.mark.parametrize(("text", "encoding", "parts"), [
+    ("Протечка воды в подвале", "UCS-2", 1), ("Leak 💧" * 12, "UCS-2", 2),
+    ("Wasserschaden: Tür öffnen", "GSM-7", 1), ("x" * 161, "GSM-7", 2)])
+async def test_parts_are_counted_and_reported(make: Factory, emu: RetarusSmsHttpEmulator,
+                                              text: str, encoding: str, parts: int) -> None:
+    submission = await make().submit(batch(text=text))
+    assert emu.requests[-1].params["msg"] == text  # sent as it is
+    assert submission.items[0].details["encoding"] == encoding
+    assert submission.items[0].details["parts"] == parts
+    assert emu.jobs[submission.provider_ref or ""].parts == parts
+
+
+async def test_max_parts_cut_or_reject(make: Factory, emu: RetarusSmsHttpEmulator) -> None:
+    text = "Протечка воды в подвале, перекройте кран. " * 6  # 4 parts in UCS-2
+    cut = await make(max_parts=2, over_max_parts="cut").submit(batch(text=text))
+    sent = emu.requests[-1].params["msg"]
+    assert sent.endswith("…") and emu.jobs[cut.provider_ref or ""].parts == 2
+    assert cut.items[0].details["cut_from_parts"] == 4
+    with pytest.raises(ValidationError) as caught:
+        await make(max_parts=2, over_max_parts="reject").submit(batch(text=text))
+    assert caught.value.field == "message" and len(emu.jobs) == 1
+
+
+async def test_an_account_refusing_unicode_is_a_rejection(make: Factory,
+                                                          emu: RetarusSmsHttpEmulator) -> None:
+    emu.refuse_non_gsm = True
+    with pytest.raises(RejectedError):
+        await make().submit(batch(text="Протечка"))
+    assert not emu.jobs

@@ -1,11 +1,13 @@
 """What both Retarus SMS adapters (REST ``retarus_sms``, HTTP Simple ``retarus_sms_http``) share
-about values: the sender id rule and the case-insensitive choice validator.
+about values: the sender id rule, references shortened with a hash, and the case-insensitive
+choice validator.
 
 The status vocabulary they share lives in :mod:`._retarus_status`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from collections.abc import Callable
@@ -18,6 +20,19 @@ from ..errors import ValidationError
 # Java: (\+|)[0-9]{1,20}|[a-zA-Z0-9\x20\p{Punct}]{1,11}   (retarus-go sms/job.go, spec §4.2)
 _SENDER_NUMERIC = re.compile(r"\+?[0-9]{1,20}")
 _SENDER_ALPHA = re.compile("[a-zA-Z0-9 " + re.escape(string.punctuation) + "]{1,11}")
+
+
+REF_HASH_LENGTH = 16  # hex digits of SHA-256 that keep a shortened reference unique
+
+
+def short_ref(value: str, limit: int = 64) -> str:
+    """``value`` as a customerRef of at most ``limit`` characters: unchanged if it fits, else its
+    start, ``~`` and a short SHA-256 of the whole, so that it stays deterministic and unique."""
+    if len(value) <= limit:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:REF_HASH_LENGTH]
+    return f"{value[:limit - REF_HASH_LENGTH - 1]}~{digest}"
+
 
 
 def check_sender(value: str, field_name: str = "sender") -> str:

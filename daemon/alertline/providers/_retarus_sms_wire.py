@@ -6,6 +6,7 @@ appear only in the ``*_json`` / ``from_json`` functions of this module and of ``
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import voluptuous as vol
 
 from ._http import first_present
-from ._retarus_common import one_of
+from ._retarus_common import REF_HASH_LENGTH, one_of, short_ref
 from ._retarus_status import normalise
 from .base import StatusUpdate, SubmittedItem
 
@@ -38,7 +39,8 @@ READ_REASONS = {400: "Invalid request-parameter", 401: "Authentication failed",
 MAX_RECIPIENTS_PER_JOB = 3000
 VALIDITY_MIN, VALIDITY_MAX = 5, 2880
 MAX_PARTS_MIN, MAX_PARTS_MAX = 1, 20
-MAX_REF_LENGTH = 70          # customerRef / billcode: Go SDK says 70 ("recommended 64" in the docs)
+MAX_BILLCODE_LENGTH = 70     # billcode: max. 70 characters
+MAX_REF_LENGTH = 64          # customerRef: "recommended max. 64" (the Go SDK says 70): the lower
 LIST_LIMIT_MAX = 1000
 LIST_RANGE_DAYS = 30
 JOB_ID_PATTERN = re.compile(r"J\..{18,38}")
@@ -65,6 +67,17 @@ def iso_ms(when: datetime) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.isoformat(timespec="milliseconds")
+
+
+def job_ref(alert_ids: Sequence[str]) -> str:
+    """The job customerRef of a batch: its alert id, or for several alerts the first one, their
+    count and a hash of them all (two batches never share a reference)."""
+    ids = sorted(set(alert_ids))
+    if len(ids) == 1:
+        return short_ref(ids[0])
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:REF_HASH_LENGTH]
+    head = f"+{len(ids) - 1}~{digest}"
+    return f"{ids[0][:MAX_REF_LENGTH - len(head)]}{head}"
 
 
 def check_period(value: Any) -> str:
@@ -99,6 +112,7 @@ def validity_minutes(expires: datetime, now: datetime) -> int:
 
 _periods = vol.All([check_period])
 _ref = vol.All(str, vol.Length(min=1, max=MAX_REF_LENGTH))
+_billcode = vol.All(str, vol.Length(min=1, max=MAX_BILLCODE_LENGTH))
 _validity = vol.All(vol.Coerce(int), vol.Any(0, vol.Range(min=VALIDITY_MIN, max=VALIDITY_MAX)))
 _max_parts = vol.All(vol.Coerce(int), vol.Range(min=MAX_PARTS_MIN, max=MAX_PARTS_MAX))
 
@@ -112,11 +126,12 @@ def job_settings_schema(defaults: bool) -> dict[Any, Any]:
 
     return {
         key("encoding", None, "STANDARD (GSM 7-bit) or UTF-16"): one_of(*ENCODINGS),
-        key("billcode", None, "billing code, up to 70 characters"): _ref,
+        key("billcode", None, "billing code, up to 70 characters"): _billcode,
         key("status_requested", True, "ask for delivery notifications (SUC_FIN instead of "
             "SUC_ACC)"): bool,
         key("flash", False, "flash SMS (shown at once, not stored; extra charge)"): bool,
-        key("customer_ref", None, "job reference (default: the alert id)"): _ref,
+        key("customer_ref", None, "job reference, up to 64 characters (default: the alert "
+            "id; a longer one is shortened with a hash)"): _ref,
         key("validity_min", None, "validity in minutes: 0 = Retarus default, else 5..2880"):
             _validity,
         key("max_parts", None, "maximum parts of a long SMS, 1..20 (longer text is cut)"):
@@ -133,7 +148,7 @@ def job_settings_schema(defaults: bool) -> dict[Any, Any]:
 
 
 RECIPIENT_SCHEMA: dict[Any, Any] = {
-    vol.Optional("customer_ref", description="recipient reference"): _ref,
+    vol.Optional("customer_ref", description="recipient reference, up to 64 characters"): _ref,
     vol.Optional("blackout_periods", description="replace the job's blackout periods"): _periods,
 }
 
@@ -250,6 +265,7 @@ def match_reports(items: Sequence[SubmittedItem], refs: Mapping[str, str],
     """Pair reports with submitted items: by customerRef (a delivery id, or a custom ref mapped
     through ``refs``), else by number; each item at most once."""
     by_id = {item.delivery_id: item for item in items}
+    by_id.update({short_ref(item.delivery_id): item for item in items})
     by_number: dict[str, list[SubmittedItem]] = {}
     for item in items:
         by_number.setdefault(item.number, []).append(item)

@@ -6,7 +6,11 @@ report the same pair of values (seed retarus-sms-http.txt; docs.retarus.com/sms/
 Mapping choices where the provider's outcome is uncertain (documented in docs/providers/):
 ``DONE/SEND_ERR`` counts as failed (an alert must rather be escalated than silently lost),
 ``DONE/STATUS_ERR`` as sent (it left Retarus; only the delivery notification is missing),
-``DONE/TIMEOUT`` as expired (validity period exceeded), ``KILL`` as cancelled.
+``DONE/TIMEOUT`` as expired (validity period exceeded). ``KILL`` is sent, not cancelled: the seed
+says "SMS was sent, but cancelled and no delivery notification has been received" (it left
+Retarus; only the notification is missing). ``RUNNING`` ("SMS was sent, but no delivery
+notification was received") is open while tracked, and sent at the tracking deadline
+(:func:`state_at_deadline`), not expired.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ RUNNING = "RUNNING"
 DONE = "DONE"
 CANCELED = "CANCELED"
 KILL = "KILL"
+
+KILL_MEANING = "sent, but cancelled and no delivery notification has been received"
+RUNNING_AT_DEADLINE = ("sent, but no delivery notification was received before the tracking "
+                       "deadline")
 
 PROCESS_STATUSES: frozenset[str] = frozenset({OPEN, RUNNING, DONE, CANCELED, KILL})
 
@@ -80,7 +88,7 @@ def normalise(process_status: str | None,
     if process == CANCELED:
         return DeliveryState.CANCELLED, CANCELED_STATUSES.get(code, f"cancelled ({code})")
     if process == KILL:
-        return DeliveryState.CANCELLED, "sent, then cancelled; no delivery notification"
+        return DeliveryState.SENT, KILL_MEANING
     if not process and code in _DONE:
         # a status without processStatus: the status alone is final
         return _DONE[code]
@@ -92,3 +100,13 @@ def normalise(process_status: str | None,
 def is_final(process_status: str | None, status: str | None) -> bool:
     """Whether the pair is a final state."""
     return normalise(process_status, status)[0].final
+
+
+def state_at_deadline(provider_status: str | None) -> tuple[DeliveryState, str] | None:
+    """The final state of a delivery still open at the tracking deadline, by its last
+    ``"<processStatus> <status>"``: RUNNING means the SMS was sent (seed: "SMS was sent, but no
+    delivery notification was received"); anything else is left to expire (None)."""
+    process = _clean((provider_status or "").split(" ", 1)[0])
+    if _PROCESS_ALIASES.get(process, process) == RUNNING:
+        return DeliveryState.SENT, RUNNING_AT_DEADLINE
+    return None

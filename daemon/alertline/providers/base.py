@@ -102,6 +102,7 @@ class SubmittedItem:
     state: DeliveryState = DeliveryState.SUBMITTED
     provider_status: str | None = None
     reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # merged into the delivery's details
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,13 @@ class Provider(abc.ABC):
         cannot tell now, and another ``ProviderError`` when it could not find out.
         """
         raise NotImplementedError
+
+    def state_at_deadline(self, provider_status: str | None
+                          ) -> tuple[DeliveryState, str] | None:
+        """The final state and reason of a delivery still open at its tracking deadline, when
+        the provider's last status already says what happened (e.g. Retarus ``RUNNING``: sent,
+        no notification); None lets it expire."""
+        return None
 
     async def cancel(self, submission: Submission) -> bool:
         """Ask the provider to stop what it has not done yet; False if it cannot."""

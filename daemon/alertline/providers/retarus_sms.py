@@ -19,10 +19,9 @@ from ..errors import (
     DuplicateError,
     ProviderAnswerError,
     ProviderError,
-    TransientError,
     ValidationError,
 )
-from ..model import Channel, Priority
+from ..model import Channel, DeliveryState, Priority
 from ..phone import NumberFormat, format_number
 from . import _retarus_sms_wire as wire
 from ._http import (
@@ -32,7 +31,9 @@ from ._http import (
     tracking_capabilities,
     transport_options,
 )
-from ._retarus_common import check_sender, sender_validator
+from ._retarus_common import check_sender, sender_validator, short_ref
+from ._retarus_sms_reads import StatusReader
+from ._retarus_status import state_at_deadline
 from .base import (
     Batch,
     Capabilities,
@@ -43,15 +44,23 @@ from .base import (
     Submission,
     SubmittedItem,
 )
+from .sms_parts import OVER_MAX_PARTS, SmsEncoding, fit_text, is_gsm7
 
 _LOGGER = logging.getLogger(__name__)
 
 SEND_URL = "https://sms4a.eu.retarus.com/rest/v1"
 STATUS_URLS = ("https://sms4a.de2.retarus.com/rest/v1", "https://sms4a.de1.retarus.com/rest/v1")
 DUPLICATE_WINDOW = timedelta(minutes=10)
+DUPLICATE_NOT_FOUND = (
+    "sent: Retarus refused the resend as a duplicate of a job it accepted in the last 10 "
+    "minutes (409, duplicate detection); that job was not found in its job list, so no "
+    "delivery status will follow")
 
+_OVER_MAX_PARTS = ("over_max_parts", "a text needing more than max_parts parts: send "
+                   "(Retarus cuts it), cut (here, ending in '...'/'…') or reject")
 _ALERT_OPTIONS: dict[Any, Any] = {
     **wire.job_settings_schema(defaults=False),
+    vol.Optional(_OVER_MAX_PARTS[0], description=_OVER_MAX_PARTS[1]): vol.In(OVER_MAX_PARTS),
     vol.Optional("job_period", description="ISO 8601 start time (default: not_before)"):
         wire.check_timestamp,
     vol.Optional("recipients", description="per number or contact: customer_ref, "
@@ -79,18 +88,22 @@ class RetarusSmsProvider(Provider):
             vol.All([vol.Url()], vol.Length(min=1)),
         vol.Optional("sender", description="default sender id (src)"): sender_validator,
         **wire.job_settings_schema(defaults=True),
+        vol.Optional(_OVER_MAX_PARTS[0], default="send", description=_OVER_MAX_PARTS[1]):
+            vol.In(OVER_MAX_PARTS),
         vol.Optional("recipient_refs", default=True,
                      description="send each delivery id as the recipient customerRef"): bool,
         vol.Optional("max_recipients", default=wire.MAX_RECIPIENTS_PER_JOB,
                      description="recipients per job, at most 3000"):
             vol.All(vol.Coerce(int), vol.Range(min=1, max=wire.MAX_RECIPIENTS_PER_JOB)),
         **transport_options(poll_interval=30.0, deadline=49 * 3600.0),
-        vol.Optional("recovery_lookup_limit", default=1000,
-                     description="after a crash mid-send, recent jobs read to learn which "
-                     "interrupted deliveries Retarus has (0 = off: they are marked failed)"):
+        vol.Optional("recovery_lookup_limit", default=100_000,
+                     description="after a crash mid-send, most recent jobs read (every page of "
+                     "the listing) to learn which interrupted deliveries Retarus has (0 = off: "
+                     "they are resent under duplicate detection, else marked failed)"):
             vol.All(vol.Coerce(int), vol.Range(min=0, max=100_000)),
         vol.Optional("duplicate_lookup_limit", default=50,
-                     description="recent jobs searched for the job id after a 409 (0 = off)"):
+                     description="recent jobs read for the job id after a 409 (0 = off: the "
+                     "duplicate is settled as sent at once)"):
             vol.All(vol.Coerce(int), vol.Range(min=0, max=wire.LIST_LIMIT_MAX)),
     }
     alert_options_schema: ClassVar[dict[Any, Any]] = _ALERT_OPTIONS
@@ -116,6 +129,7 @@ class RetarusSmsProvider(Provider):
                                              reasons=wire.JOB_REASONS, **common)
         self._read_api = HttpApi.for_context(name, cfg["status_urls"][0], context, cfg,
                                              reasons=wire.READ_REASONS, **common)
+        self._reads = StatusReader(name, self._read_api, cfg["status_urls"])
 
     @classmethod
     def validate_alert_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +144,7 @@ class RetarusSmsProvider(Provider):
     async def submit(self, batch: Batch) -> Submission:
         """``POST /jobs``: one job, one message per distinct text, every recipient of the batch."""
         now = self.context.clock.now()
-        body, refs = self.job_request(batch, now)
+        body, refs, sizes = self._job(batch, now)
         duplicate_detection = bool(body["options"].get("duplicateDetection"))
         try:
             response = await self._send_api.request(
@@ -138,19 +152,25 @@ class RetarusSmsProvider(Provider):
         except DuplicateError:
             if not duplicate_detection:
                 raise
-            return await self._duplicate(batch, body, refs, now)
+            return await self._duplicate(batch, body, refs, sizes, now)
         job_id = first_present(json_object(self.name, response), "jobId", "id")
         if not job_id:
             raise ProviderAnswerError(self.name, "job accepted, but the answer has no jobId")
         _LOGGER.debug("%s: job %s accepted for %d recipients", self.name, job_id,
                       len(batch.items))
-        items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number)
-                      for i in batch.items)
+        items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
+                                    details=sizes[i.delivery_id]) for i in batch.items)
         return Submission(provider_ref=str(job_id), items=items, submitted_at=now,
                           data=self._submission_data(str(job_id), refs))
 
     def job_request(self, batch: Batch, now: datetime) -> tuple[dict[str, Any], dict[str, str]]:
         """The JobRequest body for ``batch``, and the custom recipient refs -> delivery ids."""
+        body, refs, _ = self._job(batch, now)
+        return body, refs
+
+    def _job(self, batch: Batch, now: datetime
+             ) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
+        """The JobRequest body, the custom refs, and each delivery's SMS size (its parts)."""
         if not batch.items:
             raise ValidationError("to", "no recipients")
         if len(batch.items) > wire.MAX_RECIPIENTS_PER_JOB:
@@ -164,26 +184,43 @@ class RetarusSmsProvider(Provider):
             field = f"options.{path}" if path else "blackout_periods"
             raise ValidationError(field, err.msg) from None
         options = self._job_options(batch, alert, extra, now)
+        if "encoding" not in options and not all(is_gsm7(item.text) for item in batch.items):
+            # GSM 03.38 cannot carry the text: the service would refuse it (422 under
+            # invalidCharacters REFUSE) or mangle it, so the job goes as UTF-16
+            options["encoding"] = "UTF-16"
+        texts = self._texts(batch, alert, options)
         messages: dict[str, list[dict[str, Any]]] = {}
         refs: dict[str, str] = {}
         overrides: dict[str, dict[str, Any]] = alert.get("recipients", {})
         for item in batch.items:
-            if not item.text.strip():
-                raise ValidationError("message", "empty SMS text")
             recipient: dict[str, Any] = {"dst": format_number(item.number, NumberFormat.E164)}
             override = overrides.get(item.number) or overrides.get(item.contact or "") or {}
             if "customer_ref" in override:
                 recipient["customerRef"] = refs_key = override["customer_ref"]
                 refs[refs_key] = item.delivery_id
             elif self.settings["recipient_refs"]:
-                recipient["customerRef"] = item.delivery_id
+                recipient["customerRef"] = short_ref(item.delivery_id)
             if "blackout_periods" in override:
                 recipient["blackoutPeriods"] = override["blackout_periods"]
-            messages.setdefault(item.text, []).append(recipient)
+            messages.setdefault(texts[item.delivery_id][0], []).append(recipient)
         body = {"options": options,
                 "messages": [{"text": text, "recipients": recipients}
                              for text, recipients in messages.items()]}
-        return body, refs
+        return body, refs, {key: size for key, (_, size) in texts.items()}
+
+    def _texts(self, batch: Batch, alert: dict[str, Any], options: dict[str, Any]
+               ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Per delivery: the text to send (cut to ``maxParts`` if so configured) and its size,
+        counted in the job's encoding (``TO_UTF16`` turns non-GSM text into UTF-16)."""
+        if not all(item.text.strip() for item in batch.items):
+            raise ValidationError("message", "empty SMS text")
+        utf16 = options.get("encoding") == "UTF-16" or (
+            options.get("invalidCharacters") == "TO_UTF16"
+            and not all(is_gsm7(item.text) for item in batch.items))
+        encoding = SmsEncoding.UCS2 if utf16 else SmsEncoding.GSM7
+        over = alert.get("over_max_parts", self.settings["over_max_parts"])
+        return {item.delivery_id: fit_text(item.text, encoding, options.get("maxParts"), over)
+                for item in batch.items}
 
     def _job_options(self, batch: Batch, alert: dict[str, Any], extra_periods: list[str],
                      now: datetime) -> dict[str, Any]:
@@ -200,7 +237,8 @@ class RetarusSmsProvider(Provider):
                                 ("status_requested", "statusRequested"), ("flash", "flash")):
             if pick(name) is not None:
                 options[wire_name] = pick(name)
-        options["customerRef"] = pick("customer_ref") or batch.reference[:wire.MAX_REF_LENGTH]
+        options["customerRef"] = pick("customer_ref") or wire.job_ref(
+            [item.alert_id for item in batch.items])
         if "validity_min" in alert:
             options["validityMin"] = alert["validity_min"]
         elif batch.expires is not None:
@@ -232,7 +270,7 @@ class RetarusSmsProvider(Provider):
         return data
 
     async def _duplicate(self, batch: Batch, body: dict[str, Any], refs: dict[str, str],
-                         now: datetime) -> Submission:
+                         sizes: dict[str, dict[str, Any]], now: datetime) -> Submission:
         """409 on a resend: Retarus already has this job; find its id, or report the duplicate."""
         wanted = {r.get("customerRef") or r["dst"]
                   for m in body["messages"] for r in m["recipients"]}
@@ -241,15 +279,15 @@ class RetarusSmsProvider(Provider):
             _LOGGER.info("%s: duplicate of job %s, already accepted", self.name, job_id)
             items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
                                         provider_status="DUPLICATE",
-                                        reason=f"already accepted as job {job_id}")
-                          for i in batch.items)
+                                        reason=f"already accepted as job {job_id}",
+                                        details=sizes[i.delivery_id]) for i in batch.items)
             return Submission(provider_ref=job_id, items=items, submitted_at=now,
                               data=self._submission_data(job_id, refs))
-        _LOGGER.warning("%s: duplicate job (409) whose job id could not be found", self.name)
-        reason = ("Retarus already accepted an identical job in the last 10 minutes (duplicate "
-                  "detection); its job id is unknown, so its status cannot be tracked")
+        _LOGGER.warning("%s: duplicate job (409) whose job id could not be found; settled as "
+                        "sent", self.name)
         items = tuple(SubmittedItem(delivery_id=i.delivery_id, number=i.number,
-                                    provider_status="DUPLICATE", reason=reason)
+                                    state=DeliveryState.SENT, provider_status="DUPLICATE",
+                                    reason=DUPLICATE_NOT_FOUND, details=sizes[i.delivery_id])
                       for i in batch.items)
         return Submission(provider_ref=None, items=items, submitted_at=now,
                           data={**self._submission_data(None, refs), "duplicate": True})
@@ -258,8 +296,8 @@ class RetarusSmsProvider(Provider):
         """The id of the job holding exactly the recipient refs ``wanted``, if found cheaply.
 
         Looks at jobs received around ``sent`` first, then in the whole 10-minute duplicate
-        window; skips listed jobs whose customerRef differs (when the listing shows it) and
-        reads at most ``duplicate_lookup_limit`` recipient reports.
+        window, over every page; skips listed jobs whose customerRef differs (when the listing
+        shows it) and reads at most ``duplicate_lookup_limit`` recipient reports.
         """
         budget = self.settings["duplicate_lookup_limit"]
         until = self.context.clock.now() + timedelta(minutes=1)
@@ -267,23 +305,16 @@ class RetarusSmsProvider(Provider):
         for since in (sent - timedelta(minutes=1), sent - DUPLICATE_WINDOW):
             for url in self.settings["status_urls"]:
                 try:
-                    for offset in range(0, 10 * wire.LIST_LIMIT_MAX, wire.LIST_LIMIT_MAX):
+                    async for job_id, ref in self._reads.all_pages(since, until, url):
                         if budget <= 0:
                             return None
-                        entries = await self._list_entries(
-                            since, until, None, limit=wire.LIST_LIMIT_MAX, offset=offset,
-                            urls=[url])
-                        for job_id, ref in entries.items():
-                            if job_id in checked or ref not in (None, job_ref) or budget <= 0:
-                                continue
-                            checked.add(job_id)
-                            budget -= 1
-                            response = await self._read_first("sms", {"jobId": job_id}, [url])
-                            reports = [] if response is None else self._recipients(response)
-                            if {r.customer_ref or r.dst for r in reports} == wanted:
-                                return job_id
-                        if len(entries) < wire.LIST_LIMIT_MAX:
-                            break
+                        if job_id in checked or ref not in (None, job_ref):
+                            continue
+                        checked.add(job_id)
+                        budget -= 1
+                        reports = await self._reads.recipient_reports(job_id, [url]) or []
+                        if {r.customer_ref or r.dst for r in reports} == wanted:
+                            return job_id
                 except ProviderError as err:
                     _LOGGER.info("%s: job lookup at %s failed: %s", self.name, url,
                                  self.context.redactor.text(str(err)))
@@ -293,33 +324,35 @@ class RetarusSmsProvider(Provider):
                              since: datetime) -> list[Submission]:
         """After a crash mid-submission: the jobs (since ``since``) holding any of ``items``.
 
-        Each delivery id was sent as its recipient's customerRef, so the recent jobs' recipient
-        reports show which deliveries Retarus has. Without recipient refs it cannot tell.
+        Each delivery id was sent as its recipient's customerRef (shortened to 64 characters),
+        so the recipient reports of the jobs listed since then show which deliveries Retarus
+        has. Every page of the listing is read (1,000 jobs a page), in every status data
+        centre, until all are found; at most ``recovery_lookup_limit`` jobs. Without recipient
+        refs it cannot tell.
         """
-        if not self.settings["recipient_refs"]:
-            raise NotImplementedError
-        wanted = {item.delivery_id: item for item in items}
-        found: dict[str, list[SubmittedItem]] = {}
         budget = self.settings["recovery_lookup_limit"]
-        if budget <= 0:
+        if not self.settings["recipient_refs"] or budget <= 0:
             raise NotImplementedError
+        wanted = {short_ref(item.delivery_id): item for item in items}
+        found: dict[str, list[SubmittedItem]] = {}
         until = self.context.clock.now() + timedelta(minutes=1)
-        entries = await self._list_entries(since, until, None, limit=wire.LIST_LIMIT_MAX,
-                                           offset=0, urls=self.settings["status_urls"])
-        if len(entries) > budget:
-            raise ProviderAnswerError(self.name, f"{len(entries)} jobs since {since:%H:%M}: "
-                                      "too many to look through for interrupted deliveries")
-        for job_id in entries:
-            response = await self._read_first("sms", {"jobId": job_id},
-                                              self.settings["status_urls"])
-            for report in [] if response is None else self._recipients(response):
-                item = wanted.pop(report.customer_ref or "", None)
-                if item is not None:
-                    found.setdefault(job_id, []).append(
-                        SubmittedItem(delivery_id=item.delivery_id, number=item.number,
-                                      provider_status="RECOVERED"))
-            if not wanted:
-                break
+        since = max(since, until - timedelta(days=wire.LIST_RANGE_DAYS))
+        read = 0
+        for url in self.settings["status_urls"]:
+            async for job_id, _ in self._reads.all_pages(since, until, url):
+                if not wanted:
+                    break
+                read += 1
+                if read > budget:
+                    raise ProviderAnswerError(self.name, f"more than {budget} jobs since "
+                                              f"{since:%H:%M}: too many to look through for "
+                                              "interrupted deliveries")
+                for report in await self._reads.recipient_reports(job_id, [url]) or []:
+                    item = wanted.pop(report.customer_ref or "", None)
+                    if item is not None:
+                        found.setdefault(job_id, []).append(
+                            SubmittedItem(delivery_id=item.delivery_id, number=item.number,
+                                          provider_status="RECOVERED"))
         return [Submission(provider_ref=job_id, items=tuple(job_items), submitted_at=since,
                            data=self._submission_data(job_id, {}))
                 for job_id, job_items in found.items()]
@@ -341,14 +374,11 @@ class RetarusSmsProvider(Provider):
 
     async def recipient_reports(self, job_id: str) -> list[wire.RecipientReport] | None:
         """``GET /sms?jobId=``: per-recipient reports; None if no data centre knows the job."""
-        response = await self._read_first("sms", {"jobId": job_id})
-        return None if response is None else self._recipients(response)
+        return await self._reads.recipient_reports(job_id)
 
     async def job_report(self, job_id: str) -> wire.JobReport | None:
         """``GET /jobs/{jobId}``: the job report; None if no data centre knows the job."""
-        response = await self._read_first(f"jobs/{job_id}", None)
-        return None if response is None else wire.JobReport.from_json(
-            json_object(self.name, response))
+        return await self._reads.job_report(job_id)
 
     async def list_jobs(self, from_ts: datetime, to_ts: datetime, *, open: bool | None = None,
                         limit: int = 100, offset: int = 0,
@@ -361,22 +391,8 @@ class RetarusSmsProvider(Provider):
         if not 0 < limit <= wire.LIST_LIMIT_MAX or offset < 0:
             raise ValidationError("limit", "limit must be 1..1000 and offset >= 0")
         urls = [base_url] if base_url else self.settings["status_urls"]
-        return list(await self._list_entries(from_ts, to_ts, open, limit=limit, offset=offset,
-                                             urls=urls))
-
-    async def _list_entries(self, from_ts: datetime, to_ts: datetime, open: bool | None,
-                            *, limit: int, offset: int,
-                            urls: list[str]) -> dict[str, str | None]:
-        params: dict[str, Any] = {"fromTs": wire.iso_ms(from_ts), "toTs": wire.iso_ms(to_ts),
-                                  "jobIdsOnly": "true", "limit": limit, "offset": offset}
-        if open is not None:
-            params["open"] = "true" if open else "false"
-        entries: dict[str, str | None] = {}
-        for url in urls:
-            response = await self._read_first("jobs", params, [url])
-            if response is not None:
-                entries.update(wire.parse_job_entries(self._json(response)))
-        return entries
+        return list(await self._reads.list_entries(from_ts, to_ts, open, limit=limit,
+                                                   offset=offset, urls=urls))
 
     async def iter_jobs(self, from_ts: datetime, to_ts: datetime, *, open: bool | None = None,
                         page_size: int = 100) -> AsyncIterator[str]:
@@ -394,44 +410,18 @@ class RetarusSmsProvider(Provider):
 
     async def version(self) -> dict[str, Any]:
         """``GET /version``: the service's version information."""
-        response = await self._read_first("version", None)
-        if response is None:
-            raise ProviderAnswerError(self.name, "no data centre answers /version")
-        return json_object(self.name, response)
+        return await self._reads.version()
 
     async def check(self) -> ProviderInfo:
         """Credentials and reachability, through ``GET /version``."""
         info = await self.version()
         return ProviderInfo(provider=self.name, version=wire.version_text(info), details=info)
 
-    async def _read_first(self, path: str, params: dict[str, Any] | None,
-                          urls: list[str] | None = None) -> httpx.Response | None:
-        """GET ``path`` from the status data centres in order: 404 or 5xx there = ask the next."""
-        last_error: TransientError | None = None
-        for url in urls or self.settings["status_urls"]:
-            try:
-                response = await self._read_api.request(
-                    "GET", f"{url.rstrip('/')}/{path}", params=params, expected=(200, 404))
-            except TransientError as err:
-                last_error = err
-                continue
-            if response.status_code == 200:
-                return response
-        if last_error is not None:
-            raise last_error
-        return None
-
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise ProviderAnswerError(self.name, "answer is not JSON") from None
-
-    def _recipients(self, response: httpx.Response) -> list[wire.RecipientReport]:
-        data = self._json(response)
-        if not isinstance(data, list | dict):
-            raise ProviderAnswerError(self.name, "recipient report is not a JSON array")
-        return wire.parse_recipient_reports(data)
+    def state_at_deadline(self, provider_status: str | None
+                          ) -> tuple[DeliveryState, str] | None:
+        """``RUNNING`` at the tracking deadline ends as sent (the seed's "SMS was sent, but no
+        delivery notification was received"), not expired."""
+        return state_at_deadline(provider_status)
 
     async def aclose(self) -> None:
         """Close the HTTP client if the adapter created it."""

@@ -28,17 +28,18 @@ from ._http import (
     tracking_capabilities,
     transport_options,
 )
-from ._retarus_common import check_sender, one_of, sender_validator
+from ._retarus_common import check_sender, one_of, sender_validator, short_ref
 from ._retarus_sms_http_wire import (
     DN_STYLES,
     ERROR_REASONS,
+    REFERENCE_MAX,
     Report,
     check_reference,
     parse_job_id,
     parse_report,
     reference_validator,
 )
-from ._retarus_status import normalise
+from ._retarus_status import normalise, state_at_deadline
 from .base import (
     Batch,
     BatchItem,
@@ -51,6 +52,7 @@ from .base import (
     Submission,
     SubmittedItem,
 )
+from .sms_parts import OVER_MAX_PARTS, best_encoding, fit_text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,6 +112,12 @@ class RetarusSmsHttpProvider(Provider):
         vol.Optional("number_format", default="e164",
                      description="'dst' format: e164 (+4917...) or digits (4917...)"):
             vol.In([f.value for f in NumberFormat]),
+        vol.Optional("max_parts", description="most SMS parts a text may need (the interface "
+                     "has no such parameter: checked here); none = no limit"):
+            vol.All(vol.Coerce(int), vol.Range(min=1, max=20)),
+        vol.Optional("over_max_parts", default="send",
+                     description="a text needing more than max_parts parts: send (whole), cut "
+                     "(ending in '...'/'…') or reject"): vol.In(OVER_MAX_PARTS),
         vol.Optional("check_job_id", default=DEFAULT_CHECK_JOB_ID,
                      description="never-issued job id whose report check() asks for"): str,
         **transport_options(poll_interval=15.0, deadline=48 * 3600.0),
@@ -146,7 +154,7 @@ class RetarusSmsHttpProvider(Provider):
             raise ValidationError("to", f"{self.type} sends to one destination per request, "
                                   f"got {len(batch.items)}")
         item = batch.items[0]
-        params, notify = self._sms_params(batch, item)
+        params, notify, size = self._sms_params(batch, item)
         response = await self._api.request(
             "POST", "sms", expected=(200, 201), **self._encode(params))
         job_id = parse_job_id(self.name, response.text, self._scrub)
@@ -155,7 +163,7 @@ class RetarusSmsHttpProvider(Provider):
         return Submission(
             provider_ref=job_id,
             items=(SubmittedItem(delivery_id=item.delivery_id, number=item.number,
-                                 provider_message_id=job_id),),
+                                 provider_message_id=job_id, details=size),),
             submitted_at=self.context.clock.now(),
             data={"job_id": job_id, "delivery_notification": notify},
         )
@@ -185,13 +193,22 @@ class RetarusSmsHttpProvider(Provider):
             "interface": "HTTP Simple v1", "probe": "GET /reports",
             "http_status": response.status_code})
 
+    def state_at_deadline(self, provider_status: str | None
+                          ) -> tuple[DeliveryState, str] | None:
+        """``RUNNING`` at the tracking deadline ends as sent (the seed's "SMS was sent, but no
+        delivery notification was received"), not expired."""
+        return state_at_deadline(provider_status)
+
     async def aclose(self) -> None:
         """Close the HTTP client if the adapter created it."""
         await self._api.aclose()
 
     # --- request building ------------------------------------------------------------------
-    def _sms_params(self, batch: Batch, item: BatchItem) -> tuple[dict[str, str], bool]:
-        """The wire parameters of ``POST /sms`` and whether a delivery notification is asked."""
+    def _sms_params(self, batch: Batch, item: BatchItem
+                    ) -> tuple[dict[str, str], bool, dict[str, Any]]:
+        """The wire parameters of ``POST /sms``, whether a delivery notification is asked, and
+        the text's size (encoding, parts): the interface has no encoding parameter, so the
+        text goes as it is and is counted in the encoding it needs (GSM-7, else UCS-2)."""
         try:
             per_alert = self.validate_alert_options(dict(batch.options))
         except vol.Invalid as err:
@@ -204,8 +221,10 @@ class RetarusSmsHttpProvider(Provider):
         qos = per_alert.get("qos") or (
             "express" if batch.priority is Priority.HIGH and settings["express_for_high_priority"]
             else settings["qos"])
+        text, size = fit_text(item.text, best_encoding(item.text), settings.get("max_parts"),
+                              settings["over_max_parts"])
         params = {"dst": format_number(item.number, self.capabilities.number_format),
-                  "msg": item.text, "qos": qos,
+                  "msg": text, "qos": qos,
                   "dn": DN_STYLES[settings["dn_values"]][0 if notify else 1]}
         sender = batch.sender or settings.get("sender")
         if sender:
@@ -215,12 +234,12 @@ class RetarusSmsHttpProvider(Provider):
             params["bc"] = billcode
         reference = per_alert.get("reference", settings.get("reference"))
         if reference is None and settings["reference_alert_id"]:
-            reference = item.alert_id if check_reference(item.alert_id) else None
-            if reference is None:
-                _LOGGER.debug("%s: alert id too long for 'ref'; not sent", self.name)
+            # too long for 'ref': its start and a hash, deterministic and unique
+            reference = item.alert_id if check_reference(item.alert_id) else short_ref(
+                item.alert_id, REFERENCE_MAX)
         if reference:
             params["ref"] = reference
-        return self._with_credentials(params), notify
+        return self._with_credentials(params), notify, size
 
     def _with_credentials(self, params: dict[str, str]) -> dict[str, str]:
         return {"user": self._user, "pass": self._password, **params}
