@@ -39,6 +39,7 @@ from ..errors import (
 )
 from ..model import utcnow
 from ..redact import MASK, Redactor, redact_text
+from .base import RateLimit
 
 if TYPE_CHECKING:
     from .base import Capabilities, ProviderContext
@@ -138,6 +139,16 @@ def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float 
                      description="longest retry wait in seconds (also caps a Retry-After)"):
             delay,
     }
+    options[vol.Optional("rate_limit_window",
+                         description="seconds a provider that refused for load (429, 503) is "
+                         "left alone when it names no Retry-After; doubles with each further "
+                         "refusal")] = vol.All(_seconds, vol.Range(min=0.1, max=3600))
+    options[vol.Optional("rate_limit", description="client-side pacing: at most `jobs` "
+                         "requests per `per` seconds, e.g. {jobs: 1, per: 10s}; the last one "
+                         "of each window is kept for high priority")] = {
+        vol.Required("jobs"): vol.All(vol.Coerce(int), vol.Range(min=1, max=100_000)),
+        vol.Optional("per", default=10.0): vol.All(_seconds, vol.Range(min=0.01, max=86400)),
+    }
     if poll_interval is not None:
         options[vol.Optional("poll_interval", default=poll_interval,
                              description="seconds between status polls")] = \
@@ -150,6 +161,18 @@ def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float 
         options[vol.Optional("deadline", description="alias of tracking_deadline (wins when "
                              "both are set)")] = seconds
     return options
+
+
+def _seconds(value: Any) -> float:
+    """Seconds from ``10``, ``"10s"``, ``"2m"`` or ``"1h"``."""
+    if isinstance(value, bool):
+        raise vol.Invalid("expected seconds such as 10 or 10s")
+    if isinstance(value, int | float):
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value))
+    if not match:
+        raise vol.Invalid("expected seconds such as 10 or 10s")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def retry_policy(options: Mapping[str, Any]) -> RetryPolicy:
@@ -167,12 +190,17 @@ def tracking_deadline(options: Mapping[str, Any], default: float) -> float:
 
 def tracking_capabilities(capabilities: Capabilities,
                           options: Mapping[str, Any]) -> Capabilities:
-    """``capabilities`` with the configured ``poll_interval`` and tracking deadline."""
+    """``capabilities`` with the configured ``poll_interval``, tracking deadline and rate limit
+    (``rate_limit_window``, ``rate_limit``)."""
     poll = float(options.get("poll_interval", capabilities.poll_interval))
+    pacing = options.get("rate_limit")
     return dataclasses.replace(
         capabilities, poll_interval=poll,
         max_poll_interval=max(capabilities.max_poll_interval, poll),
-        tracking_deadline=tracking_deadline(options, capabilities.tracking_deadline))
+        tracking_deadline=tracking_deadline(options, capabilities.tracking_deadline),
+        rate_window=float(options.get("rate_limit_window", capabilities.rate_window)),
+        rate_limit=RateLimit(int(pacing["jobs"]), float(pacing.get("per", 10.0)))
+        if isinstance(pacing, Mapping) else capabilities.rate_limit)
 
 
 ErrorMessage = Callable[[httpx.Response], tuple[str | None, str | None]]
