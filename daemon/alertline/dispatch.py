@@ -104,6 +104,7 @@ class Dispatcher:
         self._allowed = max_in_flight  # 1 after a refusal, widening with each admitted request
         self._streak = 0  # refusals since the last admitted request (pause growth)
         self._paused_until: datetime | None = None
+        self._last_refusal: datetime | None = None
         self._started: deque[datetime] = deque()  # request starts within the pacing window
         self._wake: asyncio.Task[None] | None = None
         self._wake_at: datetime | None = None
@@ -249,15 +250,20 @@ class Dispatcher:
         self._idle.clear()
 
     def _admitted(self) -> None:
-        """The provider took a request: widen again, one more slot per admitted request."""
+        """The provider took a request: widen again, one more slot per admitted request, once
+        it has refused nothing for two rate windows (under a tight limit a wider burst would
+        only be refused again)."""
         self._streak = 0
-        self._allowed = min(self.max_in_flight, self._allowed + 1)
+        calm = timedelta(seconds=2 * self.provider.capabilities.rate_window)
+        if self._last_refusal is None or self._clock.now() - self._last_refusal >= calm:
+            self._allowed = min(self.max_in_flight, self._allowed + 1)
 
     def _refused(self, err: BaseException) -> None:
         """Pause the provider: its ``Retry-After``, else the rate window, growing with jitter."""
         self.refusals += 1
         self._allowed = 1
         now = self._clock.now()
+        self._last_refusal = now
         already = self._paused_until is not None and now < self._paused_until
         hint = getattr(err, "retry_after", None)
         if hint is not None and hint > 0:
