@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from alertline.clock import ManualClock
 from alertline.engine import Engine
 from alertline.errors import ProviderError, RateLimitedError
 from alertline.model import AlertState, DeliveryState
 from alertline.request import parse_request
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.engine_harness import SIM_OPTIONS, T0, EngineHarness, make_config
+from tests.held_clock import HeldClock
 
 USER, PASSWORD = "acme", "rate-limit-secret"
 WINDOW = 10.0
@@ -90,31 +90,9 @@ async def test_twenty_alerts_one_job_per_window_are_all_delivered(
         assert report.state is AlertState.DELIVERED, report.to_json()
 
 
-class HeldClock(ManualClock):
-    """A manual clock whose sleepers wait until the test lets time pass (:meth:`release`)."""
-
-    def __init__(self) -> None:
-        super().__init__(T0)
-        self._running = asyncio.Event()
-        self._running.set()
-
-    def hold(self) -> None:
-        """From now on, a sleep waits for :meth:`release`."""
-        self._running.clear()
-
-    def release(self) -> None:
-        """Let held and later sleeps pass."""
-        self._running.set()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait for :meth:`release`, then advance time by ``seconds``."""
-        await self._running.wait()
-        await super().sleep(seconds)
-
-
 async def test_alerts_refused_meanwhile_gather_into_the_next_job(
         manual_engine: EngineHarness) -> None:
-    clock = manual_engine.clock = HeldClock()
+    clock = manual_engine.clock = HeldClock(T0)
     async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock, step_seconds=1.0,
                                   burst=1, window=WINDOW) as emulator:
         engine = await manual_engine.start(make_config(providers={
