@@ -343,6 +343,8 @@ class Engine:
         A rate limit says "later", so its items wait; a 503 may be an outage, so its items fail
         over at once where the route has another provider, and wait only where it has none."""
         self.metrics["provider_requests"] += 1
+        self.metrics["provider_errors"] += 1
+        self.metrics["provider_rate_limited"] = self.metrics.get("provider_rate_limited", 0) + 1
         self.metrics["provider_seconds"] += seconds
         self.provider_failed(error)
         now = self.clock.now()
