@@ -49,3 +49,17 @@ async def test_a_provider_refusal_without_another_provider_is_rejected_with_its_
     assert (len(picky.batches), backup.requests) == (1, 0)
     assert delivery.state is DeliveryState.REJECTED
     assert delivery.reason == str(REFUSAL)
+
+
+async def test_a_connection_failure_an_adapter_did_not_map_fails_over(
+        manual_engine: EngineHarness) -> None:
+    broken = ScriptedProvider("picky", manual_engine.clock,
+                              error=ConnectionResetError(104, "Connection reset by peer"))
+    backup = manual_engine.simulator()
+    providers: dict[str, Provider] = {"picky": broken, "sim": backup}
+    engine = await manual_engine.start(config(["picky", "sim"]), providers=providers)
+    accepted = await manual_engine.send(engine, route="leak")
+    await manual_engine.advance(engine, 2)
+    delivery = (await engine.wait_final(accepted.alert_id, timeout=1)).deliveries[0]
+    assert (delivery.state, delivery.provider) == (DeliveryState.DELIVERED, "sim")
+    assert "connection failed" in delivery.details["failover_reason"]

@@ -31,12 +31,13 @@ async def submission_failed(engine: Engine, batch: Batch, error: BaseException |
     """Fail over to the route's next provider where the error allows it, else fail or reject.
 
     A refusal of this provider's own (:class:`ProviderRefusedError`: funds, coverage, an
-    unsupported language) fails over too: another provider may well accept the same request.
+    unsupported language) fails over too: another provider may well accept the same request,
+    and so does an ``OSError`` that escaped an adapter's own error mapping (a connection failure).
     """
     now = engine.clock.now()
     state, reason = _failure(error, engine.redactor)
     failover = isinstance(error, AuthError | TransientError | RateLimitedError
-                          | ProviderRefusedError)
+                          | ProviderRefusedError | OSError)
     touched: set[str] = set()
     requeue: dict[str, list[Delivery]] = {}
     for item in batch.items:
@@ -79,5 +80,8 @@ def _failure(error: BaseException | None, redactor: Redactor) -> tuple[DeliveryS
         return DeliveryState.REJECTED, redactor.text(str(error))
     if isinstance(error, ProviderError):
         return DeliveryState.FAILED, redactor.text(str(error))
+    if isinstance(error, OSError):
+        return DeliveryState.FAILED, redactor.text(
+            f"connection failed: {error or type(error).__name__}")
     _LOGGER.error("unexpected submission error: %s", redactor.text(repr(error)))
     return DeliveryState.FAILED, f"internal error: {type(error).__name__}"
