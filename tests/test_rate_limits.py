@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from alertline.engine import Engine
-from alertline.errors import ProviderError, RateLimitedError
+from alertline.errors import ConfigError, ProviderError, RateLimitedError
 from alertline.model import AlertState, DeliveryState
 from alertline.request import parse_request
 from tests.emulators.retarus_sms import RetarusSmsEmulator
@@ -192,3 +192,29 @@ async def test_rate_limit_window_option_sets_the_pause(
     waited = (manual_engine.clock.now() - started).total_seconds()
     assert 45 <= waited <= 45 * 1.25
     assert statuses(retarus) == [429, 201]
+
+
+async def test_pacing_keeps_a_known_limit_without_a_single_refusal(
+        manual_engine: EngineHarness, retarus: RetarusSmsEmulator) -> None:
+    engine = await manual_engine.start(make_config(providers={"retarus": retarus_options(
+        retarus, max_recipients=1, rate_limit={"jobs": 1, "per": "10s"})}))
+    started = manual_engine.clock.now()
+    accepted = [await engine.accept(parse_request({"message": "Water leak", "to": number}))
+                for number in numbers(5)]
+    await engine.drain()
+    assert statuses(retarus) == [201] * 5  # the emulator admits one per window: never refused
+    assert (manual_engine.clock.now() - started).total_seconds() >= 4 * WINDOW
+    await manual_engine.advance(engine, 60)
+    for alert in accepted:
+        assert (await engine.report(alert.alert_id)).state is AlertState.DELIVERED
+
+
+def test_rate_limit_options_are_validated(retarus: RetarusSmsEmulator) -> None:
+    config = make_config(providers={"retarus": retarus_options(
+        retarus, rate_limit={"jobs": 2, "per": "1m"}, rate_limit_window=30)})
+    assert config.providers["retarus"].options["rate_limit"] == {"jobs": 2, "per": 60.0}
+    with pytest.raises(ConfigError) as err:
+        make_config(providers={"retarus": retarus_options(retarus, rate_limit={"jobs": 0})})
+    assert "rate_limit" in str(err.value) and "jobs" in str(err.value)
+    with pytest.raises(ConfigError, match="rate_limit_window"):
+        make_config(providers={"retarus": retarus_options(retarus, rate_limit_window="soon")})

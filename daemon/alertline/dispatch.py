@@ -22,10 +22,10 @@ import asyncio
 import json
 import logging
 import random
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .clock import Clock, SystemClock
@@ -76,6 +76,16 @@ Throttled = Callable[[Batch, BaseException, float], Awaitable[Batch | None]]
 """Told of a batch the provider refused for load; returns the items that may wait for another
 try (the rest it has failed over or failed), or None."""
 
+@dataclass(slots=True, eq=False)
+class _PacedRequest:
+    """A request counted by client-side pacing: in flight until ``done`` (its answer's time)."""
+
+    done: datetime | None = None
+
+
+_UNTIL_DONE = datetime.max.replace(tzinfo=UTC)
+"""Pacing: wait until a request in flight has finished (its completion pumps again)."""
+
 MAX_GROWTH = 6
 """A pause without Retry-After grows to at most this many rate windows."""
 PAUSE_JITTER = 0.2
@@ -105,7 +115,7 @@ class Dispatcher:
         self._streak = 0  # refusals since the last admitted request (pause growth)
         self._paused_until: datetime | None = None
         self._last_refusal: datetime | None = None
-        self._started: deque[datetime] = deque()  # request starts within the pacing window
+        self._paced: list[_PacedRequest] = []  # requests counted in the pacing window
         self._wake: asyncio.Task[None] | None = None
         self._wake_at: datetime | None = None
 
@@ -155,19 +165,26 @@ class Dispatcher:
         return next(iter(self._queue))
 
     def _pacing_wait(self, now: datetime, high: bool) -> datetime | None:
-        """When the next request may start under client-side pacing (None: now).
+        """When the next request may start under client-side pacing (None: now;
+        :data:`_UNTIL_DONE`: when a request in flight has finished).
 
-        Normal priority leaves the last request of each window to high priority."""
+        A request counts from when its answer came (the provider saw it no later than that;
+        counting from its start would let network jitter put two in one window of the
+        provider's). Normal priority leaves the last request of each window to high priority.
+        """
         limit = self.provider.capabilities.rate_limit
         if limit is None:
             return None
         window = timedelta(seconds=limit.per)
-        while self._started and now - self._started[0] >= window:
-            self._started.popleft()
+        self._paced = [r for r in self._paced if r.done is None or now - r.done < window]
         allowed = limit.jobs if high or limit.jobs == 1 else limit.jobs - 1
-        if len(self._started) < allowed:
+        excess = len(self._paced) - allowed
+        if excess < 0:
             return None
-        return self._started[len(self._started) - allowed] + window
+        finished = sorted(r.done for r in self._paced if r.done is not None)
+        if len(finished) <= excess:
+            return _UNTIL_DONE
+        return finished[excess] + window
 
     def _pump(self) -> None:
         limit = max(1, self.provider.capabilities.max_recipients)
@@ -182,7 +199,8 @@ class Dispatcher:
                 break
             paced = self._pacing_wait(now, high)
             if paced is not None:
-                self._schedule_wake(paced)
+                if paced is not _UNTIL_DONE:
+                    self._schedule_wake(paced)
                 break
             items = self._queue[key]
             taken, rest = items[:limit], items[limit:]
@@ -191,9 +209,11 @@ class Dispatcher:
                 self._queue.move_to_end(key)
             else:
                 del self._queue[key]
+            paced_request = _PacedRequest()
             if self.provider.capabilities.rate_limit is not None:
-                self._started.append(now)
-            task = asyncio.create_task(self._submit(key, key.batch(tuple(taken))))
+                self._paced.append(paced_request)
+            task = asyncio.create_task(self._submit(key, key.batch(tuple(taken)),
+                                                    paced_request))
             self._in_flight.add(task)
             task.add_done_callback(self._done)
         if not self._queue and not self._in_flight:
@@ -221,9 +241,11 @@ class Dispatcher:
 
     # -- one request -----------------------------------------------------------------------
 
-    async def _submit(self, key: BatchKey, batch: Batch) -> None:
+    async def _submit(self, key: BatchKey, batch: Batch, paced: _PacedRequest) -> None:
         prepared = await self._prepare(batch)
         if prepared is None or not prepared.items:
+            if paced in self._paced:  # nothing was sent: no token used
+                self._paced.remove(paced)
             return
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -231,6 +253,7 @@ class Dispatcher:
         try:
             submission = await self.provider.submit(prepared)
         except Exception as err:  # handed to the engine, which records it
+            paced.done = self._clock.now()
             seconds = loop.time() - started
             if is_throttled(err) and self._throttled is not None:
                 self._refused(err)
@@ -240,6 +263,7 @@ class Dispatcher:
                 return
             await self._finish(prepared, None, err, seconds)
             return
+        paced.done = self._clock.now()
         self._admitted()
         await self._finish(prepared, submission, None, loop.time() - started)
 

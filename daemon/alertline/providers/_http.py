@@ -116,7 +116,7 @@ _WEEK = 7 * 86400.0
 
 
 def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float | None = None,
-                      deadline: float | None = None,
+                      deadline: float | None = None, rate_window: float = 10.0,
                       retried: str = "5xx and connection errors") -> dict[Any, Any]:
     """The option markers every adapter shares, with the adapter's defaults.
 
@@ -139,7 +139,7 @@ def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float 
                      description="longest retry wait in seconds (also caps a Retry-After)"):
             delay,
     }
-    options[vol.Optional("rate_limit_window",
+    options[vol.Optional("rate_limit_window", default=rate_window,
                          description="seconds a provider that refused for load (429, 503) is "
                          "left alone when it names no Retry-After; doubles with each further "
                          "refusal")] = vol.All(_seconds, vol.Range(min=0.1, max=3600))
