@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from alertline.engine import Engine
 from alertline.errors import ConfigError, ProviderError, RateLimitedError
 from alertline.model import AlertState, DeliveryState
 from alertline.request import parse_request
+from alertline.store import Store
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.engine_harness import SIM_OPTIONS, T0, EngineHarness, make_config
 from tests.held_clock import HeldClock
@@ -218,3 +220,24 @@ def test_rate_limit_options_are_validated(retarus: RetarusSmsEmulator) -> None:
     assert "rate_limit" in str(err.value) and "jobs" in str(err.value)
     with pytest.raises(ConfigError, match="rate_limit_window"):
         make_config(providers={"retarus": retarus_options(retarus, rate_limit_window="soon")})
+
+
+async def test_in_real_time_every_alert_gets_through_a_limited_provider(tmp_path: Path) -> None:
+    """The same on the system clock (no manual time): a short window, real pauses."""
+    window = 0.3
+    async with RetarusSmsEmulator(user=USER, password=PASSWORD, step_seconds=0.05, burst=1,
+                                  window=window) as emulator:
+        config = make_config(providers={"retarus": retarus_options(
+            emulator, max_recipients=1, rate_limit_window=window, poll_interval=0.1)})
+        engine = Engine(config, Store(tmp_path / "alertline.db"))
+        await engine.start()
+        try:
+            accepted = [await engine.accept(parse_request({"message": "Water leak",
+                                                           "to": number}))
+                        for number in numbers(8)]
+            reports = [await engine.wait_final(a.alert_id, timeout=20) for a in accepted]
+        finally:
+            await engine.stop(drain_timeout=1)
+    assert [r.state for r in reports] == [AlertState.DELIVERED] * 8
+    assert statuses(emulator).count(201) == 8
+    assert statuses(emulator).count(429) <= 8 + 4  # about one refused probe per window
