@@ -241,3 +241,52 @@ async def test_in_real_time_every_alert_gets_through_a_limited_provider(tmp_path
     assert [r.state for r in reports] == [AlertState.DELIVERED] * 8
     assert statuses(emulator).count(201) == 8
     assert statuses(emulator).count(429) <= 8 + 4  # about one refused probe per window
+
+
+async def test_high_priority_goes_first_when_the_provider_admits_again(
+        manual_engine: EngineHarness) -> None:
+    clock = manual_engine.clock = HeldClock(T0)
+    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock, step_seconds=1.0,
+                                  burst=1, window=WINDOW) as emulator:
+        engine = await manual_engine.start(make_config(providers={
+            "retarus": retarus_options(emulator)}))
+        await manual_engine.send(engine, to=numbers(1))  # takes the window
+        refused = asyncio.Event()
+        engine.on_provider_error(lambda error: refused.set())
+        clock.hold()
+        normal = numbers(8)[1:7]
+        await engine.accept(parse_request({"message": "Water leak", "to": normal[0]}))
+        await asyncio.wait_for(refused.wait(), 5)  # paused now
+        for number in normal[1:]:
+            await engine.accept(parse_request({"message": "Water leak", "to": number}))
+        urgent = numbers(8)[7]
+        await engine.accept(parse_request({"message": "Fire", "to": urgent,
+                                           "priority": "high"}))
+        clock.release()
+        await engine.drain()
+
+    admitted = [r for r in emulator.requests if r.method == "POST" and r.status == 201]
+    recipients = [[rcpt["dst"] for m in r.body["messages"] for rcpt in m["recipients"]]
+                  for r in admitted]
+    assert recipients[1] == [urgent]  # the first job the provider admitted after the pause
+    assert sorted(recipients[2]) == sorted(normal)
+
+
+async def test_a_pause_past_the_deadline_fails_over_at_once(
+        manual_engine: EngineHarness, retarus: RetarusSmsEmulator) -> None:
+    retarus.burst = None
+    retarus.fail_next(429, method="POST", retry_after=3600)
+    config = make_config(
+        providers={"retarus": retarus_options(retarus), "sim": dict(SIM_OPTIONS)},
+        routes={"leak": {"to": numbers(1), "channel": "sms", "provider": ["retarus", "sim"]}})
+    engine = await manual_engine.start(config)
+    started = manual_engine.clock.now()
+    accepted = await engine.accept(parse_request({"route": "leak", "message": "Water leak",
+                                                  "expires": "10m"}))
+    await engine.drain()
+    # the alert expires long before Retarus would take anything again: the backup sends it now
+    assert (manual_engine.clock.now() - started).total_seconds() < 60
+    await manual_engine.advance(engine, 5)
+    delivery = (await engine.report(accepted.alert_id)).deliveries[0]
+    assert (delivery.state, delivery.provider) == (DeliveryState.DELIVERED, "sim")
+    assert statuses(retarus) == [429]

@@ -340,8 +340,9 @@ class Engine:
         the queue (durably ``queued`` again: nothing was sent); the others fail over to the
         route's next provider, or fail as "rate limited" (:func:`submission_failed`).
 
-        A rate limit says "later", so its items wait; a 503 may be an outage, so its items fail
-        over at once where the route has another provider, and wait only where it has none."""
+        A rate limit says "later", so its items wait; where the route has another provider they
+        move on at once if the provider's pause outlasts the deadline (a long Retry-After), and
+        so do the items of a 503, which may be an outage rather than a limit."""
         self.metrics["provider_requests"] += 1
         self.metrics["provider_errors"] += 1
         self.metrics["provider_rate_limited"] = self.metrics.get("provider_rate_limited", 0) + 1
@@ -358,8 +359,11 @@ class Engine:
             owner = self.providers.get(delivery.provider)
             deadline = (self.deadline_for(owner, record.alert, delivery.created_at)
                         if owner is not None else now)
+            dispatcher = self._dispatchers.get(delivery.provider)
+            resumes = (dispatcher.paused_until if dispatcher else None) or now
             outage = not isinstance(error, RateLimitedError)
-            if now >= deadline or (outage and next_provider(self, record.alert, delivery)):
+            elsewhere = next_provider(self, record.alert, delivery) is not None
+            if now >= deadline or (elsewhere and (outage or resumes >= deadline)):
                 give_up.append(item)
                 continue
             record.phases[delivery.id] = (Phase.QUEUED, None)
