@@ -76,6 +76,7 @@ Throttled = Callable[[Batch, BaseException, float], Awaitable[Batch | None]]
 """Told of a batch the provider refused for load; returns the items that may wait for another
 try (the rest it has failed over or failed), or None."""
 
+
 @dataclass(slots=True, eq=False)
 class _PacedRequest:
     """A request counted by client-side pacing: in flight until ``done`` (its answer's time)."""
