@@ -133,16 +133,20 @@ async def test_alerts_queued_behind_a_busy_provider_share_a_request(
     engine = await manual_engine.start(providers={"sim": provider}, max_in_flight=1)
     first = await engine.accept(parse_request({"message": "leak", "to": "+491701234560"}))
     await asyncio.wait_for(provider.entered.wait(), 5)
+    provider.entered.clear()
     second = await engine.accept(parse_request({"message": "leak", "to": "+491701234561"}))
     third = await engine.accept(parse_request({"message": "leak", "to": "+491701234562"}))
     urgent = await engine.accept(parse_request({"message": "leak", "to": "+491701234563",
                                                 "priority": "high"}))
-    assert engine.queue_depth() == 3
+    # high priority is not held behind the batch in flight: it takes the slot kept for it
+    await asyncio.wait_for(provider.entered.wait(), 5)
+    assert len(provider.batches) == 2
+    assert engine.queue_depth() == 2
     provider.gate.set()
     await engine.drain()
     assert [sorted(item.alert_id for item in batch.items) for batch in provider.batches] == [
-        [first.alert_id], sorted([second.alert_id, third.alert_id]), [urgent.alert_id]]
-    assert provider.batches[1].reference == f"{min(second.alert_id, third.alert_id)}+1"
+        [first.alert_id], [urgent.alert_id], sorted([second.alert_id, third.alert_id])]
+    assert provider.batches[2].reference == f"{min(second.alert_id, third.alert_id)}+1"
     await manual_engine.advance(engine, 2)
     for accepted in (first, second, third, urgent):
         assert (await engine.report(accepted.alert_id)).state is AlertState.DELIVERED

@@ -17,11 +17,12 @@ from .dispatch import BatchKey, Dispatcher
 from .errors import (
     NotFoundError,
     ProviderError,
+    RateLimitedError,
     ValidationError,
 )
 from .escalation import EscalationRunner
 from .expand import build_alert, personalise, provider_for
-from .failover import submission_failed
+from .failover import next_provider, submission_failed
 from .model import (
     Acknowledgement,
     Alert,
@@ -72,7 +73,8 @@ class Engine:
             for name, p in config.providers.items()}
         self._dispatchers = {
             name: Dispatcher(provider, self._prepare_batch, self._batch_finished,
-                             max_in_flight=max_in_flight)
+                             max_in_flight=max_in_flight, throttled=self._batch_throttled,
+                             clock=self.clock)
             for name, provider in self.providers.items()}
         self.tracker = Tracker(self)
         self.policy = Policy(self)
@@ -110,6 +112,8 @@ class Engine:
         except TimeoutError:
             _LOGGER.warning("stopping with submissions still in flight; they resume on restart")
         self.scheduler.shutdown()
+        for dispatcher in self._dispatchers.values():
+            dispatcher.close()
         for provider in self.providers.values():
             await provider.aclose()
         await self.store.close()
@@ -335,6 +339,49 @@ class Engine:
             await submission_failed(self, batch, error)
             return
         await self.tracker.submitted(batch, submission)
+
+    async def _batch_throttled(self, batch: Batch, error: BaseException,
+                               seconds: float) -> Batch | None:
+        """A provider refused ``batch`` for load: the items whose alert may still wait (before
+        its expiry and the tracking deadline, counted from the delivery's creation) go back to
+        the queue (durably ``queued`` again: nothing was sent); the others fail over to the
+        route's next provider, or fail as "rate limited" (:func:`submission_failed`).
+
+        A rate limit says "later", so its items wait; where the route has another provider they
+        move on at once if the provider's pause outlasts the deadline (a long Retry-After), and
+        so do the items of a 503, which may be an outage rather than a limit."""
+        self.metrics["provider_requests"] += 1
+        self.metrics["provider_errors"] += 1
+        self.metrics["provider_rate_limited"] = self.metrics.get("provider_rate_limited", 0) + 1
+        self.metrics["provider_seconds"] += seconds
+        self.provider_failed(error)
+        now = self.clock.now()
+        wait: list[BatchItem] = []
+        give_up: list[BatchItem] = []
+        for item in batch.items:
+            record = self._open.get(item.alert_id)
+            delivery = record.deliveries.get(item.delivery_id) if record else None
+            if record is None or delivery is None or delivery.state is not DeliveryState.PENDING:
+                continue
+            owner = self.providers.get(delivery.provider)
+            deadline = (self.deadline_for(owner, record.alert, delivery.created_at)
+                        if owner is not None else now)
+            dispatcher = self._dispatchers.get(delivery.provider)
+            resumes = (dispatcher.paused_until if dispatcher else None) or now
+            outage = not isinstance(error, RateLimitedError)
+            elsewhere = next_provider(self, record.alert, delivery) is not None
+            if now >= deadline or (elsewhere and (outage or resumes >= deadline)):
+                give_up.append(item)
+                continue
+            record.phases[delivery.id] = (Phase.QUEUED, None)
+            record.saved[delivery.id] = (delivery, (Phase.QUEUED, None))
+            wait.append(item)
+        if wait:
+            await self.store.commit([Store.op_set_phase([i.delivery_id for i in wait],
+                                                        Phase.QUEUED)])
+        if give_up:
+            await submission_failed(self, dataclasses.replace(batch, items=tuple(give_up)), error)
+        return dataclasses.replace(batch, items=tuple(wait)) if wait else None
 
     # -- status updates --------------------------------------------------------------------
 

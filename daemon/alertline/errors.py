@@ -74,9 +74,13 @@ class RateLimitedError(ProviderError):
 
 
 class TransientError(ProviderError):
-    """A temporary failure (5xx, timeout, connection): retried with backoff, then failover."""
+    """A temporary failure (5xx, timeout, connection): retried with backoff, then failover.
+
+    A 503 pauses the provider like a rate limit; ``retry_after`` is its ``Retry-After`` hint.
+    """
 
     retryable = True
+    retry_after: float | None = None
 
 
 class ProviderAnswerError(ProviderError):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from .errors import (
     AuthError,
     ProviderError,
+    ProviderRefusedError,
     RateLimitedError,
     RejectedError,
     TransientError,
@@ -27,10 +28,16 @@ _LOGGER = logging.getLogger(__name__)
 
 
 async def submission_failed(engine: Engine, batch: Batch, error: BaseException | None) -> None:
-    """Fail over to the route's next provider where the error allows it, else fail or reject."""
+    """Fail over to the route's next provider where the error allows it, else fail or reject.
+
+    A refusal of this provider's own (:class:`ProviderRefusedError`: funds, coverage, an
+    unsupported language) fails over too: another provider may well accept the same request,
+    and so does an ``OSError`` that escaped an adapter's own error mapping (a connection failure).
+    """
     now = engine.clock.now()
     state, reason = _failure(error, engine.redactor)
-    failover = isinstance(error, AuthError | TransientError | RateLimitedError)
+    failover = isinstance(error, AuthError | TransientError | RateLimitedError
+                          | ProviderRefusedError | OSError)
     touched: set[str] = set()
     requeue: dict[str, list[Delivery]] = {}
     for item in batch.items:
@@ -67,9 +74,14 @@ def next_provider(engine: Engine, alert: Alert, delivery: Delivery) -> str | Non
 
 def _failure(error: BaseException | None, redactor: Redactor) -> tuple[DeliveryState, str]:
     """The final state and reason for a submission that raised ``error``."""
+    if isinstance(error, RateLimitedError):  # only after waiting until the deadline
+        return DeliveryState.FAILED, "rate limited"
     if isinstance(error, ValidationError | RejectedError):
         return DeliveryState.REJECTED, redactor.text(str(error))
     if isinstance(error, ProviderError):
         return DeliveryState.FAILED, redactor.text(str(error))
+    if isinstance(error, OSError):
+        return DeliveryState.FAILED, redactor.text(
+            f"connection failed: {error or type(error).__name__}")
     _LOGGER.error("unexpected submission error: %s", redactor.text(repr(error)))
     return DeliveryState.FAILED, f"internal error: {type(error).__name__}"

@@ -491,32 +491,43 @@ async def test_customer_status_500_is_retried_then_transient(make: Factory, emu:
 
 # -- retries ---------------------------------------------------------------------------------
 
-async def test_429_after_burst_honours_retry_after(make: Factory, emu: ExolveEmulator,
-                                                   clock: ManualClock) -> None:
+async def test_429_after_burst_raises_with_retry_after(make: Factory, emu: ExolveEmulator,
+                                                       clock: ManualClock) -> None:
+    # a rate limit is not retried in a loop: the dispatcher pauses the provider (dispatch.py)
     emu.burst, emu.retry_after = 2, 3
     provider = make()
-    for _ in range(3):
+    for _ in range(2):
         await provider.list_voice_messages()
-    assert clock.slept == [3.0]
-    assert len(emu.requests) == 4
+    with pytest.raises(RateLimitedError) as info:
+        await provider.list_voice_messages()
+    assert info.value.retry_after == 3.0 and clock.slept == []
+    assert len(emu.requests) == 3
 
 
-async def test_429_exhausted_raises_rate_limited(make: Factory, emu: ExolveEmulator,
-                                                 clock: ManualClock) -> None:
+async def test_429_raises_rate_limited_at_once(make: Factory, emu: ExolveEmulator,
+                                               clock: ManualClock) -> None:
     emu.fail_next(429, "too many requests", count=5, retry_after=2)
     with pytest.raises(RateLimitedError) as info:
         await make(retry_attempts=2).submit(batch())
-    assert info.value.retry_after == 2.0 and clock.slept == [2.0]
+    assert info.value.retry_after == 2.0 and clock.slept == []
 
 
 async def test_5xx_retried_with_backoff(make: Factory, emu: ExolveEmulator,
                                         clock: ManualClock) -> None:
-    emu.fail_next(503, "unavailable", count=2, path="/call/v1/MakeVoiceMessage")
+    emu.fail_next(502, "bad gateway", count=2, path="/call/v1/MakeVoiceMessage")
     submission = await make(retry_base_delay=0.5).submit(batch())
     assert submission.provider_ref
     assert len(emu.requests_to("/call/v1/MakeVoiceMessage")) == 3
     assert len(clock.slept) == 2
     assert 0.4 <= clock.slept[0] <= 0.6 and 0.8 <= clock.slept[1] <= 1.2
+
+
+async def test_503_retried_once_then_raised(make: Factory, emu: ExolveEmulator,
+                                            clock: ManualClock) -> None:
+    emu.fail_next(503, "unavailable", count=2, path="/call/v1/MakeVoiceMessage")
+    with pytest.raises(TransientError, match="503"):
+        await make(retry_base_delay=0.5).submit(batch())
+    assert len(emu.requests_to("/call/v1/MakeVoiceMessage")) == 2
 
 
 async def test_5xx_exhausted_and_retry_max_delay(make: Factory, emu: ExolveEmulator,

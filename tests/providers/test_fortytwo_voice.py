@@ -312,13 +312,12 @@ async def test_funds_and_coverage_refusals_fail_over(make: Any, emulator: Fortyt
 
 async def test_server_too_busy_is_a_rate_limit(make: Any, emulator: FortytwoVoiceEmulator,
                                                clock: ManualClock) -> None:
+    # raised at once, never retried in a tight loop: the dispatcher pauses the provider
     emulator.busy_jobs = 1
-    assert (await make().submit(batch())).provider_ref in emulator.jobs
-    assert len(clock.slept) == 1
-    emulator.busy_jobs = 5
     with pytest.raises(RateLimitedError, match="Server too busy") as err:
         await make(retry_attempts=3).submit(batch())
-    assert err.value.code == "-105" and len(emulator.jobs) == 1
+    assert err.value.code == "-105" and clock.slept == [] and not emulator.jobs
+    assert (await make().submit(batch())).provider_ref in emulator.jobs  # busy no more
 
 
 async def test_test_accounts(make: Any, emulator: FortytwoVoiceEmulator) -> None:
@@ -445,24 +444,25 @@ async def test_wrong_path_names_the_options(make: Any) -> None:
 
 # -- retries ------------------------------------------------------------------------------------
 
-async def test_429_waits_for_retry_after(make: Any, emulator: FortytwoVoiceEmulator,
-                                         clock: ManualClock) -> None:
+async def test_429_raises_with_retry_after(make: Any, emulator: FortytwoVoiceEmulator,
+                                           clock: ManualClock) -> None:
+    # a rate limit is not retried in a loop: the dispatcher pauses the provider (dispatch.py)
     emulator.burst, emulator.window, emulator.retry_after = 1, 2.0, 2
     provider = make()
     await provider.submit(batch())
-    submission = await provider.submit(batch())
-    assert submission.provider_ref in emulator.jobs
-    assert clock.slept == [2.0]
-    assert len(emulator.requests) == 3 and len(emulator.jobs) == 2
+    with pytest.raises(RateLimitedError) as err:
+        await provider.submit(batch())
+    assert err.value.retry_after == 2.0 and clock.slept == []
+    assert len(emulator.requests) == 2 and len(emulator.jobs) == 1
 
 
-async def test_429_gives_up_after_the_attempts(make: Any, emulator: FortytwoVoiceEmulator,
-                                               clock: ManualClock) -> None:
+async def test_429_is_not_repeated(make: Any, emulator: FortytwoVoiceEmulator,
+                                   clock: ManualClock) -> None:
     emulator.burst, emulator.window, emulator.retry_after = 0, 3600.0, 5
     with pytest.raises(RateLimitedError) as err:
         await make(retry_attempts=3).submit(batch())
     assert err.value.retry_after == 5.0
-    assert clock.slept == [5.0, 5.0]
+    assert clock.slept == [] and len(emulator.requests) == 1
 
 
 async def test_5xx_is_retried_with_backoff(make: Any, emulator: FortytwoVoiceEmulator,
@@ -483,12 +483,21 @@ async def test_5xx_gives_up_as_transient(make: Any, emulator: FortytwoVoiceEmula
     assert len(emulator.requests) == 3 and len(clock.slept) == 2 and not emulator.jobs
 
 
-@pytest.mark.parametrize("code", [-105, -112])
-async def test_busy_and_voip_codes_are_retried(make: Any, emulator: FortytwoVoiceEmulator,
-                                               clock: ManualClock, code: int) -> None:
-    emulator.answer_next_code(code)
+async def test_voip_code_is_retried(make: Any, emulator: FortytwoVoiceEmulator,
+                                    clock: ManualClock) -> None:
+    emulator.answer_next_code(-112)
     submission = await make().submit(batch())
     assert submission.provider_ref in emulator.jobs and len(clock.slept) == 1
+
+
+async def test_server_too_busy_pauses_instead_of_retrying(make: Any,
+                                                          emulator: FortytwoVoiceEmulator,
+                                                          clock: ManualClock) -> None:
+    # -105 "Server too busy" is a rate limit: raised at once, the dispatcher pauses the provider
+    emulator.answer_next_code(-105)
+    with pytest.raises(RateLimitedError):
+        await make().submit(batch())
+    assert clock.slept == [] and not emulator.jobs
 
 
 async def test_a_post_that_times_out_is_not_repeated(make: Any,

@@ -498,15 +498,15 @@ async def test_server_fault_is_retried(provider: RetarusVoiceProvider, emu: Reta
     assert err.value.code == "INTERNAL_ERROR"
 
 
-async def test_429_honours_retry_after(provider: RetarusVoiceProvider, emu: RetarusVoiceEmulator,
-                                       clock: ManualClock) -> None:
-    emu.fail_next(429, times=2, retry_after=7, message="Too many requests")
-    assert (await provider.submit(batch(item("+491701234560")))).provider_ref
-    assert clock.slept == [7.0, 7.0]
-    emu.fail_next(429, times=4, retry_after=3)
+async def test_429_raised_at_once_with_retry_after(provider: RetarusVoiceProvider,
+                                                   emu: RetarusVoiceEmulator,
+                                                   clock: ManualClock) -> None:
+    # no tight retry loop: the dispatcher pauses the provider for Retry-After (dispatch.py)
+    emu.fail_next(429, times=1, retry_after=7, message="Too many requests")
     with pytest.raises(RateLimitedError) as err:
-        await provider.check()
-    assert err.value.retry_after == 3.0
+        await provider.submit(batch(item("+491701234560")))
+    assert err.value.retry_after == 7.0 and clock.slept == []
+    assert (await provider.submit(batch(item("+491701234560")))).provider_ref
 
 
 @pytest.mark.parametrize(("status", "error"), [(429, RateLimitedError), (503, TransientError)])
@@ -519,27 +519,32 @@ async def test_rate_limits_and_outages_stay_so_with_a_fault_body(
     with pytest.raises(error) as err:
         await provider.submit(batch(item("+491701234560")))
     assert type(err.value) is error and err.value.status == status
-    assert len(clock.slept) == 3 and not emu.jobs  # retried, then handed to the engine
+    # no tight retry loop (a 429 is not repeated, a 503 once), then handed to the engine
+    assert len(clock.slept) == (0 if status == 429 else 1) and not emu.jobs
 
 
 async def test_burst_rate_limit(emu: RetarusVoiceEmulator, clock: ManualClock) -> None:
     emu.burst = 2
     adapter = make(emu, clock)
     await adapter.check()
-    submission = await adapter.submit(batch(item("+491701234560")))
-    assert submission.provider_ref
-    assert clock.slept == [10.0]  # the third call waited for the 10-second window
-    assert emu.operations() == ["getVersionInfo", "getAvailableReports", "sendJob"]
+    with pytest.raises(RateLimitedError) as err:  # the third call in the 10-second window
+        await adapter.submit(batch(item("+491701234560")))
+    assert err.value.retry_after == 10.0 and clock.slept == []
+    assert emu.operations() == ["getVersionInfo", "getAvailableReports"]
     await adapter.aclose()
 
 
 async def test_5xx_backoff_then_give_up(provider: RetarusVoiceProvider,
                                         emu: RetarusVoiceEmulator, clock: ManualClock) -> None:
-    emu.fail_next(503, times=3)
+    emu.fail_next(502, times=3)
     assert await provider.available_reports() == []
     assert len(clock.slept) == 3
     for wait, base in zip(clock.slept, (0.5, 1.0, 2.0), strict=True):
         assert base * 0.8 <= wait <= base * 1.2
+    emu.fail_next(503, times=2)  # one quick retry, then the dispatcher's pause
+    with pytest.raises(TransientError) as err:
+        await provider.available_reports()
+    assert err.value.status == 503 and len(clock.slept) == 4
     emu.fail_next(502, times=4, message="Bad gateway")
     with pytest.raises(TransientError) as err:
         await provider.available_reports()

@@ -1,11 +1,19 @@
 """Everything adapters share about HTTP: client, timeouts, retries with backoff, error mapping.
 
+A provider cannot hurt the daemon through this module: an answer is read while streaming and cut
+off at :data:`MAX_RESPONSE_BYTES`, every exchange has an overall deadline (a trickling answer
+cannot hold a request slot past ``timeout``), and any connection failure (``OSError`` included)
+is a :class:`TransientError`. A rate limit (429, and 503 after one quick retry) is raised at once
+as a :class:`RateLimitedError` / :class:`TransientError`: pausing the provider is the
+dispatcher's job (:mod:`alertline.dispatch`), hammering it from here would only prolong the limit.
+
 Also the transport options every adapter takes (``timeout``, ``retry_*``, ``poll_interval``,
 ``tracking_deadline``), described once in :func:`transport_options`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -31,6 +39,7 @@ from ..errors import (
 )
 from ..model import utcnow
 from ..redact import MASK, Redactor, redact_text
+from .base import RateLimit
 
 if TYPE_CHECKING:
     from .base import Capabilities, ProviderContext
@@ -80,6 +89,9 @@ def mask_query_params(*names: str) -> None:
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 DEFAULT_TIMEOUT = 15.0
+DEADLINE_FACTOR = 2.0
+"""The overall deadline of an exchange, in ``timeout`` units: a provider that trickles its answer
+a byte at a time (each read within ``timeout``) still frees the request slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +116,8 @@ _WEEK = 7 * 86400.0
 
 
 def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float | None = None,
-                      deadline: float | None = None,
-                      retried: str = "429, 5xx and connection errors") -> dict[Any, Any]:
+                      deadline: float | None = None, rate_window: float = 10.0,
+                      retried: str = "5xx and connection errors") -> dict[Any, Any]:
     """The option markers every adapter shares, with the adapter's defaults.
 
     ``poll_interval`` and ``deadline`` are left out when None (a push-only adapter does not poll).
@@ -113,7 +125,9 @@ def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float 
     """
     delay = vol.All(vol.Coerce(float), vol.Range(min=0, max=3600))
     options: dict[Any, Any] = {
-        vol.Optional("timeout", default=timeout, description="seconds per HTTP request"):
+        vol.Optional("timeout", default=timeout,
+                     description="seconds per HTTP step (connect, send, each read); the whole "
+                     "exchange, complete answer included, ends after twice this"):
             vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3600)),
         vol.Optional("retry_attempts", default=_DEFAULT_RETRY.attempts,
                      description=f"attempts per request after {retried}"):
@@ -124,6 +138,16 @@ def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float 
         vol.Optional("retry_max_delay", default=_DEFAULT_RETRY.max_delay,
                      description="longest retry wait in seconds (also caps a Retry-After)"):
             delay,
+    }
+    options[vol.Optional("rate_limit_window", default=rate_window,
+                         description="seconds a provider that refused for load (429, 503) is "
+                         "left alone when it names no Retry-After; doubles with each further "
+                         "refusal")] = vol.All(_seconds, vol.Range(min=0.1, max=3600))
+    options[vol.Optional("rate_limit", description="client-side pacing: at most `jobs` "
+                         "requests per `per` seconds, e.g. {jobs: 1, per: 10s}; the last one "
+                         "of each window is kept for high priority")] = {
+        vol.Required("jobs"): vol.All(vol.Coerce(int), vol.Range(min=1, max=100_000)),
+        vol.Optional("per", default=10.0): vol.All(_seconds, vol.Range(min=0.01, max=86400)),
     }
     if poll_interval is not None:
         options[vol.Optional("poll_interval", default=poll_interval,
@@ -137,6 +161,18 @@ def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float 
         options[vol.Optional("deadline", description="alias of tracking_deadline (wins when "
                              "both are set)")] = seconds
     return options
+
+
+def _seconds(value: Any) -> float:
+    """Seconds from ``10``, ``"10s"``, ``"2m"`` or ``"1h"``."""
+    if isinstance(value, bool):
+        raise vol.Invalid("expected seconds such as 10 or 10s")
+    if isinstance(value, int | float):
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value))
+    if not match:
+        raise vol.Invalid("expected seconds such as 10 or 10s")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def retry_policy(options: Mapping[str, Any]) -> RetryPolicy:
@@ -154,12 +190,17 @@ def tracking_deadline(options: Mapping[str, Any], default: float) -> float:
 
 def tracking_capabilities(capabilities: Capabilities,
                           options: Mapping[str, Any]) -> Capabilities:
-    """``capabilities`` with the configured ``poll_interval`` and tracking deadline."""
+    """``capabilities`` with the configured ``poll_interval``, tracking deadline and rate limit
+    (``rate_limit_window``, ``rate_limit``)."""
     poll = float(options.get("poll_interval", capabilities.poll_interval))
+    pacing = options.get("rate_limit")
     return dataclasses.replace(
         capabilities, poll_interval=poll,
         max_poll_interval=max(capabilities.max_poll_interval, poll),
-        tracking_deadline=tracking_deadline(options, capabilities.tracking_deadline))
+        tracking_deadline=tracking_deadline(options, capabilities.tracking_deadline),
+        rate_window=float(options.get("rate_limit_window", capabilities.rate_window)),
+        rate_limit=RateLimit(int(pacing["jobs"]), float(pacing.get("per", 10.0)))
+        if isinstance(pacing, Mapping) else capabilities.rate_limit)
 
 
 ErrorMessage = Callable[[httpx.Response], tuple[str | None, str | None]]
@@ -225,7 +266,10 @@ def error_for_status(provider: str, response: httpx.Response,
         return RateLimitedError(provider, text, retry_after=retry_after_seconds(response),
                                 code=code, status=status)
     if status >= 500 or status in (408, 425):
-        return TransientError(provider, text, code=code, status=status)
+        error = TransientError(provider, text, code=code, status=status)
+        if status == 503:
+            error.retry_after = retry_after_seconds(response)
+        return error
     return RejectedError(provider, text, code=code, status=status)
 
 
@@ -252,19 +296,32 @@ def transport_error(provider: str, err: httpx.HTTPError, redactor: Redactor) -> 
     return error
 
 
-def _may_retry(err: ProviderError, idempotent: bool) -> bool:
+def _may_retry(err: ProviderError, idempotent: bool, number: int) -> bool:
     if not err.retryable or getattr(err, "no_retry", False):
         return False
+    if is_throttled(err):
+        # no tight loop against a limited provider: a 429 is never repeated here, a 503 once;
+        # the provider's dispatcher then pauses it (honouring Retry-After)
+        return not isinstance(err, RateLimitedError) and number == 1
     return idempotent or not getattr(err, "request_sent", False)
+
+
+def is_throttled(err: BaseException | None) -> bool:
+    """Whether ``err`` says "not now" for the whole provider: a rate limit (429, Fortytwo's
+    "Server too busy") or a 503. Such a refusal pauses the provider instead of failing alerts."""
+    if isinstance(err, RateLimitedError):
+        return True
+    return isinstance(err, TransientError) and err.status == 503
 
 
 async def with_retries(provider: str, attempt: Callable[[int], Awaitable[_T]], *,
                        retry: RetryPolicy, clock: Clock, redactor: Redactor,
                        idempotent: bool, what: str | None = None) -> _T:
-    """``await attempt(n)`` until it succeeds; 429, 5xx and transport errors are retried.
+    """``await attempt(n)`` until it succeeds; 5xx and transport errors are retried.
 
-    The wait follows ``retry`` (a 429's ``Retry-After`` first) on ``clock``; an error whose
-    request may have reached the provider is repeated only when ``idempotent``.
+    The wait follows ``retry`` on ``clock``; an error whose request may have reached the provider
+    is repeated only when ``idempotent``. A rate limit is not retried and a 503 only once
+    (:func:`is_throttled`): the caller pauses the provider instead.
     """
     number = 0
     while True:
@@ -272,10 +329,9 @@ async def with_retries(provider: str, attempt: Callable[[int], Awaitable[_T]], *
         try:
             return await attempt(number)
         except ProviderError as err:
-            if number >= retry.attempts or not _may_retry(err, idempotent):
+            if number >= retry.attempts or not _may_retry(err, idempotent, number):
                 raise
-            hint = err.retry_after if isinstance(err, RateLimitedError) else None
-            delay = retry.delay(number, hint)
+            delay = retry.delay(number)
             _LOGGER.info("%s: %s%s; retry %d/%d in %.2fs", provider,
                          f"{what} failed: " if what else "", redactor.text(str(err)), number,
                          retry.attempts - 1, delay)
@@ -367,18 +423,25 @@ class HttpApi:
                          **kwargs: Any) -> httpx.Response:
         headers = {**self._headers, **(kwargs.pop("headers", None) or {})}
         try:
-            response = await self._client.request(
-                method, self.url(path), headers=headers,
-                auth=self._auth or httpx.USE_CLIENT_DEFAULT, timeout=self._timeout, **kwargs)
+            async with asyncio.timeout(self._timeout * DEADLINE_FACTOR):
+                response = await self._exchange(method, self.url(path), headers, kwargs)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            error = TransientError(self.provider, f"timed out: no complete answer within "
+                                   f"{self._timeout * DEADLINE_FACTOR:g}s")
+            error.request_sent = True  # type: ignore[attr-defined]
+            raise error from None
         except httpx.HTTPError as err:
             raise transport_error(self.provider, err, self.redactor) from None
+        except OSError as err:  # e.g. a reset below httpx's own mapping
+            error = TransientError(self.provider,
+                                   f"connection failed: {error_text(err, self.redactor)}")
+            error.request_sent = True  # type: ignore[attr-defined]
+            raise error from None
         except RuntimeError as err:  # httpx raises this for a closed client
             error = TransientError(self.provider,
                                    f"HTTP client unusable: {error_text(err, self.redactor)}")
             error.no_retry = True  # type: ignore[attr-defined]
             raise error from None
-        if len(response.content) > MAX_RESPONSE_BYTES:
-            raise ProviderAnswerError(self.provider, "answer larger than the size limit")
         refused = self._classify(response) if self._classify is not None else None
         if refused is not None:
             raise refused
@@ -387,10 +450,45 @@ class HttpApi:
         raise error_for_status(self.provider, response, self._describe, self._reasons,
                                self.redactor)
 
+    async def _exchange(self, method: str, url: str, headers: dict[str, str],
+                        kwargs: dict[str, Any]) -> httpx.Response:
+        """One request whose answer is read while streaming, at most
+        :data:`MAX_RESPONSE_BYTES` of it (decoded), so a huge answer never sits in memory."""
+        follow = kwargs.pop("follow_redirects", httpx.USE_CLIENT_DEFAULT)
+        request = self._client.build_request(method, url, headers=headers,
+                                             timeout=self._timeout, **kwargs)
+        response = await self._client.send(request, stream=True, follow_redirects=follow,
+                                           auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+        try:
+            body = await read_limited(response, MAX_RESPONSE_BYTES)
+        finally:
+            await response.aclose()
+        if body is None:
+            raise ProviderAnswerError(self.provider, "answer larger than the size limit "
+                                      f"({MAX_RESPONSE_BYTES} bytes)")
+        # the body is already decoded: the new response must not decode it again
+        kept = [(k, v) for k, v in response.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=kept, content=body,
+                              request=request, extensions=response.extensions,
+                              history=response.history)
+
     async def aclose(self) -> None:
         """Close the client if this object created it."""
         if self._own_client:
             await self._client.aclose()
+
+
+async def read_limited(response: httpx.Response, limit: int) -> bytes | None:
+    """The (decoded) body of a streamed ``response``, or None once it grows past ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def json_object(provider: str, response: httpx.Response) -> dict[str, Any]:

@@ -26,6 +26,15 @@ class StatusMode(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``jobs`` provider requests in any ``per`` seconds: a limit the dispatcher keeps
+    on its own (client-side pacing), so the provider never has to refuse."""
+
+    jobs: int
+    per: float
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a provider can do; the engine plans batches and tracking from it."""
 
@@ -40,6 +49,10 @@ class Capabilities:
     idempotent_submit: bool = False
     shared_content: bool = False
     number_format: NumberFormat = NumberFormat.E164
+    # a refused request (429, 503, "too busy") pauses the provider at least this long (seconds)
+    # when the refusal names no Retry-After: the provider's documented rate window
+    rate_window: float = 10.0
+    rate_limit: RateLimit | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form, for listings and diagnostics."""
@@ -53,6 +66,9 @@ class Capabilities:
             "scheduling": self.scheduling,
             "idempotent_submit": self.idempotent_submit,
             "shared_content": self.shared_content,
+            "rate_window": self.rate_window,
+            **({"rate_limit": {"jobs": self.rate_limit.jobs, "per": self.rate_limit.per}}
+               if self.rate_limit is not None else {}),
         }
 
 
