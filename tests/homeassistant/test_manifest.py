@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import struct
+from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
 import yaml
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.loader import async_get_custom_components
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from alertline import __version__ as library_version
+from alertline.providers.registry import adapter_class, adapter_types
 from custom_components.alertline.const import DOMAIN
 
 ROOT = Path(__file__).parents[2]
@@ -45,9 +50,35 @@ async def test_manifest_is_loaded_by_home_assistant(hass: HomeAssistant) -> None
     assert integration.config_flow is True
     assert integration.integration_type == "service"
     assert integration.manifest["iot_class"] == "cloud_push"
-    assert set(integration.after_dependencies) == {"mqtt", "webhook"}
+    assert integration.dependencies == ["webhook"]  # postbacks need it, as twilio's do
+    assert integration.after_dependencies == ["mqtt"]
+    # every library that logs, so its records are attributed to alertline
+    assert integration.loggers == ["alertline", "apscheduler", "httpcore", "httpx", "paho",
+                                   "tzlocal", "zeep"]
     for key in ("documentation", "issue_tracker", "codeowners"):
         assert integration.manifest[key]
+
+
+def test_every_library_that_logs_is_in_the_loggers() -> None:
+    for provider_type in adapter_types():
+        adapter_class(provider_type)  # imports zeep, httpx and the rest, as a setup does
+    import alertline.engine  # noqa: PLC0415
+    import alertline.mqtt_client  # noqa: PLC0415
+    import alertline.scheduler  # noqa: F401, PLC0415
+
+    # aiohttp is Home Assistant's own web server: its records are Home Assistant's
+    dependencies = {canonicalize_name(Requirement(line).name)
+                    for line in requires("alertline") or [] if "extra ==" not in line}
+    dependencies -= {"aiohttp"}
+    distributions = packages_distributions()
+    logging_packages = {name.split(".")[0] for name in logging.Logger.manager.loggerDict}
+    logging_dependencies = {
+        package for package in logging_packages
+        if any(canonicalize_name(d) in dependencies for d in distributions.get(package, []))}
+    manifest = json.loads((INTEGRATION / "manifest.json").read_text(encoding="utf-8"))
+
+    assert {"httpx", "zeep", "apscheduler"} <= logging_dependencies  # the check can see them
+    assert logging_dependencies <= set(manifest["loggers"])
 
 
 def test_hacs_metadata_names_the_tested_home_assistant() -> None:

@@ -102,8 +102,9 @@ async def test_invalid_send_names_the_field(hass: HomeAssistant, loaded: Any,
     with pytest.raises(ServiceValidationError) as raised:
         await _call(hass, "send", {"message": "Leak", "target": ["alice"], "priority": "urgent"})
 
-    assert raised.value.translation_placeholders == {"field": "priority",
-                                                     "reason": "expected normal or high"}
+    assert raised.value.translation_key == "invalid_request"
+    assert raised.value.translation_placeholders == {"field": "priority"}
+    assert str(raised.value) == "expected normal or high"
     assert reports.events == []
 
 
@@ -136,7 +137,8 @@ async def test_nothing_sent_raises_with_the_reason(hass: HomeAssistant) -> None:
         await _call(hass, "send", {"message": "Leak", "target": ["+491701234560"]})
 
     assert raised.value.translation_key == "not_sent"
-    assert "allowlist" in (raised.value.translation_placeholders or {})["reason"]
+    assert set(raised.value.translation_placeholders or {}) == {"alert_id"}
+    assert "allowlist" in str(raised.value)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
