@@ -15,7 +15,7 @@ from homeassistant.components.notify.legacy import BaseNotificationService
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 
@@ -96,16 +96,13 @@ class AlertlineNotificationService(BaseNotificationService):
         return {name: name for name in [*config.contacts, *config.groups]}
 
     async def async_send_message(self, message: str = "", **kwargs: Any) -> None:
-        """Send an alert; invalid input raises ServiceValidationError naming the field."""
+        """Send an alert; invalid input raises ServiceValidationError naming the field; a
+        service of an unloaded entry refuses."""
         if self._runtime is None:
             raise HomeAssistantError(translation_domain=DOMAIN,
                                      translation_key="no_entry_loaded")
-        data = kwargs.get(ATTR_DATA) or {}
-        if not isinstance(data, dict):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="invalid_request_type",
-                translation_placeholders={"field": "data"})
-        request: dict[str, Any] = {**data, "message": message}
+        # notify's schema has made ``data`` a mapping
+        request: dict[str, Any] = {**(kwargs.get(ATTR_DATA) or {}), "message": message}
         if kwargs.get(ATTR_TITLE):
             request["title"] = kwargs[ATTR_TITLE]
         if kwargs.get(ATTR_TARGET):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, Config
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
+from alertline.providers.registry import adapter_class
 from custom_components.alertline.const import (
     CONF_PROVIDER_OPTIONS,
     CONF_PROVIDER_TYPE,
@@ -17,6 +19,8 @@ from custom_components.alertline.const import (
     DOMAIN,
     SUBENTRY_ROUTE,
 )
+from custom_components.alertline.provider_form import account_id
+from tests.emulators.fortytwo import FortytwoVoiceEmulator
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.mosquitto import free_port
 
@@ -30,6 +34,8 @@ from .conftest import (
     setup_entry,
     state_of,
 )
+
+FORTYTWO_TOKEN = "0b9f6c3e-2f4e-4b1e-9a7c-5d8e1f2a3b4c"
 
 
 async def _provider_form(hass: HomeAssistant, provider_type: str, name: str = "") -> Any:
@@ -370,3 +376,45 @@ async def test_route_subentry_reconfigure(hass: HomeAssistant) -> None:
     assert result["reason"] == "reconfigure_successful"
     assert dict(entry.subentries[subentry_id].data) == {
         "name": "leak", "to": ["oncall"], "channel": ["voice"], "title": "Leak"}
+
+
+async def test_reconfigure_shows_what_the_check_found(
+        hass: HomeAssistant, retarus: RetarusSmsEmulator) -> None:
+    entry = make_entry(hass, provider_type="retarus_sms", title="Retarus",
+                       unique_id="retarus_sms:acme-sms", provider_options=retarus_options(retarus))
+    result = await entry.start_reconfigure_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {
+        "username": RETARUS_USER, "base_url": retarus.base_url,
+        "advanced_options": ["not", "a", "mapping"]})
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"advanced_options": "invalid_option"}
+    assert "mapping" in placeholders(result)["problem"]
+
+
+@pytest.fixture
+async def fortytwo(socket_enabled: None) -> AsyncIterator[FortytwoVoiceEmulator]:
+    """The Fortytwo voice emulator: an account known only by its secret token."""
+    async with FortytwoVoiceEmulator(token=FORTYTWO_TOKEN) as emulator:
+        yield emulator
+
+
+async def test_a_secret_identity_cannot_take_another_entrys_account(
+        hass: HomeAssistant, fortytwo: FortytwoVoiceEmulator) -> None:
+    options = {"token": FORTYTWO_TOKEN, "base_url": fortytwo.base_url, "retry_attempts": 1}
+    taken = account_id(adapter_class("fortytwo_voice"), options)
+    make_entry(hass, provider_type="fortytwo_voice", title="First", unique_id=taken,
+               provider_options=options, options={})
+    second = make_entry(hass, provider_type="fortytwo_voice", title="Second",
+                        unique_id="fortytwo_voice:0123456789abcdef",
+                        provider_options={**options, "token": "an-older-token"}, options={})
+    result = await second.start_reconfigure_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {
+        "token": FORTYTWO_TOKEN, "base_url": fortytwo.base_url,
+        "advanced_options": {"retry_attempts": 1}})
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert second.data[CONF_PROVIDER_OPTIONS]["token"] == "an-older-token"

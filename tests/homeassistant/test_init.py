@@ -3,11 +3,15 @@ state that survives a restart."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from alertline.store import Store
@@ -185,3 +189,87 @@ async def test_an_entry_from_a_newer_version_is_not_loaded(hass: HomeAssistant) 
     assert not await hass.config_entries.async_setup(entry.entry_id)
 
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
+
+
+async def test_an_entry_whose_account_has_an_entry_keeps_its_old_id(
+        hass: HomeAssistant, retarus: RetarusSmsEmulator) -> None:
+    make_entry(hass, provider_type="retarus_sms", title="First",
+               unique_id="retarus_sms:acme-sms", provider_options=retarus_options(retarus))
+    second = MockConfigEntry(
+        domain=DOMAIN, title="Second", unique_id="retarus_sms:acme-sms:localhost",
+        version=1, minor_version=1,
+        data={CONF_PROVIDER_TYPE: "retarus_sms", CONF_PROVIDER_OPTIONS: retarus_options(retarus),
+              CONF_WEBHOOK_ID: WEBHOOK_ID})
+    second.add_to_hass(hass)
+
+    await setup_entry(hass, second)
+
+    assert (second.minor_version, second.unique_id) == (2, "retarus_sms:acme-sms:localhost")
+    assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def test_a_store_in_use_retries_setup(hass: HomeAssistant) -> None:
+    entry = make_entry(hass)
+    Path(store_path(hass, entry.entry_id)).parent.mkdir(parents=True, exist_ok=True)
+    other = Store(store_path(hass, entry.entry_id), exclusive=True)
+    await other.open()  # another process holds the store
+    try:
+        await hass.config_entries.async_setup(entry.entry_id)
+        assert entry.state is ConfigEntryState.SETUP_RETRY
+    finally:
+        await other.close()
+
+
+async def test_an_invalid_configuration_names_where(hass: HomeAssistant) -> None:
+    entry = make_entry(hass, options={"contacts": {"carol": {"phone": "12"}}})
+
+    await hass.config_entries.async_setup(entry.entry_id)
+
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert "contacts.carol.phone" in entry.reason
+
+
+async def test_home_assistant_stopping_stops_the_engine(hass: HomeAssistant) -> None:
+    entry = make_entry(hass)
+    await setup_entry(hass, entry)
+    runtime = entry.runtime_data
+
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+
+    assert runtime.stopped
+    assert await hass.config_entries.async_unload(entry.entry_id)  # nothing left to stop
+
+
+async def test_removing_the_entry_deletes_its_store(hass: HomeAssistant) -> None:
+    entry = make_entry(hass)
+    await setup_entry(hass, entry)
+    path = Path(store_path(hass, entry.entry_id))
+    assert await hass.async_add_executor_job(path.exists)
+
+    await hass.config_entries.async_remove(entry.entry_id)
+
+    assert not await hass.async_add_executor_job(path.exists)
+
+
+async def test_the_legacy_service_of_an_unloaded_entry_refuses(hass: HomeAssistant) -> None:
+    entry = make_entry(hass)
+    await setup_entry(hass, entry)
+    service = entry.runtime_data.legacy_notify
+    assert service is not None and set(service.targets) == {"alice", "bob", "busy", "oncall"}
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    assert service.targets == {}
+    with pytest.raises(HomeAssistantError) as raised:
+        await service.async_send_message("Leak", target=["alice"])
+    assert raised.value.translation_key == "no_entry_loaded"
+
+
+async def test_the_legacy_service_is_not_configured_in_yaml(hass: HomeAssistant) -> None:
+    assert await async_setup_component(hass, "notify",
+                                       {"notify": [{"platform": DOMAIN, "name": "yaml"}]})
+    await hass.async_block_till_done()
+
+    assert not hass.services.has_service("notify", "yaml")

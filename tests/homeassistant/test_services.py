@@ -159,3 +159,12 @@ async def test_escalation_runs_until_acknowledged(hass: HomeAssistant,
     assert acked["report"]["escalation"]["active"] is False
     assert {d["contact"] for d in acked["report"]["deliveries"]} == {"alice"}
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_waiting_ends_at_the_timeout_with_the_current_report(
+        hass: HomeAssistant, loaded: Any) -> None:
+    response = await _call(hass, "send", {"message": "Leak", "target": ["+491701234569"],
+                                          "wait": True, "timeout": 1})
+
+    assert response["report"]["state"] == "in_progress"  # 9: no final status, ever
+    assert response["report"]["final"] is False
