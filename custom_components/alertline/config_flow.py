@@ -118,7 +118,7 @@ class AlertlineConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None
                                         ) -> ConfigFlowResult:
         """New secrets for the same account, verified with the provider."""
-        entry = self._get_reauth_entry()
+        entry: AlertlineConfigEntry = self._get_reauth_entry()
         adapter = await async_adapter(self.hass, entry.data[CONF_PROVIDER_TYPE])
         current = dict(entry.data[CONF_PROVIDER_OPTIONS])
         errors: dict[str, str] = {}
@@ -139,7 +139,7 @@ class AlertlineConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None
                                      ) -> ConfigFlowResult:
         """Change the provider's options (credentials, sender, URLs, advanced options)."""
-        entry = self._get_reconfigure_entry()
+        entry: AlertlineConfigEntry = self._get_reconfigure_entry()
         adapter = await async_adapter(self.hass, entry.data[CONF_PROVIDER_TYPE])
         current = dict(entry.data[CONF_PROVIDER_OPTIONS])
         errors: dict[str, str] = {}

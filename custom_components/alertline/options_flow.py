@@ -104,13 +104,14 @@ class AlertlineOptionsFlow(OptionsFlow):
         """One form; the library checks it as a whole."""
         errors: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
-        channels = await _async_channels(self, self.config_entry)
+        entry: AlertlineConfigEntry = self.config_entry
+        channels = await _async_channels(self, entry)
         if user_input is not None:
             options = _clean_options(user_input, channels)
             if not _TOPIC.match(options[CONF_MQTT_BASE_TOPIC]):
                 errors[CONF_MQTT_BASE_TOPIC] = "invalid_topic"
-            routes = [s.data for s in route_subentries(self.config_entry)]
-            problems = _check(self.config_entry, options, routes, channels)
+            routes = [s.data for s in route_subentries(entry)]
+            problems = _check(entry, options, routes, channels)
             for path, _reason in problems:
                 errors[_options_field(path)] = "invalid_config"
             if not errors:
@@ -127,7 +128,7 @@ class AlertlineOptionsFlow(OptionsFlow):
             vol.Optional(CONF_GROUPS): ObjectSelector(),
             vol.Optional(CONF_ESCALATIONS): ObjectSelector(),
         })
-        suggested = user_input if user_input is not None else self.config_entry.options
+        suggested = user_input if user_input is not None else entry.options
         return self.async_show_form(
             step_id="init", data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors, description_placeholders={"problem": _problem_text(problems)})
@@ -165,7 +166,7 @@ class RouteSubentryFlow(ConfigSubentryFlow):
     async def async_step_user(self, user_input: dict[str, Any] | None = None
                               ) -> SubentryFlowResult:
         """Add a route."""
-        entry = self._get_entry()
+        entry: AlertlineConfigEntry = self._get_entry()
         channels = await _async_channels(self, entry)
         errors: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
@@ -191,7 +192,7 @@ class RouteSubentryFlow(ConfigSubentryFlow):
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None
                                      ) -> SubentryFlowResult:
         """Change a route's recipients, channels or policy."""
-        entry = self._get_entry()
+        entry: AlertlineConfigEntry = self._get_entry()
         subentry = self._get_reconfigure_subentry()
         name = subentry.data[CONF_ROUTE_NAME]
         channels = await _async_channels(self, entry)
