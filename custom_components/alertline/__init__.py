@@ -159,17 +159,15 @@ async def _async_check_provider(engine: Engine, provider_name: str) -> None:
     Home Assistant's re-authentication flow, which is also the one repair issue the user sees."""
     try:
         await engine.providers[provider_name].check()
-    except AuthError as err:
+    except Exception as err:
         await engine.stop()
-        raise ConfigEntryAuthFailed(translation_domain=DOMAIN,
-                                    translation_key="auth_failed") from err
-    except ProviderError as err:
-        await engine.stop()
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN, translation_key="provider_unavailable",
-            translation_placeholders={"provider": provider_name}) from err
-    except Exception:
-        await engine.stop()
+        if isinstance(err, AuthError):
+            raise ConfigEntryAuthFailed(translation_domain=DOMAIN,
+                                        translation_key="auth_failed") from err
+        if isinstance(err, ProviderError):
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN, translation_key="provider_unavailable",
+                translation_placeholders={"provider": provider_name}) from err
         raise
 
 

@@ -87,6 +87,12 @@ class AlertlineNotificationService(BaseNotificationService):
         """The entry was unloaded: drop the engine (notify keeps a list of its services)."""
         self._runtime = None
 
+    async def async_register_services(self) -> None:
+        """Register ``notify.<name>`` only while the entry is loaded: notify keeps released
+        services in its list, and one registering late must not replace the live one."""
+        if self._runtime is not None:
+            await super().async_register_services()
+
     @property
     def targets(self) -> dict[str, str]:
         """Contacts and groups: each also gets its own ``notify.<name>_<target>`` service."""

@@ -96,10 +96,8 @@ def store_path(hass: HomeAssistant, entry_id: str) -> str:
 def route_section(data: Mapping[str, Any]) -> dict[str, Any]:
     """The library's ``routes.<name>`` section from a route subentry's data."""
     section: dict[str, Any] = {"to": list(data.get(CONF_TO) or [])}
-    for key in (CONF_CHANNEL, CONF_PRIORITY, CONF_QUIET_HOURS):
-        if data.get(key):
-            section[key] = data[key]
-    for key in (CONF_ESCALATION, CONF_SENDER, CONF_TITLE):
+    for key in (CONF_CHANNEL, CONF_PRIORITY, CONF_QUIET_HOURS, CONF_ESCALATION, CONF_SENDER,
+                CONF_TITLE):
         if data.get(key):
             section[key] = data[key]
     return section

@@ -312,6 +312,23 @@ async def test_options_are_checked_by_the_library(hass: HomeAssistant) -> None:
         "mqtt_base_topic": "home/alerts"}
 
 
+async def test_changed_options_reload_the_entry_once(hass: HomeAssistant) -> None:
+    entry = make_entry(hass)
+    await setup_entry(hass, entry)
+    states: list[ConfigEntryState] = []
+    entry.async_on_state_change(lambda: states.append(entry.state))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {
+        "contacts": {"carol": {"phone": "+491701234562"}}})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    assert states.count(ConfigEntryState.LOADED) == 1
+    assert list(entry.runtime_data.engine.config.contacts) == ["carol"]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_options_refuse_removing_a_contact_a_route_uses(hass: HomeAssistant) -> None:
     entry = make_entry(hass, routes=[route("leak", ["alice"])])
     result = await hass.config_entries.options.async_init(entry.entry_id)

@@ -262,6 +262,8 @@ async def test_the_legacy_service_of_an_unloaded_entry_refuses(hass: HomeAssista
     assert await hass.config_entries.async_unload(entry.entry_id)
 
     assert service.targets == {}
+    await service.async_register_services()  # as notify would, late or on its own reload
+    assert not hass.services.has_service("notify", "alertline_sim")
     with pytest.raises(HomeAssistantError) as raised:
         await service.async_send_message("Leak", target=["alice"])
     assert raised.value.translation_key == "no_entry_loaded"
