@@ -123,8 +123,8 @@ async def async_migrate_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) 
         new_id = account_id(adapter, entry.data[CONF_PROVIDER_OPTIONS])
         if any(other.unique_id == new_id for other in hass.config_entries.async_entries(DOMAIN)
                if other.entry_id != entry.entry_id):
-            _LOGGER.warning("%s: another entry has the same account; its id stays %s",
-                            entry.title, entry.unique_id)
+            _LOGGER.warning("%s: another entry has the same account; its unique id keeps "
+                            "the server's host", entry.title)
             new_id = entry.unique_id or new_id
         hass.config_entries.async_update_entry(entry, unique_id=new_id, minor_version=2)
     return True
