@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.components import webhook
-from homeassistant.components.notify.legacy import NOTIFY_SERVICES
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
@@ -27,7 +27,7 @@ from homeassistant.util.hass_dict import HassKey
 from alertline.clock import SystemClock
 from alertline.engine import Engine
 from alertline.errors import AuthError, ConfigError, ProviderError
-from alertline.providers.base import ProviderContext
+from alertline.providers.base import Provider, ProviderContext
 from alertline.redact import Redactor
 from alertline.store import Store, StoreBusyError
 
@@ -47,9 +47,16 @@ from .postback_webhook import (
     pushes_status,
     wants_postbacks,
 )
-from .provider_form import async_adapter
+from .provider_form import account_id, async_adapter
 from .reports import ReportHub
-from .runtime import AlertlineConfigEntry, AlertlineData, build_config, store_path
+from .runtime import (
+    AlertlineConfigEntry,
+    AlertlineData,
+    build_config,
+    reload_key,
+    store_path,
+    task_starter,
+)
 from .services import async_setup_services
 
 _LOGGER = logging.getLogger(__name__)
@@ -68,14 +75,18 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> bool:
     """Build the engine from the entry, check the provider, start, forward the platforms."""
-    engine = await _async_create_engine(hass, entry)
+    adapter = await async_adapter(hass, entry.data[CONF_PROVIDER_TYPE])
+    engine = _create_engine(hass, entry, adapter)
     provider_name = entry.data[CONF_PROVIDER_TYPE]
-    await _async_check_provider(hass, entry, engine, provider_name)
+    await _async_check_provider(engine, provider_name)
+    start_task = task_starter(hass, entry)
     runtime = AlertlineData(engine=engine, provider_name=provider_name,
-                            reports=ReportHub(hass, entry.entry_id, engine))
+                            reports=ReportHub(hass, entry.entry_id, engine, start_task),
+                            built_from=reload_key(entry))
     if "mqtt" in hass.config.components:
         runtime.mqtt = MqttReportPublisher(
-            hass, engine.store, entry.options.get(CONF_MQTT_BASE_TOPIC, DEFAULT_MQTT_BASE_TOPIC))
+            hass, engine.store, entry.options.get(CONF_MQTT_BASE_TOPIC, DEFAULT_MQTT_BASE_TOPIC),
+            start_task)
         runtime.mqtt.attach(engine)
     engine.subscribe(runtime.reports.handle)
     engine.on_provider_error(lambda err: _on_provider_error(hass, entry, err))
@@ -94,23 +105,40 @@ async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) ->
         runtime.postbacks = async_register_postbacks(
             hass, f"alertline {entry.title}", entry.data[CONF_WEBHOOK_ID], engine)
     await runtime.reports.async_refresh_counts()
-    ir.async_delete_issue(hass, DOMAIN, _auth_issue_id(entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    hass.async_create_task(discovery.async_load_platform(
-        hass, Platform.NOTIFY, DOMAIN, legacy_service_name(entry), hass.data[HASS_CONFIG]))
-    entry.async_on_unload(entry.add_update_listener(_async_reload))
+    entry.async_create_task(hass, discovery.async_load_platform(
+        hass, Platform.NOTIFY, DOMAIN, legacy_service_name(entry), hass.data[HASS_CONFIG]),
+        "alertline legacy notify service")
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     return True
 
 
-async def _async_create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry) -> Engine:
+async def async_migrate_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> bool:
+    """1.1 → 1.2: the unique id is the account alone (it held the host, so an account could
+    not move to another URL)."""
+    if entry.version > 1:
+        return False  # written by a newer version
+    if entry.minor_version < 2:
+        adapter = await async_adapter(hass, entry.data[CONF_PROVIDER_TYPE])
+        new_id = account_id(adapter, entry.data[CONF_PROVIDER_OPTIONS])
+        if any(other.unique_id == new_id for other in hass.config_entries.async_entries(DOMAIN)
+               if other.entry_id != entry.entry_id):
+            _LOGGER.warning("%s: another entry has the same account; its unique id keeps "
+                            "the server's host", entry.title)
+            new_id = entry.unique_id or new_id
+        hass.config_entries.async_update_entry(entry, unique_id=new_id, minor_version=2)
+    return True
+
+
+def _create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry,
+                   adapter: type[Provider]) -> Engine:
     """The library's engine for ``entry``: its config, providers (on Home Assistant's shared
     HTTP client), store in the config directory, and the postback URL for push providers."""
     try:
-        config = build_config(hass, entry)
+        config = build_config(hass, entry, adapter)
     except ConfigError as err:
         raise ConfigEntryError(translation_domain=DOMAIN, translation_key="invalid_config",
-                               translation_placeholders={"problem": str(err)}) from err
-    adapter = await async_adapter(hass, entry.data[CONF_PROVIDER_TYPE])
+                               translation_placeholders={"paths": _paths(err)}) from err
     context = ProviderContext(clock=SystemClock(), http=get_async_client(hass),
                               redactor=Redactor(config.secrets))
     context.redactor.add(entry.data[CONF_WEBHOOK_ID])
@@ -118,34 +146,39 @@ async def _async_create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry)
         context.callback_base_url = async_callback_base_url(hass, entry.data[CONF_WEBHOOK_ID])
         _update_callback_issue(hass, entry, missing=context.callback_base_url is None and not
                                entry.data[CONF_PROVIDER_OPTIONS].get("callback_url"))
-    engine = Engine(config, Store(config.store_path, exclusive=True), context=context)
-    return engine
+    return Engine(config, Store(config.store_path, exclusive=True), context=context)
 
 
-async def _async_check_provider(hass: HomeAssistant, entry: AlertlineConfigEntry,
-                                engine: Engine, provider_name: str) -> None:
-    """Verify credentials before anything starts (``test-before-setup``)."""
+def _paths(err: ConfigError) -> str:
+    """Where the configuration is wrong (option paths, not the library's English reasons)."""
+    return ", ".join(path or "configuration" for path, _reason in err.problems)
+
+
+async def _async_check_provider(engine: Engine, provider_name: str) -> None:
+    """Verify credentials before anything starts (``test-before-setup``); a rejection starts
+    Home Assistant's re-authentication flow, which is also the one repair issue the user sees."""
     try:
         await engine.providers[provider_name].check()
-    except AuthError as err:
+    except Exception as err:
         await engine.stop()
-        _create_auth_issue(hass, entry)
-        raise ConfigEntryAuthFailed(translation_domain=DOMAIN,
-                                    translation_key="auth_failed") from err
-    except ProviderError as err:
-        await engine.stop()
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN, translation_key="provider_unavailable",
-            translation_placeholders={"error": engine.redactor.text(str(err))}) from err
-    except Exception:
-        await engine.stop()
+        if isinstance(err, AuthError):
+            raise ConfigEntryAuthFailed(translation_domain=DOMAIN,
+                                        translation_key="auth_failed") from err
+        if isinstance(err, ProviderError):
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN, translation_key="provider_unavailable",
+                translation_placeholders={"provider": provider_name}) from err
         raise
+
+
+def _callback_issue_id(entry: AlertlineConfigEntry) -> str:
+    return f"callback_url_missing_{entry.entry_id}"
 
 
 def _update_callback_issue(hass: HomeAssistant, entry: AlertlineConfigEntry, *,
                            missing: bool) -> None:
     """A push provider needs a URL Home Assistant is reachable at, or no status arrives."""
-    issue_id = f"callback_url_missing_{entry.entry_id}"
+    issue_id = _callback_issue_id(entry)
     if not missing:
         ir.async_delete_issue(hass, DOMAIN, issue_id)
         return
@@ -157,24 +190,13 @@ def _update_callback_issue(hass: HomeAssistant, entry: AlertlineConfigEntry, *,
                           translation_placeholders={"title": entry.title})
 
 
-def _auth_issue_id(entry: AlertlineConfigEntry) -> str:
-    return f"auth_failed_{entry.entry_id}"
-
-
-def _create_auth_issue(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
-    ir.async_create_issue(hass, DOMAIN, _auth_issue_id(entry), is_fixable=False,
-                          severity=ir.IssueSeverity.ERROR, translation_key="auth_failed",
-                          translation_placeholders={"title": entry.title})
-
-
 @callback
 def _on_provider_error(hass: HomeAssistant, entry: AlertlineConfigEntry,
                        error: ProviderError) -> None:
-    """The provider rejected the credentials while running: repair issue and re-auth."""
+    """The provider rejected the credentials while running: Home Assistant's re-auth flow."""
     if isinstance(error, AuthError):
         _LOGGER.warning("%s rejected the credentials of %s; re-authentication started",
                         error.provider, entry.title)
-        _create_auth_issue(hass, entry)
         entry.async_start_reauth(hass)
 
 
@@ -196,9 +218,12 @@ async def _async_stop_runtime(runtime: AlertlineData) -> None:
     await runtime.engine.stop()
 
 
-async def _async_reload(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
-    """Options or routes changed: rebuild everything from the entry."""
-    await hass.config_entries.async_reload(entry.entry_id)
+async def _async_entry_updated(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
+    """Options or routes changed: rebuild everything from the entry. A change of the entry's
+    data comes from a flow that reloads the entry itself (one reload, not two)."""
+    if entry.state is ConfigEntryState.LOADED and \
+            reload_key(entry) != entry.runtime_data.built_from:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> bool:
@@ -209,23 +234,17 @@ async def async_unload_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -
     runtime = entry.runtime_data
     if runtime.legacy_notify is not None:
         await runtime.legacy_notify.async_unregister_services()
-        _forget_legacy_service(hass, runtime)
+        runtime.legacy_notify.release()
+        runtime.legacy_notify = None
     if runtime.postbacks is not None:
         webhook.async_unregister(hass, entry.data[CONF_WEBHOOK_ID])
     await _async_stop_runtime(runtime)
     return True
 
 
-def _forget_legacy_service(hass: HomeAssistant, runtime: AlertlineData) -> None:
-    """Drop the unloaded legacy service from notify's list (a reload registers a new one)."""
-    services = hass.data.get(NOTIFY_SERVICES, {}).get(DOMAIN, [])
-    if runtime.legacy_notify in services:
-        services.remove(runtime.legacy_notify)
-    runtime.legacy_notify = None
-
-
 async def async_remove_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
-    """The entry is deleted: delete its store too."""
+    """The entry is deleted: delete its store and its repair issue too."""
+    ir.async_delete_issue(hass, DOMAIN, _callback_issue_id(entry))
     path = Path(store_path(hass, entry.entry_id))
 
     def remove() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.config_entries import (
-    ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
@@ -46,6 +45,7 @@ from .provider_form import (
     options_help,
     validate_options,
 )
+from .runtime import AlertlineConfigEntry
 
 CONF_NAME = "name"
 
@@ -54,6 +54,7 @@ class AlertlineConfigFlow(ConfigFlow, domain=DOMAIN):
     """One entry per provider account; routes are its subentries."""
 
     VERSION = 1
+    MINOR_VERSION = 2  # 1.2: the unique id no longer holds the host (async_migrate_entry)
 
     def __init__(self) -> None:
         """Start with no provider chosen."""
@@ -63,14 +64,14 @@ class AlertlineConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry[Any]) -> OptionsFlow:
+    def async_get_options_flow(config_entry: AlertlineConfigEntry) -> OptionsFlow:
         """Contacts, groups, defaults, limits, escalation policies, MQTT report topic."""
         return AlertlineOptionsFlow()
 
     @classmethod
     @callback
     def async_get_supported_subentry_types(
-            cls, config_entry: ConfigEntry[Any]) -> dict[str, type[ConfigSubentryFlow]]:
+            cls, config_entry: AlertlineConfigEntry) -> dict[str, type[ConfigSubentryFlow]]:
         """Routes: one notify entity each."""
         return {SUBENTRY_ROUTE: RouteSubentryFlow}
 
@@ -117,7 +118,7 @@ class AlertlineConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None
                                         ) -> ConfigFlowResult:
         """New secrets for the same account, verified with the provider."""
-        entry = self._get_reauth_entry()
+        entry: AlertlineConfigEntry = self._get_reauth_entry()
         adapter = await async_adapter(self.hass, entry.data[CONF_PROVIDER_TYPE])
         current = dict(entry.data[CONF_PROVIDER_OPTIONS])
         errors: dict[str, str] = {}
@@ -138,7 +139,7 @@ class AlertlineConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None
                                      ) -> ConfigFlowResult:
         """Change the provider's options (credentials, sender, URLs, advanced options)."""
-        entry = self._get_reconfigure_entry()
+        entry: AlertlineConfigEntry = self._get_reconfigure_entry()
         adapter = await async_adapter(self.hass, entry.data[CONF_PROVIDER_TYPE])
         current = dict(entry.data[CONF_PROVIDER_OPTIONS])
         errors: dict[str, str] = {}
@@ -154,7 +155,7 @@ class AlertlineConfigFlow(ConfigFlow, domain=DOMAIN):
         return self._show_provider_form("reconfigure", adapter, user_input, errors=errors,
                                         problem=problem, current=current)
 
-    async def _async_update_entry(self, entry: ConfigEntry[Any], adapter: type[Provider],
+    async def _async_update_entry(self, entry: AlertlineConfigEntry, adapter: type[Provider],
                                   options: dict[str, Any]) -> ConfigFlowResult:
         new_id = account_id(adapter, options)
         if identity_is_secret(adapter):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
 from alertline.redact import SECRET_KEYS
 
-from .const import CONF_TO, CONF_WEBHOOK_ID
+from .const import CONF_ALLOW, CONF_TO, CONF_WEBHOOK_ID
 from .runtime import AlertlineConfigEntry
 
-# secret-named keys, the webhook id and personal data; plus the provider's own secret options
-TO_REDACT = frozenset({*SECRET_KEYS, CONF_WEBHOOK_ID, CONF_TO, "username", "phone", "unique_id"})
+# secret-named keys, the webhook id and personal data (numbers, the allowlist of numbers and
+# prefixes); plus the provider's own secret options
+TO_REDACT = frozenset({*SECRET_KEYS, CONF_WEBHOOK_ID, CONF_TO, CONF_ALLOW, "username", "phone",
+                       "unique_id"})
 
 
 async def async_get_config_entry_diagnostics(hass: HomeAssistant,
@@ -25,7 +27,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant,
     to_redact = TO_REDACT | provider.secret_options
     data = {
         "entry": {
-            "title": entry.title,
+            "title": REDACTED,  # the default title names the account's user
             "data": async_redact_data(dict(entry.data), to_redact),
             "options": async_redact_data(dict(entry.options), to_redact),
             "routes": [async_redact_data({"title": s.title, **s.data}, to_redact)

@@ -4,7 +4,10 @@ The library's outbox sinks (the daemon's, so topics and payloads are the same: `
 <id>`` once, ``<base>/report/<id>`` on every change) are committed in the same transaction as the
 state change; this publisher drains the outbox through Home Assistant's MQTT integration after
 every report and whenever the broker connection comes back, so reports produced while MQTT is
-down are published later, in order.
+down are published later, in order, and once: nothing is handed to the MQTT client while it is
+disconnected, because paho queues such a message itself and sends it on reconnect besides the
+outbox's copy. (Only a connection lost in the middle of a publish can still cause one repeat;
+QoS 1 is "at least once".)
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from alertline.publisher import accepted_sink, report_sink
 from alertline.store import Store
 from alertline.topics import Topics
 
+from .reports import TaskStarter
+
 _LOGGER = logging.getLogger(__name__)
 
 REPORT_QOS = 1
@@ -32,8 +37,10 @@ BATCH = 100
 class MqttReportPublisher:
     """Publishes queued outbox messages with QoS 1 and removes them once the broker has them."""
 
-    def __init__(self, hass: HomeAssistant, store: Store, base_topic: str) -> None:
+    def __init__(self, hass: HomeAssistant, store: Store, base_topic: str,
+                 start_task: TaskStarter) -> None:
         self._hass = hass
+        self._start_task = start_task
         self._store = store
         self.base_topic = base_topic
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +75,7 @@ class MqttReportPublisher:
         if self._task is not None and not self._task.done():
             self._again = True
             return
-        self._task = self._hass.async_create_task(self._drain(), "alertline mqtt reports")
+        self._task = self._start_task(self._drain(), "alertline mqtt reports")
 
     async def _drain(self) -> None:
         while True:
@@ -78,10 +85,14 @@ class MqttReportPublisher:
 
     async def _publish_batch(self) -> bool:
         """Publish one batch; True if a full batch went out (there may be more)."""
+        if not self._connected():
+            return False  # the connection callback drains when the broker is back
         rows = await self._store.outbox(BATCH)
         done: list[int] = []
         try:
             for seq, topic, payload, retain in rows:
+                if not self._connected():
+                    return False
                 await mqtt.async_publish(self._hass, topic, payload, REPORT_QOS, retain)
                 done.append(seq)
         except HomeAssistantError as err:
@@ -94,6 +105,13 @@ class MqttReportPublisher:
                 await self._store.commit([Store.op_outbox_remove(done)])
                 self.published += len(done)
         return len(rows) == BATCH
+
+    def _connected(self) -> bool:
+        """Whether Home Assistant's MQTT client is connected to the broker now."""
+        try:
+            return mqtt.is_connected(self._hass)
+        except KeyError:  # the MQTT integration was unloaded
+            return False
 
     async def async_stop(self) -> None:
         """Stop publishing; what is still queued stays in the outbox for the next start."""

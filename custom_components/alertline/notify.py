@@ -12,15 +12,16 @@ from homeassistant.components.notify import (
 )
 from homeassistant.components.notify.const import ATTR_DATA, ATTR_TARGET, ATTR_TITLE
 from homeassistant.components.notify.legacy import BaseNotificationService
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 
 from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
 from .entity import AlertlineRouteEntity
-from .runtime import AlertlineConfigEntry, route_subentries
+from .runtime import AlertlineConfigEntry, AlertlineData, route_subentries
 from .sending import async_send
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,42 +60,60 @@ async def async_get_service(hass: HomeAssistant, config: ConfigType,
         return None
     entry: AlertlineConfigEntry | None = hass.config_entries.async_get_entry(
         discovery_info[ATTR_CONFIG_ENTRY_ID])
-    runtime = getattr(entry, "runtime_data", None) if entry is not None else None
-    if entry is None or entry.domain != DOMAIN or runtime is None or runtime.stopped:
-        return None  # unloaded before the discovery arrived
-    service = AlertlineNotificationService(entry)
-    entry.runtime_data.legacy_notify = service
+    if entry is None or entry.state not in (ConfigEntryState.LOADED,
+                                            ConfigEntryState.SETUP_IN_PROGRESS):
+        return None  # unloaded before the discovery arrived (its runtime is stopped)
+    runtime = entry.runtime_data
+    if runtime.stopped or runtime.legacy_notify is not None:
+        return None
+    service = AlertlineNotificationService(runtime)
+    runtime.legacy_notify = service
     return service
 
 
 class AlertlineNotificationService(BaseNotificationService):
     """``notify.<name>`` with ``target`` (numbers, contacts, groups) and ``data`` (any alert
     field: channel, provider, sender, locale, priority, audio_url, personalization, escalation,
-    quiet_hours, route, id, expires, not_before, options)."""
+    quiet_hours, route, id, expires, not_before, options).
 
-    def __init__(self, entry: AlertlineConfigEntry) -> None:
-        """Serve one entry."""
-        self._entry = entry
+    It holds the runtime it was made for, never the entry: a reload replaces the entry's
+    runtime, and the service of the old one is unregistered and released."""
+
+    def __init__(self, runtime: AlertlineData) -> None:
+        """Serve one loaded entry."""
+        self._runtime: AlertlineData | None = runtime
+
+    def release(self) -> None:
+        """The entry was unloaded: drop the engine (notify keeps a list of its services)."""
+        self._runtime = None
+
+    async def async_register_services(self) -> None:
+        """Register ``notify.<name>`` only while the entry is loaded: notify keeps released
+        services in its list, and one registering late must not replace the live one."""
+        if self._runtime is not None:
+            await super().async_register_services()
 
     @property
     def targets(self) -> dict[str, str]:
         """Contacts and groups: each also gets its own ``notify.<name>_<target>`` service."""
-        config = self._entry.runtime_data.engine.config
+        if self._runtime is None:
+            return {}
+        config = self._runtime.engine.config
         return {name: name for name in [*config.contacts, *config.groups]}
 
     async def async_send_message(self, message: str = "", **kwargs: Any) -> None:
-        """Send an alert; invalid input raises ServiceValidationError naming the field."""
-        data = kwargs.get(ATTR_DATA) or {}
-        if not isinstance(data, dict):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="invalid_request",
-                translation_placeholders={"field": "data", "reason": "expected a mapping"})
-        request: dict[str, Any] = {**data, "message": message}
+        """Send an alert; invalid input raises ServiceValidationError naming the field; a
+        service of an unloaded entry refuses."""
+        if self._runtime is None:
+            raise HomeAssistantError(translation_domain=DOMAIN,
+                                     translation_key="no_entry_loaded")
+        # notify's schema has made ``data`` a mapping
+        request: dict[str, Any] = {**(kwargs.get(ATTR_DATA) or {}), "message": message}
         if kwargs.get(ATTR_TITLE):
             request["title"] = kwargs[ATTR_TITLE]
         if kwargs.get(ATTR_TARGET):
             request["to"] = list(kwargs[ATTR_TARGET])
-        await async_send(self._entry.runtime_data, request,
+        await async_send(self._runtime, request,
                          source=f"homeassistant:notify.{self._service_name}")
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.config_entries import (
-    ConfigEntry,
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlow,
@@ -53,7 +52,15 @@ from .const import (
     CONF_TO,
     DEFAULT_MQTT_BASE_TOPIC,
 )
-from .runtime import library_config_data, route_subentries, validate_library_config
+from .provider_form import async_adapter
+from .runtime import (
+    AlertlineConfigEntry,
+    default_channel,
+    library_config_data,
+    provider_channels,
+    route_subentries,
+    validate_library_config,
+)
 
 _TOPIC = re.compile(r"^[^#+\s]+$")
 _OPTION_FIELDS = {"contacts": CONF_CONTACTS, "groups": CONF_GROUPS,
@@ -66,11 +73,18 @@ _COUNT = NumberSelector(NumberSelectorConfig(min=0, max=1_000_000, step=1,
                                              mode=NumberSelectorMode.BOX))
 
 
-def _check(entry: ConfigEntry[Any], options: Mapping[str, Any],
-           routes: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+async def _async_channels(flow: OptionsFlow | ConfigSubentryFlow,
+                          entry: AlertlineConfigEntry) -> list[str]:
+    """The channels the entry's provider can deliver on."""
+    return provider_channels(await async_adapter(flow.hass, entry.data[CONF_PROVIDER_TYPE]))
+
+
+def _check(entry: AlertlineConfigEntry, options: Mapping[str, Any],
+           routes: Sequence[Mapping[str, Any]], channels: list[str]) -> list[tuple[str, str]]:
     """The library's problems with ``entry`` given new ``options`` and ``routes``."""
     data = library_config_data(entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS],
-                               options, routes, store="validation.db", region=None)
+                               options, routes, store="validation.db", region=None,
+                               channels=channels)
     try:
         validate_library_config(data)
     except ConfigError as err:
@@ -90,19 +104,21 @@ class AlertlineOptionsFlow(OptionsFlow):
         """One form; the library checks it as a whole."""
         errors: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
+        entry: AlertlineConfigEntry = self.config_entry
+        channels = await _async_channels(self, entry)
         if user_input is not None:
-            options = _clean_options(user_input)
+            options = _clean_options(user_input, channels)
             if not _TOPIC.match(options[CONF_MQTT_BASE_TOPIC]):
                 errors[CONF_MQTT_BASE_TOPIC] = "invalid_topic"
-            routes = [s.data for s in route_subentries(self.config_entry)]
-            problems = _check(self.config_entry, options, routes)
+            routes = [s.data for s in route_subentries(entry)]
+            problems = _check(entry, options, routes, channels)
             for path, _reason in problems:
                 errors[_options_field(path)] = "invalid_config"
             if not errors:
                 return self.async_create_entry(data=options)
         schema = vol.Schema({
-            vol.Optional(CONF_DEFAULT_CHANNEL, default="sms"): SelectSelector(
-                SelectSelectorConfig(options=["sms", "voice"], translation_key="channel")),
+            vol.Optional(CONF_DEFAULT_CHANNEL, default=default_channel(channels)): SelectSelector(
+                SelectSelectorConfig(options=channels, translation_key="channel")),
             vol.Optional(CONF_QUIET_HOURS): _MULTI_TEXT,
             vol.Optional(CONF_ALLOW): _MULTI_TEXT,
             vol.Optional(CONF_PER_HOUR_SMS): _COUNT,
@@ -112,15 +128,15 @@ class AlertlineOptionsFlow(OptionsFlow):
             vol.Optional(CONF_GROUPS): ObjectSelector(),
             vol.Optional(CONF_ESCALATIONS): ObjectSelector(),
         })
-        suggested = user_input if user_input is not None else self.config_entry.options
+        suggested = user_input if user_input is not None else entry.options
         return self.async_show_form(
             step_id="init", data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors, description_placeholders={"problem": _problem_text(problems)})
 
 
-def _clean_options(user_input: Mapping[str, Any]) -> dict[str, Any]:
+def _clean_options(user_input: Mapping[str, Any], channels: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {
-        CONF_DEFAULT_CHANNEL: user_input.get(CONF_DEFAULT_CHANNEL) or "sms",
+        CONF_DEFAULT_CHANNEL: user_input.get(CONF_DEFAULT_CHANNEL) or default_channel(channels),
         CONF_MQTT_BASE_TOPIC: str(user_input.get(CONF_MQTT_BASE_TOPIC)
                                   or DEFAULT_MQTT_BASE_TOPIC).strip().rstrip("/"),
     }
@@ -150,7 +166,8 @@ class RouteSubentryFlow(ConfigSubentryFlow):
     async def async_step_user(self, user_input: dict[str, Any] | None = None
                               ) -> SubentryFlowResult:
         """Add a route."""
-        entry = self._get_entry()
+        entry: AlertlineConfigEntry = self._get_entry()
+        channels = await _async_channels(self, entry)
         errors: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
         if user_input is not None:
@@ -160,44 +177,47 @@ class RouteSubentryFlow(ConfigSubentryFlow):
             if any(r[CONF_ROUTE_NAME] == name for r in others):
                 errors[CONF_ROUTE_NAME] = "route_exists"
             else:
-                problems = _check(entry, entry.options, [*others, route])
+                problems = _check(entry, entry.options, [*others, route], channels)
                 errors = _route_errors(problems, name)
             if not errors:
                 return self.async_create_entry(title=name, data=route, unique_id=name)
-        schema = vol.Schema({vol.Required(CONF_ROUTE_NAME): TextSelector(), **_route_fields()})
+        schema = vol.Schema({vol.Required(CONF_ROUTE_NAME): TextSelector(),
+                             **_route_fields(channels)})
+        suggested = {CONF_CHANNEL: [default_channel(channels)], CONF_PRIORITY: "normal"}
         return self.async_show_form(
             step_id="user", data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or {CONF_CHANNEL: ["sms"], CONF_PRIORITY: "normal"}),
+                schema, user_input or suggested),
             errors=errors, description_placeholders={"problem": _problem_text(problems)})
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None
                                      ) -> SubentryFlowResult:
         """Change a route's recipients, channels or policy."""
-        entry = self._get_entry()
+        entry: AlertlineConfigEntry = self._get_entry()
         subentry = self._get_reconfigure_subentry()
         name = subentry.data[CONF_ROUTE_NAME]
+        channels = await _async_channels(self, entry)
         errors: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
         if user_input is not None:
             route = _clean_route({**user_input, CONF_ROUTE_NAME: name})
             others = [s.data for s in route_subentries(entry)
                       if s.subentry_id != subentry.subentry_id]
-            problems = _check(entry, entry.options, [*others, route])
+            problems = _check(entry, entry.options, [*others, route], channels)
             errors = _route_errors(problems, name)
             if not errors:
                 return self.async_update_and_abort(entry, subentry, data=route)
         return self.async_show_form(
             step_id="reconfigure", data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(_route_fields()), user_input or dict(subentry.data)),
+                vol.Schema(_route_fields(channels)), user_input or dict(subentry.data)),
             errors=errors, description_placeholders={"name": name,
                                                      "problem": _problem_text(problems)})
 
 
-def _route_fields() -> dict[Any, Any]:
+def _route_fields(channels: list[str]) -> dict[Any, Any]:
     return {
         vol.Required(CONF_TO): _MULTI_TEXT,
         vol.Required(CONF_CHANNEL): SelectSelector(SelectSelectorConfig(
-            options=["sms", "voice"], multiple=True, translation_key="channel")),
+            options=channels, multiple=True, translation_key="channel")),
         vol.Optional(CONF_PRIORITY): SelectSelector(SelectSelectorConfig(
             options=["normal", "high"], translation_key="priority")),
         vol.Optional(CONF_ESCALATION): TextSelector(),

@@ -13,7 +13,7 @@ from aiohttp import web
 from homeassistant.components import webhook
 from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.network import NoURLAvailableError
+from homeassistant.helpers.network import NoURLAvailableError, get_url
 
 from alertline.engine import Engine
 from alertline.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
@@ -36,12 +36,17 @@ def pushes_status(adapter: type[Provider]) -> bool:
 
 @callback
 def async_callback_base_url(hass: HomeAssistant, webhook_id: str) -> str | None:
-    """The provider callback URL with a ``{provider}`` placeholder; None without a known URL."""
+    """The provider callback URL with a ``{provider}`` placeholder, on the external or internal
+    URL configured in Home Assistant; None without one. A detected local address is not used:
+    Home Assistant may not listen there (``server_host``), and the provider's posts would be
+    lost."""
+    if not (hass.config.external_url or hass.config.internal_url):
+        return None
     try:
-        url = webhook.async_generate_url(hass, webhook_id, allow_ip=True)
+        base = get_url(hass, allow_cloud=False, allow_ip=True, prefer_external=True)
     except NoURLAvailableError:
         return None
-    return f"{url}?provider={PROVIDER_PLACEHOLDER}"
+    return f"{base}{webhook.async_generate_path(webhook_id)}?provider={PROVIDER_PLACEHOLDER}"
 
 
 @callback

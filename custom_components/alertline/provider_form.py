@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import voluptuous as vol
 from homeassistant.core import HomeAssistant
@@ -159,16 +158,15 @@ def validate_options(adapter: type[Provider], options: dict[str, Any]) -> dict[s
 
 
 def account_id(adapter: type[Provider], options: Mapping[str, Any]) -> str:
-    """The unique id of the account: non-secret required options, else a hash of the secrets."""
+    """The unique id of the account: non-secret required options, else a hash of the secrets.
+    Not the URL: the same account may move to another server (reconfigure)."""
     required = [str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)]
     visible = [str(options[k]) for k in required
                if k not in adapter.secret_options and options.get(k)]
     if not visible:
         secret = "|".join(str(options.get(k, "")) for k in sorted(adapter.secret_options))
         visible = [hashlib.sha256(secret.encode()).hexdigest()[:16]] if secret.strip("|") else []
-    url = options.get("base_url") or options.get("url")
-    host = urlsplit(str(url)).hostname if url else None
-    return ":".join([adapter.type, *visible, *([host] if host else [])])
+    return ":".join([adapter.type, *visible])
 
 
 def account_title(adapter: type[Provider], options: Mapping[str, Any]) -> str:
@@ -187,10 +185,29 @@ def identity_is_secret(adapter: type[Provider]) -> bool:
 
 async def async_check(hass: HomeAssistant, adapter: type[Provider], name: str,
                       options: dict[str, Any], callback_base_url: str | None = None) -> None:
-    """Build the provider with validated ``options`` and run its credential check."""
+    """Build the provider with validated ``options`` and run its credential check, once for
+    every server the options name."""
     redactor = Redactor()
     context = ProviderContext(http=get_async_client(hass), redactor=redactor,
                               callback_base_url=callback_base_url)
+    for variant in _server_variants(options):
+        await _async_check_one(adapter, name, variant, context)
+
+
+def _server_variants(options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The options as given and, when the adapter reads from ``status_urls`` but sends to
+    another ``base_url``, the options reading from ``base_url`` too: its check asks only the
+    status servers, so a wrong send URL would pass (Retarus SMS)."""
+    yield options
+    base_url, status_urls = options.get("base_url"), options.get("status_urls")
+    if base_url and isinstance(status_urls, list) and base_url not in status_urls:
+        yield {**options, "status_urls": [base_url]}
+
+
+async def _async_check_one(adapter: type[Provider], name: str, options: dict[str, Any],
+                           context: ProviderContext) -> None:
+    """One credential check; its failures become form errors."""
+    redactor = context.redactor
     try:
         provider = adapter(name, options, context)
     except ConfigError as err:

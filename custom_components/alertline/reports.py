@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -18,6 +18,8 @@ from .const import ATTR_CONFIG_ENTRY_ID, EVENT_REPORT
 _LOGGER = logging.getLogger(__name__)
 
 ReportCondition = Callable[[Report], bool]
+# starts a task tracked by the config entry (its unload waits; nothing outlives the entry)
+type TaskStarter = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 
 def signal_report(entry_id: str) -> str:
@@ -33,8 +35,10 @@ def signal_counts(entry_id: str) -> str:
 class ReportHub:
     """Receives every committed report of one engine and hands it to Home Assistant."""
 
-    def __init__(self, hass: HomeAssistant, entry_id: str, engine: Engine) -> None:
+    def __init__(self, hass: HomeAssistant, entry_id: str, engine: Engine,
+                 start_task: TaskStarter) -> None:
         self._hass = hass
+        self._start_task = start_task
         self._entry_id = entry_id
         self._engine = engine
         self._waiters: dict[str, list[tuple[ReportCondition, asyncio.Future[Report]]]] = {}
@@ -83,8 +87,7 @@ class ReportHub:
         if self._refresh is not None and not self._refresh.done():
             self._refresh_again = True
             return
-        self._refresh = self._hass.async_create_task(
-            self._refresh_counts(), f"alertline counts {self._entry_id}")
+        self._refresh = self._start_task(self._refresh_counts(), "alertline counts")
 
     async def async_refresh_counts(self) -> None:
         """Read the delivery counts now."""

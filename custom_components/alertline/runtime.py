@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from homeassistant.components.notify.legacy import BaseNotificationService
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 
 from alertline.config import Config, validate_config
 from alertline.engine import Engine
+from alertline.model import Channel
 from alertline.postbacks import PostbackReceiver
+from alertline.providers.base import Provider
 
 from .const import (
     CONF_ALLOW,
@@ -36,7 +38,13 @@ from .const import (
     SUBENTRY_ROUTE,
 )
 from .mqtt_reports import MqttReportPublisher
-from .reports import ReportHub
+from .reports import ReportHub, TaskStarter
+
+if TYPE_CHECKING:
+    from .notify import AlertlineNotificationService
+
+# what the running engine was built from besides the entry's data (see ``reload_key``)
+type ReloadKey = tuple[dict[str, Any], dict[str, dict[str, Any]]]
 
 
 @dataclass(slots=True)
@@ -48,11 +56,36 @@ class AlertlineData:
     reports: ReportHub
     postbacks: PostbackReceiver | None = None
     mqtt: MqttReportPublisher | None = None
-    legacy_notify: BaseNotificationService | None = None
+    built_from: ReloadKey | None = None
+    legacy_notify: AlertlineNotificationService | None = None
     stopped: bool = False
 
 
 type AlertlineConfigEntry = ConfigEntry[AlertlineData]
+
+
+def reload_key(entry: AlertlineConfigEntry) -> ReloadKey:
+    """The entry's options and routes: when they change, the engine is rebuilt."""
+    return (dict(entry.options),
+            {sid: dict(sub.data) for sid, sub in entry.subentries.items()})
+
+
+def task_starter(hass: HomeAssistant, entry: AlertlineConfigEntry) -> TaskStarter:
+    """Start tasks tracked by ``entry``: its unload waits for them, nothing outlives it."""
+    def start(target: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        return entry.async_create_task(hass, target, name)
+    return start
+
+
+def default_channel(channels: Collection[str]) -> str:
+    """The channel used when neither the call nor the route names one: SMS if the provider
+    sends SMS, else what it can do (a voice-only provider calls)."""
+    return Channel.SMS.value if Channel.SMS.value in channels else sorted(channels)[0]
+
+
+def provider_channels(adapter: type[Provider]) -> list[str]:
+    """The channels the adapter can deliver on (``sms`` first)."""
+    return sorted(c.value for c in adapter.default_capabilities.channels)
 
 
 def store_path(hass: HomeAssistant, entry_id: str) -> str:
@@ -63,10 +96,8 @@ def store_path(hass: HomeAssistant, entry_id: str) -> str:
 def route_section(data: Mapping[str, Any]) -> dict[str, Any]:
     """The library's ``routes.<name>`` section from a route subentry's data."""
     section: dict[str, Any] = {"to": list(data.get(CONF_TO) or [])}
-    for key in (CONF_CHANNEL, CONF_PRIORITY, CONF_QUIET_HOURS):
-        if data.get(key):
-            section[key] = data[key]
-    for key in (CONF_ESCALATION, CONF_SENDER, CONF_TITLE):
+    for key in (CONF_CHANNEL, CONF_PRIORITY, CONF_QUIET_HOURS, CONF_ESCALATION, CONF_SENDER,
+                CONF_TITLE):
         if data.get(key):
             section[key] = data[key]
     return section
@@ -74,8 +105,8 @@ def route_section(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def library_config_data(provider_type: str, provider_options: Mapping[str, Any],
                         options: Mapping[str, Any], routes: Iterable[Mapping[str, Any]], *,
-                        store: str, region: str | None, timezone: str | None = None
-                        ) -> dict[str, Any]:
+                        store: str, region: str | None, channels: Collection[str],
+                        timezone: str | None = None) -> dict[str, Any]:
     """The configuration mapping the library validates, from an entry's data, options, routes."""
     route_sections = {str(r[CONF_ROUTE_NAME]): route_section(r) for r in routes}
     default_quiet = list(options.get(CONF_QUIET_HOURS) or [])
@@ -93,7 +124,8 @@ def library_config_data(provider_type: str, provider_options: Mapping[str, Any],
     if timezone:
         limits["timezone"] = timezone  # quiet hours are local time
     defaults: dict[str, Any] = {"provider": provider_type,
-                                "channel": options.get(CONF_DEFAULT_CHANNEL) or "sms"}
+                                "channel": options.get(CONF_DEFAULT_CHANNEL)
+                                or default_channel(channels)}
     if region:
         defaults["region"] = region
     return {
@@ -109,7 +141,7 @@ def library_config_data(provider_type: str, provider_options: Mapping[str, Any],
     }
 
 
-def route_subentries(entry: ConfigEntry[Any]) -> list[ConfigSubentry]:
+def route_subentries(entry: AlertlineConfigEntry) -> list[ConfigSubentry]:
     """The entry's route subentries."""
     return [s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ROUTE]
 
@@ -119,10 +151,12 @@ def validate_library_config(data: dict[str, Any]) -> Config:
     return validate_config(data, env={})
 
 
-def build_config(hass: HomeAssistant, entry: ConfigEntry[Any]) -> Config:
+def build_config(hass: HomeAssistant, entry: AlertlineConfigEntry,
+                 adapter: type[Provider]) -> Config:
     """The validated library configuration of ``entry`` (raises ``ConfigError``)."""
     data = library_config_data(
         entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS], entry.options,
         [s.data for s in route_subentries(entry)], store=store_path(hass, entry.entry_id),
-        region=hass.config.country, timezone=hass.config.time_zone)
+        region=hass.config.country, channels=provider_channels(adapter),
+        timezone=hass.config.time_zone)
     return validate_library_config(data)

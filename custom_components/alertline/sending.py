@@ -1,9 +1,11 @@
 """Sending an alert from Home Assistant: library errors become Home Assistant errors.
 
-Invalid input raises ``ServiceValidationError`` naming the field and the reason. An alert of which
-nothing could be sent (the provider refused the request: bad credentials, unreachable, rejected;
-or a guard rail rejected every recipient) raises ``HomeAssistantError``, so an automation can
-react; later delivery outcomes arrive as reports (event, sensors, MQTT).
+Invalid input raises ``ServiceValidationError`` naming the field, translated by the library's
+error code (the library's own reason is English, so it is not put into a translated message). An
+alert of which nothing could be sent (the provider refused the request: bad credentials,
+unreachable, rejected; or a guard rail rejected every recipient) raises ``HomeAssistantError``,
+so an automation can react; the reason of each delivery is in the alert's report (event, sensors,
+MQTT, the action's response), as are later delivery outcomes.
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ from .runtime import AlertlineData
 _LOGGER = logging.getLogger(__name__)
 
 _REFUSED = (DeliveryState.FAILED, DeliveryState.REJECTED)
+# the library's ValidationError codes that have a message of their own; others are "invalid"
+_CODES = frozenset({"empty", "json", "missing", "too_long", "type", "unknown_contact",
+                    "unknown_field", "unknown_route"})
 
 
 def invalid_request(err: ValidationError) -> ServiceValidationError:
-    """The Home Assistant error for a request the library refused."""
+    """The Home Assistant error for a request the library refused: the field and, by the
+    library's error code, what is wrong with it."""
+    key = f"invalid_request_{err.code}" if err.code in _CODES else "invalid_request"
     return ServiceValidationError(
-        translation_domain=DOMAIN, translation_key="invalid_request",
-        translation_placeholders={"field": err.field or "request", "reason": err.reason})
+        err.reason, translation_domain=DOMAIN, translation_key=key,
+        translation_placeholders={"field": err.field or "request"})
 
 
 def unknown_alert(alert_id: str) -> ServiceValidationError:
@@ -64,18 +71,19 @@ async def async_send(runtime: AlertlineData, request: dict[str, Any], *, source:
     except ValidationError as err:
         raise invalid_request(err) from None
     except AlertlineError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="send_failed",
-            translation_placeholders={"error": runtime.engine.redactor.text(str(err))}) from None
+        raise HomeAssistantError(  # the untranslated message: the library's, redacted
+            runtime.engine.redactor.text(str(err)),
+            translation_domain=DOMAIN, translation_key="send_failed") from None
     alert_id = accepted.alert_id
     report = accepted.report
     if not accepted.duplicate and not _held(report):
         report = await _wait(runtime, alert_id, _submitted_or_final, SUBMIT_TIMEOUT, report)
         if _nothing_sent(report):
             reason = next((d.reason for d in report.deliveries if d.reason), "") or ""
-            raise HomeAssistantError(
+            raise HomeAssistantError(  # the untranslated message: the library's reason
+                f"Alert {alert_id} was not sent: {reason}",
                 translation_domain=DOMAIN, translation_key="not_sent",
-                translation_placeholders={"alert_id": alert_id, "reason": reason})
+                translation_placeholders={"alert_id": alert_id})
     if wait:
         report = await _wait(runtime, alert_id, lambda r: r.final, wait_seconds, report)
     return report, accepted.duplicate

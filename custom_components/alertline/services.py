@@ -33,29 +33,21 @@ ATTR_TIMEOUT = "timeout"
 ATTR_BY = "by"
 
 # value checks are the library's (its messages name the field); only shapes are checked here
-SEND_SCHEMA = vol.Schema({
+_TEXT_FIELDS = ("title", "route", "provider", "sender", "locale", "priority", "audio_url",
+                "escalation", "expires", "not_before", "id")
+_LIST_FIELDS = (ATTR_TARGET, "channel", "quiet_hours")
+_SEND_FIELDS: dict[Any, Any] = {
     vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
     vol.Required("message"): cv.string,
-    vol.Optional("title"): cv.string,
-    vol.Optional(ATTR_TARGET): vol.All(cv.ensure_list, [cv.string]),
-    vol.Optional("route"): cv.string,
-    vol.Optional("channel"): vol.All(cv.ensure_list, [cv.string]),
-    vol.Optional("provider"): cv.string,
-    vol.Optional("sender"): cv.string,
-    vol.Optional("locale"): cv.string,
-    vol.Optional("priority"): cv.string,
-    vol.Optional("audio_url"): cv.string,
+    **{vol.Optional(key): cv.string for key in _TEXT_FIELDS},
+    **{vol.Optional(key): vol.All(cv.ensure_list, [cv.string]) for key in _LIST_FIELDS},
     vol.Optional("personalization"): dict,
-    vol.Optional("escalation"): cv.string,
-    vol.Optional("quiet_hours"): vol.All(cv.ensure_list, [cv.string]),
-    vol.Optional("expires"): cv.string,
-    vol.Optional("not_before"): cv.string,
-    vol.Optional("id"): cv.string,
     vol.Optional("options"): dict,
     vol.Optional(ATTR_WAIT, default=False): cv.boolean,
     vol.Optional(ATTR_TIMEOUT, default=DEFAULT_WAIT_TIMEOUT): vol.All(
         vol.Coerce(float), vol.Range(min=1, max=86400)),
-})
+}
+SEND_SCHEMA = vol.Schema(_SEND_FIELDS)
 ALERT_SCHEMA = vol.Schema({
     vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
     vol.Required(ATTR_ALERT_ID): cv.string,

@@ -60,6 +60,7 @@ def make_entry(hass: HomeAssistant, *, provider_type: str = "simulator",
     """A config entry added to ``hass`` (not set up yet)."""
     entry = MockConfigEntry(
         domain=DOMAIN, title=title, unique_id=unique_id or f"{provider_type}:{title}",
+        version=1, minor_version=2,
         data={CONF_PROVIDER_TYPE: provider_type,
               CONF_PROVIDER_OPTIONS: dict(SIM_OPTIONS if provider_options is None
                                           else provider_options),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
+from alertline.providers.registry import adapter_class
 from custom_components.alertline.const import (
     CONF_PROVIDER_OPTIONS,
     CONF_PROVIDER_TYPE,
@@ -15,6 +19,8 @@ from custom_components.alertline.const import (
     DOMAIN,
     SUBENTRY_ROUTE,
 )
+from custom_components.alertline.provider_form import account_id
+from tests.emulators.fortytwo import FortytwoVoiceEmulator
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.mosquitto import free_port
 
@@ -26,7 +32,10 @@ from .conftest import (
     retarus_options,
     route,
     setup_entry,
+    state_of,
 )
+
+FORTYTWO_TOKEN = "0b9f6c3e-2f4e-4b1e-9a7c-5d8e1f2a3b4c"
 
 
 async def _provider_form(hass: HomeAssistant, provider_type: str, name: str = "") -> Any:
@@ -78,7 +87,7 @@ async def test_retarus_form_is_generated_and_credentials_checked(
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "retarus_sms (acme-sms)"
-    assert result["result"].unique_id == "retarus_sms:acme-sms:127.0.0.1"
+    assert result["result"].unique_id == "retarus_sms:acme-sms"  # the account, not the URL
     options = result["data"][CONF_PROVIDER_OPTIONS]
     assert options["password"] == RETARUS_PASSWORD
     assert options["sender"] == "ACME"
@@ -146,7 +155,7 @@ async def test_advanced_options_are_validated_by_the_adapter(
 async def test_same_account_twice_is_refused(hass: HomeAssistant,
                                              retarus: RetarusSmsEmulator) -> None:
     make_entry(hass, provider_type="retarus_sms", provider_options=retarus_options(retarus),
-               unique_id="retarus_sms:acme-sms:127.0.0.1", title="Retarus")
+               unique_id="retarus_sms:acme-sms", title="Retarus")
     result = await _provider_form(hass, "retarus_sms")
 
     result = await hass.config_entries.flow.async_configure(
@@ -159,7 +168,7 @@ async def test_same_account_twice_is_refused(hass: HomeAssistant,
 async def test_reauth_replaces_the_secret(hass: HomeAssistant,
                                           retarus: RetarusSmsEmulator) -> None:
     entry = make_entry(hass, provider_type="retarus_sms", title="Retarus",
-                       unique_id="retarus_sms:acme-sms:127.0.0.1",
+                       unique_id="retarus_sms:acme-sms",
                        provider_options=retarus_options(retarus, password="outdated"))
     result = await entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"
@@ -183,7 +192,7 @@ async def test_reauth_replaces_the_secret(hass: HomeAssistant,
 async def test_reconfigure_keeps_the_secret_and_refuses_another_account(
         hass: HomeAssistant, retarus: RetarusSmsEmulator) -> None:
     entry = make_entry(hass, provider_type="retarus_sms", title="Retarus",
-                       unique_id="retarus_sms:acme-sms:127.0.0.1",
+                       unique_id="retarus_sms:acme-sms",
                        provider_options=retarus_options(retarus))
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
@@ -203,16 +212,77 @@ async def test_reconfigure_keeps_the_secret_and_refuses_another_account(
     assert entry.data[CONF_PROVIDER_OPTIONS]["sender"] == "ACME"
     assert entry.data[CONF_PROVIDER_OPTIONS]["password"] == RETARUS_PASSWORD
 
-    result = await entry.start_reconfigure_flow(hass)
-    other_host = retarus.base_url.replace("127.0.0.1", "localhost")
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {
-        "username": RETARUS_USER, "base_url": other_host,
-        "advanced_options": suggested["advanced_options"]})
+    async with RetarusSmsEmulator(user="another-user", password=RETARUS_PASSWORD) as other:
+        result = await entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {
+            "username": "another-user", "base_url": other.base_url,
+            "advanced_options": {"status_urls": [other.base_url], "retry_attempts": 1}})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "account_mismatch"
+    assert entry.data[CONF_PROVIDER_OPTIONS]["username"] == RETARUS_USER
     await hass.async_block_till_done()
     for loaded in hass.config_entries.async_entries(DOMAIN):
         await hass.config_entries.async_unload(loaded.entry_id)
+
+
+async def test_reconfigure_moves_the_account_to_another_url(
+        hass: HomeAssistant, retarus: RetarusSmsEmulator) -> None:
+    entry = make_entry(hass, provider_type="retarus_sms", title="Retarus",
+                       unique_id="retarus_sms:acme-sms",
+                       provider_options=retarus_options(retarus))
+    await setup_entry(hass, entry)
+    async with RetarusSmsEmulator(user=RETARUS_USER, password=RETARUS_PASSWORD) as moved:
+        # another server: another host name (and port) for the same account
+        new_url = moved.base_url.replace("127.0.0.1", "localhost")
+        result = await entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {
+            "username": RETARUS_USER, "base_url": new_url,
+            "advanced_options": {"status_urls": [new_url], "retry_attempts": 1}})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+
+        assert entry.unique_id == "retarus_sms:acme-sms"
+        assert entry.data[CONF_PROVIDER_OPTIONS]["base_url"] == new_url
+        assert state_of(entry) is ConfigEntryState.LOADED
+        assert moved.count("GET", "/version") >= 2  # the flow's check, then the setup's
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_reloads_the_entry_once_without_errors(
+        hass: HomeAssistant, caplog: pytest.LogCaptureFixture) -> None:
+    entry = make_entry(hass, provider_options={"sms_delay": 0.05},
+                       routes=[route("leak", ["alice"])])
+    await setup_entry(hass, entry)
+    loads: list[ConfigEntryState] = []
+    entry.async_on_state_change(lambda: loads.append(entry.state))
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"advanced_options": {"sms_delay": 0.06}})
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+
+    assert loads.count(ConfigEntryState.LOADED) == 1
+    assert state_of(entry) is ConfigEntryState.LOADED
+    assert entry.runtime_data.engine.config.providers["simulator"].options["sms_delay"] == 0.06
+    assert hass.services.has_service("notify", "alertline_sim")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or (
+        r.levelno >= logging.WARNING and r.name.startswith(("alertline", "custom_comp")))] == []
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_retarus_check_asks_the_configured_send_url(
+        hass: HomeAssistant, retarus: RetarusSmsEmulator) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/rest/v1"
+    result = await _provider_form(hass, "retarus_sms")
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _retarus_input(retarus, base_url=closed))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert retarus.count("GET", "/version") == 1  # the status URL answered; the send URL not
 
 
 async def test_options_are_checked_by_the_library(hass: HomeAssistant) -> None:
@@ -240,6 +310,23 @@ async def test_options_are_checked_by_the_library(hass: HomeAssistant) -> None:
         "quiet_hours": ["23:00/06:00"], "allow": ["+49"], "per_hour_sms": 100,
         "escalations": {"page": {"repeat": 1, "steps": [{"to": ["carol"], "wait": "5m"}]}},
         "mqtt_base_topic": "home/alerts"}
+
+
+async def test_changed_options_reload_the_entry_once(hass: HomeAssistant) -> None:
+    entry = make_entry(hass)
+    await setup_entry(hass, entry)
+    states: list[ConfigEntryState] = []
+    entry.async_on_state_change(lambda: states.append(entry.state))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {
+        "contacts": {"carol": {"phone": "+491701234562"}}})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    assert states.count(ConfigEntryState.LOADED) == 1
+    assert list(entry.runtime_data.engine.config.contacts) == ["carol"]
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_options_refuse_removing_a_contact_a_route_uses(hass: HomeAssistant) -> None:
@@ -306,3 +393,45 @@ async def test_route_subentry_reconfigure(hass: HomeAssistant) -> None:
     assert result["reason"] == "reconfigure_successful"
     assert dict(entry.subentries[subentry_id].data) == {
         "name": "leak", "to": ["oncall"], "channel": ["voice"], "title": "Leak"}
+
+
+async def test_reconfigure_shows_what_the_check_found(
+        hass: HomeAssistant, retarus: RetarusSmsEmulator) -> None:
+    entry = make_entry(hass, provider_type="retarus_sms", title="Retarus",
+                       unique_id="retarus_sms:acme-sms", provider_options=retarus_options(retarus))
+    result = await entry.start_reconfigure_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {
+        "username": RETARUS_USER, "base_url": retarus.base_url,
+        "advanced_options": ["not", "a", "mapping"]})
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"advanced_options": "invalid_option"}
+    assert "mapping" in placeholders(result)["problem"]
+
+
+@pytest.fixture
+async def fortytwo(socket_enabled: None) -> AsyncIterator[FortytwoVoiceEmulator]:
+    """The Fortytwo voice emulator: an account known only by its secret token."""
+    async with FortytwoVoiceEmulator(token=FORTYTWO_TOKEN) as emulator:
+        yield emulator
+
+
+async def test_a_secret_identity_cannot_take_another_entrys_account(
+        hass: HomeAssistant, fortytwo: FortytwoVoiceEmulator) -> None:
+    options = {"token": FORTYTWO_TOKEN, "base_url": fortytwo.base_url, "retry_attempts": 1}
+    taken = account_id(adapter_class("fortytwo_voice"), options)
+    make_entry(hass, provider_type="fortytwo_voice", title="First", unique_id=taken,
+               provider_options=options, options={})
+    second = make_entry(hass, provider_type="fortytwo_voice", title="Second",
+                        unique_id="fortytwo_voice:0123456789abcdef",
+                        provider_options={**options, "token": "an-older-token"}, options={})
+    result = await second.start_reconfigure_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {
+        "token": FORTYTWO_TOKEN, "base_url": fortytwo.base_url,
+        "advanced_options": {"retry_attempts": 1}})
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert second.data[CONF_PROVIDER_OPTIONS]["token"] == "an-older-token"

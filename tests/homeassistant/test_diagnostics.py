@@ -30,9 +30,10 @@ async def test_diagnostics_redact_every_secret(
         hass: HomeAssistant, hass_client: ClientSessionGenerator,
         retarus: RetarusSmsEmulator, reports: Reports) -> None:
     entry = make_entry(
-        hass, provider_type="retarus_sms", title="Retarus",
+        hass, provider_type="retarus_sms", title=f"retarus_sms ({RETARUS_USER})",
         provider_options=retarus_options(retarus, customer_ref=f"ref {RETARUS_PASSWORD}"),
-        options={"contacts": CONTACTS}, routes=[route("leak", ["alice", "+491701234567"])])
+        options={"contacts": CONTACTS, "allow": ["+4917012345", "+43"]},
+        routes=[route("leak", ["alice", "+491701234567"])])
     await setup_entry(hass, entry)
     response = await hass.services.async_call(DOMAIN, "send", {
         "message": "Leak", "route": "leak", "wait": True, "timeout": 10},
@@ -43,12 +44,14 @@ async def test_diagnostics_redact_every_secret(
 
     text = json.dumps(diagnostics)
     for secret in (RETARUS_PASSWORD, WEBHOOK_ID, RETARUS_USER, "+491701234567",
-                   CONTACTS["alice"]["phone"]):
+                   CONTACTS["alice"]["phone"], "+4917012345", "+43"):
         assert secret not in text, secret
     assert diagnostics["entry"]["data"]["provider_options"]["password"] == "**REDACTED**"
     assert diagnostics["entry"]["data"]["provider_options"]["customer_ref"] == \
         "ref **REDACTED**"
     assert diagnostics["entry"]["options"]["contacts"]["alice"]["phone"] == "**REDACTED**"
+    assert diagnostics["entry"]["title"] == "**REDACTED**"
+    assert diagnostics["entry"]["options"]["allow"] == "**REDACTED**"
     assert diagnostics["provider"]["type"] == "retarus_sms"
     assert diagnostics["provider"]["capabilities"]["channels"] == ["sms"]
     assert diagnostics["engine"]["metrics"]["alerts_received"] == 1

@@ -10,6 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import paho.mqtt.client as paho
 import pytest
@@ -41,13 +42,13 @@ class Received:
         report = json.loads(payload)
         self.messages.append((topic, report))
         for alert_id, future in self._waiters:
-            if report["id"] == alert_id and report["final"] and not future.done():
+            if report["id"] == alert_id and report.get("final") and not future.done():
                 future.set_result(report)
 
     async def final(self, alert_id: str, within: float = 10.0) -> dict[str, Any]:
         """The final report of ``alert_id`` as received."""
         for _, report in self.messages:
-            if report["id"] == alert_id and report["final"]:
+            if report["id"] == alert_id and report.get("final"):
                 return report
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters.append((alert_id, future))
@@ -161,9 +162,11 @@ class PahoSubscriber:
     """An independent MQTT client (paho, its own thread) that collects what reaches the broker."""
 
     def __init__(self, port: int, topic: str, loop: asyncio.AbstractEventLoop,
-                 received: Received) -> None:
+                 received: Received, *, persistent: bool = False) -> None:
         self._subscribed = threading.Event()
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="verifier")
+        # a persistent session: the broker keeps what arrives while this client is away
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="verifier",
+                                   clean_session=not persistent)
         self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         def on_message(_client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
@@ -196,9 +199,11 @@ def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Mosquitto]:
 async def ha_mqtt(hass: HomeAssistant, broker: Mosquitto,
                   mock_hass_config: None) -> AsyncIterator[MockConfigEntry]:
     """Home Assistant's own MQTT integration, connected to the real broker."""
+    # no birth message: Home Assistant publishes it a moment after connecting, and a test that
+    # stops the broker then would see Home Assistant's own publish fail
     entry = MockConfigEntry(domain=mqtt.DOMAIN, data={"broker": broker.host,
                                                       "port": broker.port},
-                            version=1, minor_version=2)
+                            options={"birth_message": {}}, version=1, minor_version=2)
     entry.add_to_hass(hass)
     connected: asyncio.Future[bool] = hass.loop.create_future()
 
@@ -240,6 +245,62 @@ async def test_reports_reach_a_real_mosquitto_broker(
         assert report["state"] == "delivered"
         assert {topic for topic, _ in independent.messages} == {f"alertline/report/{alert_id}"}
         assert len(independent.messages) == len(reports.of(alert_id))
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await hass.async_add_executor_job(subscriber.stop)
+
+
+async def _connection(hass: HomeAssistant, connected: bool) -> None:
+    """Return once Home Assistant's MQTT client is (dis)connected."""
+    changed: asyncio.Future[None] = hass.loop.create_future()
+
+    @callback
+    def on_status(state: bool) -> None:
+        if state is connected and not changed.done():
+            changed.set_result(None)
+
+    unsubscribe = mqtt.async_subscribe_connection_status(hass, on_status)
+    try:
+        if mqtt.is_connected(hass) is not connected:
+            await asyncio.wait_for(changed, 10)
+    finally:
+        unsubscribe()
+
+
+async def test_reports_queued_while_the_broker_is_down_are_published_once(
+        hass: HomeAssistant, broker: Mosquitto, ha_mqtt: MockConfigEntry,
+        reports: Reports) -> None:
+    independent = Received()
+    subscriber = PahoSubscriber(broker.port, "alertline/#", hass.loop, independent,
+                                persistent=True)
+    try:
+        assert await hass.async_add_executor_job(subscriber.wait_subscribed)
+        entry = make_entry(hass)
+        await setup_entry(hass, entry)
+        # Home Assistant retries the broker every 0.1 s instead of every 10 s
+        with patch("homeassistant.components.mqtt.client.RECONNECT_INTERVAL_SECONDS", 0.1):
+            await hass.async_add_executor_job(broker.stop)
+            await _connection(hass, False)
+
+            alert_id = await _send(hass, target=["alice", "bob"])
+            await reports.wait(alert_id)
+            await hass.async_block_till_done()
+            assert len(reports.of(alert_id)) >= 3  # several reports, each a try to publish
+
+            await hass.async_add_executor_job(broker.start)
+            await _connection(hass, True)
+        await independent.final(alert_id)
+        await hass.async_block_till_done()
+        assert await entry.runtime_data.engine.store.outbox() == []
+        # a marker published after the outbox is empty: whatever was sent before it has arrived
+        await mqtt.async_publish(hass, "alertline/report/marker",
+                                 json.dumps({"id": "marker", "final": True}), 1)
+        await independent.final("marker")
+
+        published = [(topic.split("/")[1], r["state"]) for topic, r in independent.messages
+                     if r["id"] == alert_id]
+        assert published == [("accepted", "accepted"),
+                             *(("report", e["state"]) for e in reports.of(alert_id))]
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await hass.async_add_executor_job(subscriber.stop)

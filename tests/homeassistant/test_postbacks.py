@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application, Request
+from homeassistant.components.http import ApiConfig
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
@@ -99,4 +100,40 @@ async def test_without_a_url_for_postbacks_a_repair_issue_says_so(
     assert issue is not None
     assert issue.severity is ir.IssueSeverity.WARNING
     assert entry.runtime_data.engine.context.callback_base_url is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_voice_only_provider_calls_when_no_channel_is_named(
+        hass: HomeAssistant, web: WebClient, fortytwo: FortytwoVoiceEmulator, loaded: Any,
+        reports: Reports) -> None:
+    response: Any = await hass.services.async_call(DOMAIN, "send", {
+        "message": "Smoke alarm", "target": ["+491701234560"]},
+        blocking=True, return_response=True)
+
+    assert [d["channel"] for d in response["report"]["deliveries"]] == ["voice"]
+    assert len(fortytwo.jobs) == 1
+
+
+async def test_the_callback_url_is_only_a_url_home_assistant_is_configured_with(
+        hass: HomeAssistant, fortytwo: FortytwoVoiceEmulator) -> None:
+    # Home Assistant detected a local address, but neither an internal nor an external URL is
+    # configured: the server may not listen there (server_host), so it is not a callback URL
+    hass.config.api = ApiConfig(local_ip="192.0.2.10", host="127.0.0.1", port=8123,
+                                use_ssl=False)
+    entry = make_entry(hass, provider_type="fortytwo_voice", title="Fortytwo",
+                       provider_options={"token": TOKEN, "base_url": fortytwo.base_url,
+                                         "retry_attempts": 1}, options={})
+    await setup_entry(hass, entry)
+
+    assert entry.runtime_data.engine.context.callback_base_url is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"callback_url_missing_{entry.entry_id}")
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    await hass.config.async_update(external_url="https://ha.example.net")
+    await setup_entry(hass, entry)
+
+    assert entry.runtime_data.engine.context.callback_base_url == \
+        f"https://ha.example.net/api/webhook/{WEBHOOK_ID}?provider={{provider}}"
+    assert not ir.async_get(hass).async_get_issue(DOMAIN,
+                                                  f"callback_url_missing_{entry.entry_id}")
     assert await hass.config_entries.async_unload(entry.entry_id)

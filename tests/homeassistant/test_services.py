@@ -102,8 +102,9 @@ async def test_invalid_send_names_the_field(hass: HomeAssistant, loaded: Any,
     with pytest.raises(ServiceValidationError) as raised:
         await _call(hass, "send", {"message": "Leak", "target": ["alice"], "priority": "urgent"})
 
-    assert raised.value.translation_placeholders == {"field": "priority",
-                                                     "reason": "expected normal or high"}
+    assert raised.value.translation_key == "invalid_request"
+    assert raised.value.translation_placeholders == {"field": "priority"}
+    assert str(raised.value) == "expected normal or high"
     assert reports.events == []
 
 
@@ -136,7 +137,8 @@ async def test_nothing_sent_raises_with_the_reason(hass: HomeAssistant) -> None:
         await _call(hass, "send", {"message": "Leak", "target": ["+491701234560"]})
 
     assert raised.value.translation_key == "not_sent"
-    assert "allowlist" in (raised.value.translation_placeholders or {})["reason"]
+    assert set(raised.value.translation_placeholders or {}) == {"alert_id"}
+    assert "allowlist" in str(raised.value)
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -157,3 +159,12 @@ async def test_escalation_runs_until_acknowledged(hass: HomeAssistant,
     assert acked["report"]["escalation"]["active"] is False
     assert {d["contact"] for d in acked["report"]["deliveries"]} == {"alice"}
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_waiting_ends_at_the_timeout_with_the_current_report(
+        hass: HomeAssistant, loaded: Any) -> None:
+    response = await _call(hass, "send", {"message": "Leak", "target": ["+491701234569"],
+                                          "wait": True, "timeout": 1})
+
+    assert response["report"]["state"] == "in_progress"  # 9: no final status, ever
+    assert response["report"]["final"] is False

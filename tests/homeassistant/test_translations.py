@@ -76,6 +76,19 @@ def test_every_provider_field_has_a_label() -> None:
     assert set(_load("en")["selector"]["provider_type"]["options"]) == set(adapter_types())
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_flow_field_has_a_description(language: str) -> None:
+    translations = _load(language)
+    steps = {f"config.{name}": step for name, step in translations["config"]["step"].items()}
+    steps |= {f"options.{name}": step for name, step in translations["options"]["step"].items()}
+    for kind, subentry in translations["config_subentries"].items():
+        steps |= {f"{kind}.{name}": step for name, step in subentry["step"].items()}
+    for name, step in steps.items():
+        labels = set(step.get("data", {}))
+        assert set(step.get("data_description", {})) == labels, name
+        assert all(step["data_description"].values()), name
+
+
 def test_states_and_services_are_translated() -> None:
     english = _load("en")
     sensors = english["entity"]["sensor"]
