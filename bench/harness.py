@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +23,28 @@ USER, PASSWORD = "bench", "bench-secret"
 
 
 class EmulatorProcess:
-    """The Retarus REST emulator in its own process (as a real provider would be)."""
+    """The Retarus REST emulator in its own process (as a real provider would be).
 
-    def __init__(self, workdir: Path) -> None:
+    ``latency`` is each answer's delay in seconds; ``burst`` jobs per ``window`` seconds are
+    admitted (None: no limit).
+    """
+
+    def __init__(self, workdir: Path, *, name: str = "emulator", latency: float = 0.05,
+                 burst: int | None = None, window: float = 10.0) -> None:
         self.port = free_port()
-        self.arrivals_path = workdir / "arrivals.log"
+        self.latency = latency
+        self.arrivals_path = workdir / f"{name}-arrivals.log"
         self.arrivals_path.touch()
+        self._args = ["--latency", str(latency), "--window", str(window)]
+        if burst is not None:
+            self._args += ["--burst", str(burst)]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmulatorProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.emulator_proc", "--port", str(self.port),
-             "--user", USER, "--password", PASSWORD, "--arrivals", str(self.arrivals_path)])
+             "--user", USER, "--password", PASSWORD, "--arrivals", str(self.arrivals_path),
+             *self._args])
         deadline = time.time() + 20
         while time.time() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(
@@ -51,19 +63,40 @@ class EmulatorProcess:
         """Where adapters send jobs."""
         return f"http://127.0.0.1:{self.port}/rest/v1"
 
-    def arrivals(self) -> list[tuple[float, int, list[float]]]:
-        """Every job so far: arrival time, recipients, publish stamps."""
+    def _lines(self) -> list[list[str]]:
+        return [line.split() for line in self.arrivals_path.read_text().splitlines()]
+
+    def arrivals(self) -> list[Arrival]:
+        """Every admitted job so far."""
         rows = []
-        for line in self.arrivals_path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 2:
-                rows.append((float(parts[0]), int(parts[1]), [float(p) for p in parts[2:]]))
+        for parts in self._lines():
+            if len(parts) >= 2 and parts[0] != "429":
+                stamps = [(kind, float(stamp)) for kind, stamp in
+                          (token.split(":", 1) for token in parts[2:])]
+                rows.append(Arrival(float(parts[0]), int(parts[1]), stamps))
         return rows
+
+    def refusals(self) -> list[float]:
+        """When each 429 was answered."""
+        return [float(parts[1]) for parts in self._lines() if parts and parts[0] == "429"]
 
     @property
     def jobs(self) -> int:
-        """Jobs received so far."""
+        """Jobs admitted so far."""
         return len(self.arrivals())
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One admitted job: when it arrived, its recipients, and the publish stamps in its texts."""
+
+    at: float
+    recipients: int
+    stamps: list[tuple[str, float]]
+
+    def delays_ms(self, kind: str = "t") -> list[float]:
+        """Publish → arrival in ms for the stamps of ``kind``."""
+        return [(self.at - stamp) * 1000 for k, stamp in self.stamps if k == kind]
 
 
 def mqtt_client(port: int, client_id: str, on_message: Callable[..., None] | None = None,
@@ -148,3 +181,10 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks

@@ -1,0 +1,80 @@
+"""An alert storm through a provider that rate-limits, with high-priority alerts in the middle.
+
+10,000 alerts (``BENCH_STORM_N``) go to a provider that admits ``BENCH_STORM_BURST`` (2) jobs per
+10 s and refuses the rest with 429, as Retarus does. Measured: seconds until every storm alert was
+submitted, how many failed (must be none: a rate limit delays, it never fails), how many 429s the
+provider had to answer, and for ``priority: high`` alerts published during the storm the delay
+from publish to the provider request that carried them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.daemon_run import Daemon, ReportWatch
+from bench.harness import EmulatorProcess, mqtt_client, percentile, publish_lines, stopped
+
+
+@dataclass
+class StormFigures:
+    """What the storm measured."""
+
+    storm_s: float
+    storm_failed: int
+    refusals: int
+    jobs: int
+    priority_p99_ms: float
+    priority_samples: int
+
+
+def _publish_high(port: int, count: int, every: float, stop: threading.Event) -> None:
+    publisher = mqtt_client(port, "bench-high")
+    with stopped(publisher):
+        for i in range(count):
+            if stop.wait(every):
+                return
+            payload = json.dumps({"id": f"hi-{i}", "to": "+491701234562", "priority": "high",
+                                  "message": f"critical p={time.time():.6f}"})
+            publisher.publish("alertline/send", payload, qos=1)
+
+
+def run_storm(port: int, workdir: Path) -> StormFigures:
+    """Run the storm against its own rate-limited emulator and daemon."""
+    count = int(os.environ.get("BENCH_STORM_N", "10000"))
+    burst = int(os.environ.get("BENCH_STORM_BURST", "2"))
+    high = int(os.environ.get("BENCH_PRIORITY_N", "5"))
+    with EmulatorProcess(workdir, name="storm", burst=burst, window=10.0) as emulator:
+        daemon = Daemon(workdir, port, emulator.base_url, name="storm")
+        daemon.start(port)
+        watch = ReportWatch(port, "storm-", count)
+        stop = threading.Event()
+        sender = threading.Thread(target=_publish_high, args=(port, high, 3.0, stop))
+        try:
+            lines = [json.dumps({"id": f"storm-{i}", "to": "+491701234560",
+                                 "message": f"storm {i}"}) for i in range(count)]
+            sender.start()
+            started = publish_lines(port, "alertline/send", lines, workdir)
+            if not watch.counter.done.wait(900):
+                raise RuntimeError(f"storm: only {watch.counter.count}/{count} submitted")
+            sender.join(60)
+            deadline = time.time() + 60
+            samples: list[float] = []
+            while time.time() < deadline:
+                samples = [d for a in emulator.arrivals() for d in a.delays_ms("p")]
+                if len(samples) >= high:
+                    break
+                time.sleep(0.1)  # waiting for the emulator process's side effect
+        finally:
+            stop.set()
+            watch.close()
+            daemon.stop()
+        assert watch.counter.last is not None
+        return StormFigures(
+            storm_s=watch.counter.last - started, storm_failed=len(watch.failed),
+            refusals=len(emulator.refusals()), jobs=emulator.jobs,
+            priority_p99_ms=percentile(samples, 0.99), priority_samples=len(samples))
