@@ -64,7 +64,7 @@ def main() -> None:
     log = open(args.arrivals, "a", buffering=1)  # noqa: SIM115 - open for the process lifetime
     emulator = HostedEmulator(log, args.latency, user=args.user, password=args.password,
                               port=args.port, step_seconds=0.2, record=False,
-                              burst=args.burst, window=args.window)
+                              rate_limit=(args.burst, args.window) if args.burst else None)
 
     async def serve() -> None:
         async with emulator:
