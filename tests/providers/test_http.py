@@ -18,11 +18,14 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from lxml import etree
 
 from alertline.clock import ManualClock
 from alertline.errors import ProviderAnswerError, RateLimitedError, TransientError
 from alertline.model import utcnow
 from alertline.providers._http import MAX_RESPONSE_BYTES, HttpApi, RetryPolicy
+from alertline.providers._retarus_voice_soap import SoapTransport
+from alertline.redact import Redactor
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -188,3 +191,29 @@ async def test_a_gzip_answer_is_decoded_once(api_factory: Callable[..., HttpApi]
     async with Server(gzipped) as server:
         response = await api_factory(server.url).request("GET", "/jobs")
         assert response.json() == {"jobId": "J1"}
+
+
+async def test_the_soap_transport_has_the_same_deadline_and_connection_rules() -> None:
+    """Retarus Voice posts through zeep's transport, not HttpApi: the same protections hold."""
+    async def trickle(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.write(writer, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        for _byte in range(100000):
+            await server.write(writer, b"<")
+            await asyncio.sleep(0.02)
+
+    async def reset(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async with httpx.AsyncClient() as client:
+        transport = SoapTransport("voice", client, timeout=0.3, max_bytes=MAX_RESPONSE_BYTES,
+                                  redactor=Redactor())
+        async with Server(trickle) as server:
+            started = time.monotonic()
+            with pytest.raises(TransientError, match="timed out"):
+                await transport.post_xml(server.url, etree.fromstring(b"<x/>"), {})
+            assert time.monotonic() - started < 3.0
+        async with Server(reset) as server:
+            with pytest.raises(TransientError):
+                await transport.post_xml(server.url, etree.fromstring(b"<x/>"), {})

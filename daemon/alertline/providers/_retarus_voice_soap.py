@@ -33,7 +33,14 @@ from zeep.wsdl.utils import etree_to_string
 from ..clock import Clock
 from ..errors import ProviderAnswerError, ProviderError, RejectedError, TransientError
 from ..redact import Redactor
-from ._http import RetryPolicy, error_for_status, error_text, transport_error, with_retries
+from ._http import (
+    DEADLINE_FACTOR,
+    RetryPolicy,
+    error_for_status,
+    error_text,
+    transport_error,
+    with_retries,
+)
 from ._retarus_voice_wire import BUNDLED_WSDL, OPERATIONS, PLACEHOLDER_NAMESPACE, fault_error
 
 _LOGGER = logging.getLogger(__name__)
@@ -146,16 +153,24 @@ class SoapTransport(AsyncTransport):
         """POST a SOAP envelope; returns what zeep parses, or raises a typed error."""
         message: bytes = _to_string(envelope)
         _LOGGER.debug("%s: POST %s (%d bytes)", self.provider, address, len(message))
+        deadline = self.operation_timeout * DEADLINE_FACTOR
         try:
-            async with self.client.stream("POST", address, content=message, headers=dict(headers),
-                                          timeout=self.operation_timeout) as response:
+            async with asyncio.timeout(deadline), self.client.stream(
+                    "POST", address, content=message, headers=dict(headers),
+                    timeout=self.operation_timeout) as response:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
                     body += chunk
                     if len(body) > self.max_bytes:
                         raise self._too_big()
+        except TimeoutError:  # a trickling answer: the request slot is freed all the same
+            raise TransientError(self.provider, f"timed out: no complete answer within "
+                                 f"{deadline:g}s") from None
         except httpx.HTTPError as err:
             raise transport_error(self.provider, err, self.redactor) from None
+        except OSError as err:  # e.g. a reset below httpx's own mapping
+            raise TransientError(self.provider, "connection failed: "
+                                 f"{self.redactor.text(str(err) or type(err).__name__)}") from None
         _LOGGER.debug("%s: HTTP %d (%d bytes)", self.provider, response.status_code, len(body))
         # a rate limit or an overloaded gateway stays one even when it carries a SOAP fault
         # (a Client fault there would otherwise read as a refusal and end the alert)
