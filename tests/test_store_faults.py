@@ -1,0 +1,108 @@
+"""The store on a file system that fills up or turns read-only: commits wait, nothing is lost.
+
+Real file systems mounted by the test (:mod:`tests.filesystems`): a tmpfs filled to ENOSPC and an
+ext4 that a real file system error turns read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alertline.model import Alert, AlertStatus
+from alertline.store import Store, StoreUnavailableError
+from tests.filesystems import failing_ext4, fillable_disk
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+WAIT = 20.0
+
+
+def _alert(alert_id: str, text: str = "x" * 200) -> Alert:
+    return Alert(id=alert_id, message=text, recipients=(), channels=(), created_at=NOW)
+
+
+def _insert(alert_id: str) -> list[object]:
+    return [Store.op_insert_alert(_alert(alert_id), AlertStatus(), "pending", False,
+                                  [f"key-{alert_id}"])]
+
+
+async def _count(store: Store) -> int:
+    return (await store.stats())["alerts_total"]
+
+
+async def _commit_until_blocked(store: Store, prefix: str) -> tuple[list[asyncio.Task[None]], int]:
+    """Commit alerts one by one until a commit stops returning (the store is failing)."""
+    tasks: list[asyncio.Task[None]] = []
+    for index in range(100_000):
+        task = asyncio.create_task(store.commit(_insert(f"{prefix}-{index}")))  # type: ignore[arg-type]
+        tasks.append(task)
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if not done:
+            return tasks, index
+        task.result()
+    raise AssertionError("the store never failed")
+
+
+async def test_a_full_disk_makes_commits_wait_and_they_complete_when_space_returns(
+        tmp_path: Path) -> None:
+    with fillable_disk(tmp_path / "disk", size="4m") as disk:
+        store = Store(disk.mountpoint / "alertline.db", exclusive=True)
+        await store.open()
+        await store.commit(_insert("before"))  # type: ignore[arg-type]
+        disk.fill()
+        waiting, failed_at = await _commit_until_blocked(store, "during")
+
+        assert not store.health.available
+        assert "full" in store.health.error.lower()
+        # more work while it fails: it waits too, it is not refused and not dropped
+        more = [asyncio.create_task(store.commit(_insert(f"more-{i}")))  # type: ignore[arg-type]
+                for i in range(20)]
+        await asyncio.sleep(0)
+        assert not any(task.done() for task in [*waiting, *more][-21:])
+
+        disk.free()
+        await asyncio.wait_for(asyncio.gather(*waiting, *more), WAIT)
+        assert store.health.available and store.health.outages == 1
+        assert await _count(store) == 1 + failed_at + 1 + 20
+        assert await store.alert_for_key(f"key-during-{failed_at}") == f"during-{failed_at}"
+        await store.close()
+
+
+async def test_a_file_system_turned_read_only_is_repaired_and_mounted_again(
+        tmp_path: Path) -> None:
+    with failing_ext4(tmp_path / "ext4") as disk:
+        store = Store(disk.mountpoint / "alertline.db", exclusive=True)
+        await store.open()
+        await store.commit(_insert("before"))  # type: ignore[arg-type]
+        disk.fail()
+        blocked = asyncio.create_task(store.commit(_insert("during")))  # type: ignore[arg-type]
+        down = asyncio.get_running_loop().create_future()
+        store.health.add_listener(lambda ok: None if ok or down.done() else down.set_result(1))
+        await asyncio.wait_for(down, WAIT)
+        assert not blocked.done()
+
+        disk.repair()
+        await asyncio.wait_for(blocked, WAIT)
+        assert store.health.available
+        assert await _count(store) == 2
+        await store.close()
+
+        reopened = Store(disk.mountpoint / "alertline.db")
+        await reopened.open()
+        assert await reopened.alert_for_key("key-during") == "during"
+        await reopened.close()
+
+
+async def test_closing_a_failing_store_fails_what_it_could_not_keep(tmp_path: Path) -> None:
+    with fillable_disk(tmp_path / "disk", size="4m") as disk:
+        store = Store(disk.mountpoint / "alertline.db")
+        await store.open()
+        disk.fill()
+        waiting, _ = await _commit_until_blocked(store, "x")
+        await asyncio.wait_for(store.close(), WAIT)
+        with pytest.raises(StoreUnavailableError, match="not kept"):
+            await waiting[-1]
+        disk.free()
