@@ -1,4 +1,4 @@
-"""Real file systems that fail for store tests: a small tmpfs that fills, an ext4 that turns read-only.
+"""File systems that fail, for store tests: a small tmpfs that fills, an ext4 turned read-only.
 
 Both are mounted by the test (we run as root). Where mounting is impossible the test fails loudly,
 naming what is missing: a store test that silently skipped would hide the very loss it exists for.
@@ -32,7 +32,7 @@ def _unmount(mountpoint: Path) -> None:
 
 @dataclass
 class FillableDisk:
-    """A tmpfs of a few megabytes; :meth:`fill` takes every free byte, :meth:`free` gives it back."""
+    """A small tmpfs: :meth:`fill` takes every free byte, :meth:`free` gives it back."""
 
     mountpoint: Path
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,9 +45,9 @@ __all__ = [
     "Phase",
     "Store",
     "StoreBusyError",
-    "StoredDelivery",
     "StoreSize",
     "StoreUnavailableError",
+    "StoredDelivery",
     "StoredSubmission",
 ]
 
@@ -225,7 +226,7 @@ class Store(StoreOps):
         attempt = 0
         while True:
             try:
-                result = await self._run(self._on_connection, fn)
+                result: T = await self._run(self._on_connection, fn)
             except Exception as err:
                 if not is_fault(err):
                     raise
@@ -377,7 +378,7 @@ class Store(StoreOps):
             taken, self._lookups = self._lookups, []
             keys = list({key for key, _ in taken})
             try:
-                found = await self._read(lambda: self._keys_sync(keys))
+                found = await self._read(partial(self._keys_sync, keys))
             except Exception as err:
                 for _, future in taken:
                     if not future.done():

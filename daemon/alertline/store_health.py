@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import AlertlineError
 
@@ -153,7 +153,7 @@ def describe(error: BaseException) -> str:
     return f"{text} ({name})" if name else text
 
 
-def _consume(task: asyncio.Future[object]) -> None:
+def _consume(task: asyncio.Future[Any]) -> None:
     """Retrieve a background task's outcome (its failure was already reported elsewhere)."""
     if not task.cancelled():
         task.exception()
