@@ -34,6 +34,7 @@ from .publisher import OutboxPublisher, accepted_sink, report_sink
 from .redact import Redactor
 from .scheduler import Scheduler
 from .store import Store, StoreBusyError
+from .store_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
 from .topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -152,16 +153,19 @@ class Daemon:
         engine.subscribe(self.publisher.notify)
         engine.subscribe(self.states.on_report)
         self.bridge.add_connect_hook(self._connected)
+        self.store.health.add_listener(self._store_health_changed)
         try:
             await engine.start()
         except StoreBusyError as err:
             raise DaemonStartError(str(err)) from None
         self._engine_started = True
+        retention = float(config.raw["store"].get("retention", DEFAULT_RETENTION_SECONDS))
         if config.http.get("enabled", True):
             await self._start_http(metrics, postbacks_token)
         await self.bridge.start()
         self._tasks = [asyncio.create_task(self.publisher.run()),
-                       asyncio.create_task(self.states.run())]
+                       asyncio.create_task(self.states.run()),
+                       asyncio.create_task(keep_pruning(self.store, engine.clock.now, retention))]
         _LOGGER.info("alertline %s running: MQTT %s:%d (MQTT %s), base topic %r, store %s",
                      __version__, settings.host, settings.port, settings.protocol,
                      self.topics.base, config.store_path)
@@ -197,14 +201,28 @@ class Daemon:
                                    "or set http.enabled: false)") from None
 
     def health(self) -> dict[str, Any]:
-        """The ``/healthz`` body."""
+        """The ``/healthz`` body: ``failing`` (answered with 503) while the store cannot be
+        written, ``degraded`` while the broker is away (the daemon catches up by itself)."""
         connected = self.bridge is not None and self.bridge.connected
         engine = self.engine
-        return {"status": "ok" if connected else "degraded",
-                "mqtt": "connected" if connected else "disconnected",
-                "open_alerts": engine.open_alerts if engine else 0,
-                "queue_depth": engine.queue_depth() if engine else 0,
-                "version": __version__}
+        store = self.store.health if self.store is not None else None
+        body: dict[str, Any] = {
+            "status": "ok" if connected else "degraded",
+            "mqtt": "connected" if connected else "disconnected",
+            "store": "ok",
+            "open_alerts": engine.open_alerts if engine else 0,
+            "queue_depth": engine.queue_depth() if engine else 0,
+            "version": __version__}
+        if store is not None and not store.available:
+            body.update(status="failing", store="unavailable", store_error=store.error,
+                        store_down_seconds=round(store.down_seconds, 1))
+        return body
+
+    def _store_health_changed(self, available: bool) -> None:
+        """The store failed or works again: say so on the status topic (Home Assistant shows
+        the entities unavailable while it is ``degraded``)."""
+        if self.bridge is not None:
+            self.bridge.set_availability(b"online" if available else b"degraded")
 
     async def _connected(self, session_present: bool) -> None:
         assert self.discovery is not None and self.states is not None
@@ -221,7 +239,8 @@ class Daemon:
         """Home Assistant (re)started: it needs our availability, configs and states again."""
         assert self.bridge is not None
         _LOGGER.info("Home Assistant is online: republishing discovery and states")
-        self.bridge.publish(self.topics.status, b"online", retain=True).add_done_callback(
+        self.bridge.publish(self.topics.status, self.bridge.availability,
+                            retain=True).add_done_callback(
             lambda f: f.cancelled() or f.exception())
         await self._connected(True)
 

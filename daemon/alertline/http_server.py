@@ -19,6 +19,7 @@ from .alertmanager import apply_notification, parse_notification
 from .errors import ValidationError
 from .inbound import encode
 from .postbacks import PostbackReceiver, aiohttp_routes, read_limited
+from .store_health import StoreUnavailableError
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STORE_RETRY_AFTER = "30"  # seconds; Alertmanager retries by itself anyway
 HealthSource = Callable[[], dict[str, Any]]
 
 
@@ -83,7 +85,8 @@ class HttpServer:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         body = {"status": "stopping"} if self.stopping else self._health()
-        return web.json_response(body, status=503 if self.stopping else 200)
+        failing = self.stopping or body.get("status") == "failing"
+        return web.json_response(body, status=503 if failing else 200)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=(await self.metrics.text()).encode(),
@@ -103,10 +106,18 @@ class HttpServer:
                           "expected Authorization: Bearer <alertmanager.token>",
                           headers={"WWW-Authenticate": "Bearer"})
         body = await read_limited(request, self.max_body_bytes)
+        store = self.engine.store.health
         try:
+            if not store.available:
+                raise StoreUnavailableError(f"the store cannot be written ({store.error})")
             notification = parse_notification(body, route=route, max_bytes=self.max_body_bytes)
-            result = await apply_notification(self.engine, notification,
-                                              source=f"http:/alertmanager/{route}")
+            # answered 503 as soon as the store fails: what is under way is kept later (and a
+            # retry is recognised by its idempotency keys), but was not kept yet
+            result = await store.unless_failing(apply_notification(
+                self.engine, notification, source=f"http:/alertmanager/{route}"))
+        except StoreUnavailableError as err:
+            return _error(503, "store_unavailable", "", f"{err}; Alertmanager will retry",
+                          headers={"Retry-After": STORE_RETRY_AFTER})
         except ValidationError as err:
             detail = self.engine.redactor.text(str(err))
             _LOGGER.warning("rejected an Alertmanager webhook for %r: %s", route[:64], detail)

@@ -8,12 +8,24 @@ alerts of the retention window instead of growing for ever.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import Store
+
+_LOGGER = logging.getLogger(__name__)
 
 _CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
+DEFAULT_RETENTION_SECONDS = 30 * 86400.0
+PRUNE_BATCH = 5000
+MAX_PRUNE_INTERVAL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +78,25 @@ def size_sync(conn: sqlite3.Connection, path: str) -> StoreSize:
             if os.path.exists(name):
                 file_bytes += os.path.getsize(name)
     return StoreSize(file_bytes=file_bytes, free_bytes=free_pages * page_size, alerts=alerts)
+
+
+async def keep_pruning(store: Store, now: Callable[[], datetime], retention: float) -> None:
+    """Prune alerts finished longer than ``retention`` seconds ago, for ever (cancel to stop):
+    in batches (a short transaction each), every tenth of the retention period, at most hourly."""
+    interval = max(1.0, min(MAX_PRUNE_INTERVAL, retention / 10))
+    while True:
+        pruned = 0
+        try:
+            while True:
+                batch = await store.prune(now() - timedelta(seconds=retention), limit=PRUNE_BATCH)
+                pruned += batch
+                if batch < PRUNE_BATCH:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            _LOGGER.error("pruning finished alerts failed: %s", err)
+        if pruned:
+            _LOGGER.info("pruned %d alerts finished more than %s ago", pruned,
+                         timedelta(seconds=retention))
+        await asyncio.sleep(interval)
