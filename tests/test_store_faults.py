@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from alertline.model import Alert, AlertStatus
-from alertline.store import Store, StoreUnavailableError
+from alertline.store import Op, Store, StoreUnavailableError
 from tests.filesystems import failing_ext4, fillable_disk
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -24,20 +24,20 @@ def _alert(alert_id: str, text: str = "x" * 200) -> Alert:
     return Alert(id=alert_id, message=text, recipients=(), channels=(), created_at=NOW)
 
 
-def _insert(alert_id: str) -> list[object]:
+def _insert(alert_id: str) -> list[Op]:
     return [Store.op_insert_alert(_alert(alert_id), AlertStatus(), "pending", False,
                                   [f"key-{alert_id}"])]
 
 
 async def _count(store: Store) -> int:
-    return (await store.stats())["alerts_total"]
+    return int((await store.stats())["alerts_total"])
 
 
 async def _commit_until_blocked(store: Store, prefix: str) -> tuple[list[asyncio.Task[None]], int]:
     """Commit alerts one by one until a commit stops returning (the store is failing)."""
     tasks: list[asyncio.Task[None]] = []
     for index in range(100_000):
-        task = asyncio.create_task(store.commit(_insert(f"{prefix}-{index}")))  # type: ignore[arg-type]
+        task = asyncio.create_task(store.commit(_insert(f"{prefix}-{index}")))
         tasks.append(task)
         done, _ = await asyncio.wait({task}, timeout=1.0)
         if not done:
@@ -51,14 +51,14 @@ async def test_a_full_disk_makes_commits_wait_and_they_complete_when_space_retur
     with fillable_disk(tmp_path / "disk", size="4m") as disk:
         store = Store(disk.mountpoint / "alertline.db", exclusive=True)
         await store.open()
-        await store.commit(_insert("before"))  # type: ignore[arg-type]
+        await store.commit(_insert("before"))
         disk.fill()
         waiting, failed_at = await _commit_until_blocked(store, "during")
 
         assert not store.health.available
         assert "full" in store.health.error.lower()
         # more work while it fails: it waits too, it is not refused and not dropped
-        more = [asyncio.create_task(store.commit(_insert(f"more-{i}")))  # type: ignore[arg-type]
+        more = [asyncio.create_task(store.commit(_insert(f"more-{i}")))
                 for i in range(20)]
         await asyncio.sleep(0)
         assert not any(task.done() for task in [*waiting, *more][-21:])
@@ -76,9 +76,9 @@ async def test_a_file_system_turned_read_only_is_repaired_and_mounted_again(
     with failing_ext4(tmp_path / "ext4") as disk:
         store = Store(disk.mountpoint / "alertline.db", exclusive=True)
         await store.open()
-        await store.commit(_insert("before"))  # type: ignore[arg-type]
+        await store.commit(_insert("before"))
         disk.fail()
-        blocked = asyncio.create_task(store.commit(_insert("during")))  # type: ignore[arg-type]
+        blocked = asyncio.create_task(store.commit(_insert("during")))
         down = asyncio.get_running_loop().create_future()
         store.health.add_listener(lambda ok: None if ok or down.done() else down.set_result(1))
         await asyncio.wait_for(down, WAIT)

@@ -1,7 +1,7 @@
 """3,000 alerts through a real Mosquitto while the store's file system fills up or turns read-only.
 
 Nothing may be acknowledged that was not committed: while the store fails the daemon says so
-(``/healthz`` 503, ``alertline/status`` ``degraded``, ``alertline_store_available 0``, one log line),
+(``/healthz`` 503, ``alertline/status`` ``degraded``, ``alertline_store_available 0``, a log line),
 answers Alertmanager 503, leaves MQTT messages with the broker, and once the store works again it
 resumes by itself and every one of the 3,000 alerts is kept and final.
 """
@@ -75,11 +75,11 @@ class Flow:
         """Wait (on message arrivals) until ``condition`` holds."""
         async def wait() -> None:
             while True:
-                self.listener._arrived.clear()  # noqa: SLF001 - the probe's arrival event
+                self.listener._arrived.clear()
                 self._consume()
                 if condition():
                     return
-                await self.listener._arrived.wait()  # noqa: SLF001
+                await self.listener._arrived.wait()
         try:
             await asyncio.wait_for(wait(), WITHIN)
         except TimeoutError:
