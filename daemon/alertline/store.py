@@ -53,7 +53,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-CLOSE_ATTEMPT_SECONDS = 2.0
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 class StoreBusyError(AlertlineError):
@@ -145,6 +145,9 @@ class Store(StoreOps):
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            # after a checkpoint the WAL shrinks back to this, instead of keeping the size of
+            # the largest burst for ever
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=5000")
         except BaseException:
