@@ -138,7 +138,7 @@ async def test_the_daemon_prunes_as_it_starts_and_then_periodically(tmp_path: Pa
         pruned.put_nowait(count)
         return count
 
-    store.prune = observed  # type: ignore[method-assign,assignment]
+    store.prune = observed  # type: ignore[method-assign]
     task = asyncio.create_task(keep_pruning(store, lambda: T0, DEFAULT_RETENTION_SECONDS))
     try:
         assert await asyncio.wait_for(pruned.get(), 10) == 1
