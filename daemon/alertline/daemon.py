@@ -42,6 +42,7 @@ _LOGGER = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED = 0, 1
 EMBEDDED_HOST = "127.0.0.1"
 DRAIN_SECONDS = 10.0
+FAILING_STORE_DRAIN_SECONDS = 1.0
 FLUSH_SECONDS = 5.0
 TRY_NUMBER = "+491701234567"
 TRY_MESSAGE = "Water leak in the basement"
@@ -250,15 +251,19 @@ class Daemon:
             self.bridge.stop_accepting()
         if self.http is not None:
             await self.http.stop()
-        if self.bridge is not None and not await self.bridge.drain(DRAIN_SECONDS):
+        # work waiting for a failing store will not finish: do not wait for it (it was never
+        # acknowledged, and the store makes one last attempt when it closes)
+        drain = DRAIN_SECONDS if self.store is None or self.store.health.available \
+            else FAILING_STORE_DRAIN_SECONDS
+        if self.bridge is not None and not await self.bridge.drain(drain):
             _LOGGER.warning("inbound messages still being handled; the broker redelivers them")
         if self.engine is not None and self._engine_started:
             try:
-                await asyncio.wait_for(self.engine.drain(), DRAIN_SECONDS)
+                await asyncio.wait_for(self.engine.drain(), drain)
             except TimeoutError:
                 _LOGGER.warning("provider requests still in flight; they resume on restart")
         if self.publisher is not None and self.bridge is not None and self.bridge.connected \
-                and not await self.publisher.flush(FLUSH_SECONDS):
+                and not await self.publisher.flush(min(FLUSH_SECONDS, drain)):
             _LOGGER.warning("reports not yet published stay in the outbox for the next start")
         for task in self._tasks:
             task.cancel()
@@ -267,7 +272,7 @@ class Daemon:
             await self.bridge.stop()
         if self.engine is not None and self._engine_started:
             self._engine_started = False
-            await self.engine.stop()
+            await self.engine.stop(drain_timeout=drain)
         if self.embedded_broker is not None:
             with contextlib.suppress(Exception):
                 await self.embedded_broker.shutdown()

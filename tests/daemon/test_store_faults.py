@@ -188,3 +188,27 @@ async def test_read_only_file_system_while_3000_alerts_flow_loses_none_once_repa
 
         await _after_recovery(daemon, flow, publishing, disk.mountpoint / "alertline.db")
         assert accepted_while_read_only < ALERTS
+
+
+async def test_stopping_while_the_disk_is_full_is_quick_and_the_next_start_keeps_everything(
+        tmp_path: Path, broker: Mosquitto, probe_factory: ProbeFactory,
+        start_daemon: StartDaemon) -> None:
+    with fillable_disk(tmp_path / "disk", size="32m") as disk:
+        flow = await _flow(probe_factory)
+        flow.ids = flow.ids[:300]
+        config = _config(tmp_path, broker, disk.mountpoint)
+        daemon = await start_daemon(config)
+        publishing = flow.publish_all()
+        await flow.until(lambda: len(flow.accepted) >= 100, "100 accepted")
+        disk.fill()
+        await flow.until(lambda: b"degraded" in flow.statuses, "status degraded")
+
+        started = asyncio.get_running_loop().time()
+        await daemon.stop()
+        assert asyncio.get_running_loop().time() - started < 10
+        disk.free()
+        await start_daemon(config)
+
+        await asyncio.wait_for(publishing, WITHIN)
+        await flow.until(lambda: set(flow.final) >= set(flow.ids), "every alert final")
+        assert _stored_final(disk.mountpoint / "alertline.db") == (300, 300)
