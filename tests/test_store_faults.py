@@ -7,6 +7,7 @@ ext4 that a real file system error turns read-only.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from alertline.model import Alert, AlertStatus
 from alertline.store import Op, Store, StoreUnavailableError
+from alertline.store_health import is_fault, retry_delay
 from tests.filesystems import failing_ext4, fillable_disk
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -106,3 +108,35 @@ async def test_closing_a_failing_store_fails_what_it_could_not_keep(tmp_path: Pa
         with pytest.raises(StoreUnavailableError, match="not kept"):
             await waiting[-1]
         disk.free()
+
+
+def _error_of(path: Path, make: str) -> sqlite3.Error:
+    """A real SQLite error of the kind ``make`` names."""
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    writer.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)")
+    try:
+        if make == "busy":
+            writer.execute("BEGIN IMMEDIATE")
+            other = sqlite3.connect(path, isolation_level=None, timeout=0)
+            other.execute("BEGIN IMMEDIATE")
+        elif make == "readonly":
+            sqlite3.connect(f"file:{path}?mode=ro", uri=True).execute("INSERT INTO t VALUES (1)")
+        elif make == "constraint":
+            writer.execute("INSERT INTO t VALUES (1)")
+            writer.execute("INSERT INTO t VALUES (1)")
+        else:
+            writer.execute("SELECT * FROM nowhere")
+    except sqlite3.Error as err:
+        return err
+    raise AssertionError(f"no error for {make}")
+
+
+@pytest.mark.parametrize(("make", "fault"), [
+    ("busy", True), ("readonly", True), ("constraint", False), ("bad_sql", False)])
+def test_faults_are_the_stores_surroundings_not_the_data(tmp_path: Path, make: str,
+                                                           fault: bool) -> None:
+    assert is_fault(_error_of(tmp_path / "t.db", make)) is fault
+
+
+def test_retries_back_off_from_a_tenth_of_a_second_to_five_seconds() -> None:
+    assert [retry_delay(n) for n in (0, 1, 2, 5, 6, 100)] == [0.1, 0.2, 0.4, 3.2, 5.0, 5.0]

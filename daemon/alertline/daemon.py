@@ -14,6 +14,7 @@ import gc
 import logging
 import shlex
 import signal
+import sqlite3
 import sys
 from typing import Any, TextIO
 
@@ -34,6 +35,7 @@ from .publisher import OutboxPublisher, accepted_sink, report_sink
 from .redact import Redactor
 from .scheduler import Scheduler
 from .store import Store, StoreBusyError
+from .store_health import describe
 from .store_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
 from .topics import Topics
 
@@ -159,6 +161,10 @@ class Daemon:
             await engine.start()
         except StoreBusyError as err:
             raise DaemonStartError(str(err)) from None
+        except (sqlite3.Error, OSError) as err:
+            raise DaemonStartError(f"the store {config.store_path} cannot be opened: "
+                                   f"{describe(err)} (check its directory's space and "
+                                   "permissions)") from None
         self._engine_started = True
         retention = float(config.raw["store"].get("retention", DEFAULT_RETENTION_SECONDS))
         if config.http.get("enabled", True):

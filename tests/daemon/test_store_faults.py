@@ -9,6 +9,7 @@ resumes by itself and every one of the 3,000 alerts is kept and final.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import sqlite3
@@ -19,7 +20,7 @@ import aiohttp
 import pytest
 
 from alertline.config import Config
-from alertline.daemon import Daemon
+from alertline.daemon import Daemon, DaemonStartError
 from tests.daemon.harness import AM_TOKEN, MqttProbe, daemon_config
 from tests.filesystems import failing_ext4, fillable_disk
 from tests.mosquitto import Mosquitto
@@ -212,3 +213,13 @@ async def test_stopping_while_the_disk_is_full_is_quick_and_the_next_start_keeps
         await asyncio.wait_for(publishing, WITHIN)
         await flow.until(lambda: set(flow.final) >= set(flow.ids), "every alert final")
         assert _stored_final(disk.mountpoint / "alertline.db") == (300, 300)
+
+
+async def test_a_store_that_cannot_be_opened_stops_the_start_with_the_reason(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    with fillable_disk(tmp_path / "disk", size="1m") as disk:
+        disk.fill()
+        daemon = Daemon(_config(tmp_path, broker, disk.mountpoint), out=io.StringIO())
+        with pytest.raises(DaemonStartError, match=r"alertline\.db cannot be opened: .*full"):
+            await daemon.start()
+        await daemon.stop()
