@@ -163,7 +163,10 @@ class Store(StoreOps):
                 self._conn.close()
             self._conn = None
         self._unlock()
-        self._conn = self._connect_sync()
+        try:
+            self._conn = self._connect_sync()
+        except StoreBusyError as err:  # taken meanwhile: wait like for any other fault
+            raise StoreUnavailableError(str(err)) from err
         self._reopen = False
 
     def _unlock(self) -> None:

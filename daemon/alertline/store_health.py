@@ -26,11 +26,15 @@ T = TypeVar("T")
 RETRY_FIRST_SECONDS = 0.1
 RETRY_MAX_SECONDS = 5.0
 
-# SQLite's primary result codes for trouble outside the database itself (https://sqlite.org/rescode.html)
-SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 7, 8, 10
-SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL = 13, 14, 15
-_FAULT_CODES = frozenset({SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY, SQLITE_IOERR,
-                          SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL})
+# SQLite's primary result codes for trouble with the file rather than with what is written
+# (https://sqlite.org/rescode.html). A corrupt file does not heal by itself, but waiting for an
+# operator is still right: confirming what was not kept is not.
+SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY = 3, 5, 6, 7, 8
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL = 10, 11, 13, 14, 15
+SQLITE_NOTADB = 26
+_FAULT_CODES = frozenset({SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY,
+                          SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN,
+                          SQLITE_PROTOCOL, SQLITE_NOTADB})
 _FAULT_WORDS = ("disk", "full", "readonly", "read-only", "locked", "busy", "unable to open")
 
 
