@@ -7,6 +7,7 @@ ext4 that a real file system error turns read-only.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from alertline.model import Alert, AlertStatus
 from alertline.store import Op, Store, StoreUnavailableError
-from alertline.store_health import is_fault, retry_delay
+from alertline.store_health import StoreHealth, is_fault, retry_delay
 from tests.filesystems import failing_ext4, fillable_disk
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -140,3 +141,30 @@ def test_faults_are_the_stores_surroundings_not_the_data(tmp_path: Path, make: s
 
 def test_retries_back_off_from_a_tenth_of_a_second_to_five_seconds() -> None:
     assert [retry_delay(n) for n in (0, 1, 2, 5, 6, 100)] == [0.1, 0.2, 0.4, 3.2, 5.0, 5.0]
+
+
+def test_a_flapping_store_logs_its_outage_once_not_once_per_flap(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="alertline.store_health")
+    health = StoreHealth("/var/lib/alertline/alertline.db")
+    changes: list[bool] = []
+    health.add_listener(changes.append)
+    full = sqlite3.OperationalError("database or disk is full")
+    for _ in range(50):  # a disk at its last bytes: fails, works, fails...
+        health.failed(full, writing=True)
+        health.failed(full, writing=True)
+        health.succeeded(writing=True)
+
+    assert changes == [False, True] * 50  # listeners (status topic, health) follow every change
+    assert health.outages == 50 and health.failed_attempts == 100
+    assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"]
+    assert "database or disk is full" in caplog.records[0].getMessage()
+
+
+def test_a_read_does_not_end_an_outage_a_write_began() -> None:
+    health = StoreHealth("alertline.db")
+    health.failed(sqlite3.OperationalError("disk I/O error"), writing=True)
+    health.succeeded(writing=False)
+    assert not health.available
+    health.succeeded(writing=True)
+    assert health.available

@@ -25,6 +25,7 @@ T = TypeVar("T")
 
 RETRY_FIRST_SECONDS = 0.1
 RETRY_MAX_SECONDS = 5.0
+QUIET_SECONDS = 60.0
 
 # SQLite's primary result codes for trouble with the file rather than with what is written
 # (https://sqlite.org/rescode.html). A corrupt file does not heal by itself, but waiting for an
@@ -79,6 +80,9 @@ class StoreHealth:
         self.failed_attempts = 0
         self._since = 0.0
         self._cause_is_write = False
+        self._recovered_at = float("-inf")
+        self._quiet = False
+        self._flaps = 0
         self._listeners: list[StateListener] = []
         self._down: asyncio.Event | None = None
 
@@ -103,10 +107,20 @@ class StoreHealth:
         self.outages += 1
         self._since = time.monotonic()
         self._cause_is_write = writing
-        _LOGGER.error("the store %s cannot %s (%s): nothing more is acknowledged (MQTT messages "
-                      "stay with the broker, Alertmanager gets 503) until it works again; "
-                      "retrying with backoff", self.path, "be written" if writing else "be read",
-                      self.error)
+        # a store that keeps failing and recovering (a disk at its last bytes) gets its pair of
+        # lines once a minute, not once per flap
+        self._quiet = self._since - self._recovered_at < QUIET_SECONDS
+        if self._quiet:
+            self._flaps += 1
+            _LOGGER.debug("store %s failing again: %s", self.path, self.error)
+        else:
+            _LOGGER.error("the store %s cannot %s (%s): nothing more is acknowledged (MQTT "
+                          "messages stay with the broker, Alertmanager gets 503) until it works "
+                          "again; retrying with backoff%s", self.path,
+                          "be written" if writing else "be read", self.error,
+                          f" (it also failed {self._flaps} times briefly since the last such "
+                          "line)" if self._flaps else "")
+            self._flaps = 0
         self._down_event().set()
         self._notify(False)
 
@@ -114,8 +128,10 @@ class StoreHealth:
         """A store operation worked: a write ends any outage, a read ends one a read began."""
         if self.available or (self._cause_is_write and not writing):
             return
-        _LOGGER.warning("the store %s works again after %.1f s: resuming", self.path,
-                        self.down_seconds)
+        _LOGGER.log(logging.DEBUG if self._quiet else logging.WARNING,
+                    "the store %s works again after %.1f s: resuming", self.path,
+                    self.down_seconds)
+        self._recovered_at = time.monotonic()
         self.available = True
         self.error = ""
         self._down_event().clear()
