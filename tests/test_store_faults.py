@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from alertline.model import Alert, AlertStatus
+from alertline.model import Alert, AlertState, AlertStatus
 from alertline.store import Op, Store, StoreUnavailableError
 from alertline.store_health import StoreHealth, is_fault, retry_delay
+from tests.engine_harness import T0, EngineHarness
 from tests.filesystems import failing_ext4, fillable_disk
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -168,3 +169,32 @@ def test_a_read_does_not_end_an_outage_a_write_began() -> None:
     assert not health.available
     health.succeeded(writing=True)
     assert health.available
+
+
+async def test_polls_and_held_sends_due_while_the_store_fails_run_once_it_works(
+        tmp_path: Path) -> None:
+    with failing_ext4(tmp_path / "ext4") as disk:
+        harness = EngineHarness(disk.mountpoint / "alertline.db")
+        engine = await harness.start(providers={"sim": harness.simulator()})
+        polled = await harness.send(engine, to="+491701234560", id="polled")
+        held = await harness.send(engine, to="+491701234561", id="held",
+                                  not_before=(T0 + timedelta(seconds=10)).isoformat())
+        down = asyncio.get_running_loop().create_future()
+        engine.store.health.add_listener(
+            lambda ok: None if ok or down.done() else down.set_result(None))
+        disk.fail()
+
+        # the poll (due in 0.5 s) and the held send (10 s) fall due while nothing can be written
+        advancing = asyncio.create_task(harness.advance(engine, 60))
+        await asyncio.wait_for(down, WAIT)
+        assert not advancing.done()
+        disk.repair()
+        await asyncio.wait_for(advancing, WAIT)
+
+        for accepted in (polled, held):
+            report = await engine.wait_final(accepted.alert_id, timeout=WAIT)
+            assert report.state is AlertState.DELIVERED, accepted.alert_id
+        await harness.close()
+        with sqlite3.connect(disk.mountpoint / "alertline.db") as conn:  # and kept so
+            assert conn.execute("SELECT id, state, final FROM alerts ORDER BY id").fetchall() == [
+                ("held", "delivered", 1), ("polled", "delivered", 1)]
