@@ -198,3 +198,24 @@ async def test_polls_and_held_sends_due_while_the_store_fails_run_once_it_works(
         with sqlite3.connect(disk.mountpoint / "alertline.db") as conn:  # and kept so
             assert conn.execute("SELECT id, state, final FROM alerts ORDER BY id").fetchall() == [
                 ("held", "delivered", 1), ("polled", "delivered", 1)]
+
+
+async def test_work_under_way_when_the_store_fails_is_not_confirmed_but_goes_on() -> None:
+    health = StoreHealth("alertline.db")
+    release = asyncio.Event()
+
+    async def apply() -> str:
+        await release.wait()
+        return "kept"
+
+    work = asyncio.ensure_future(apply())
+    answering = asyncio.create_task(health.unless_failing(work))
+    await asyncio.sleep(0)  # let it start waiting
+    health.failed(sqlite3.OperationalError("database or disk is full"), writing=True)
+    with pytest.raises(StoreUnavailableError, match="disk is full"):
+        await asyncio.wait_for(answering, WAIT)
+    release.set()
+    assert await work == "kept"
+    # once it works again, an answer is given as usual
+    health.succeeded(writing=True)
+    assert await health.unless_failing(apply()) == "kept"
