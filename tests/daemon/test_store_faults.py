@@ -129,14 +129,30 @@ def _stored_final(path: Path) -> tuple[int, int]:
 
 
 async def _while_failing(daemon: Daemon, flow: Flow, caplog: pytest.LogCaptureFixture) -> None:
-    """What a failing store must look like from outside."""
-    await flow.until(lambda: b"degraded" in flow.statuses, "status degraded")
-    status, body = await _health(daemon)
+    """What a failing store must look like from outside.
+
+    A full disk may let a write through now and then (SQLite reuses its WAL file's space after
+    a checkpoint), ending the outage for a moment: the answers are checked against one outage
+    that lasted throughout them.
+    """
+    health = daemon.store.health if daemon.store is not None else None
+    assert health is not None
+    for _ in range(20):
+        await flow.until(lambda: flow.statuses[-1:] == [b"degraded"], "status degraded")
+        outage = health.outages
+        status, body = await _health(daemon)
+        metric = await _metric(daemon, "alertline_store_available")
+        alertmanager = await _alertmanager(daemon, "amfault")
+        if health.outages == outage and not health.available:
+            break
+    else:
+        raise AssertionError("the store never stayed failing long enough to be looked at")
     assert status == 503 and body["status"] == "failing" and body["store"] == "unavailable"
-    assert await _metric(daemon, "alertline_store_available") == "0"
-    assert await _alertmanager(daemon, "amfault") == 503
+    assert metric == "0"
+    assert alertmanager == 503
+    # one line when it began (and at most once a minute if it flaps), not one per message
     outage_lines = [r for r in caplog.records if OUTAGE_LOG in r.getMessage()]
-    assert len(outage_lines) == 1 and outage_lines[0].levelno == logging.ERROR
+    assert 1 <= len(outage_lines) <= 2 and outage_lines[0].levelno == logging.ERROR
 
 
 async def _after_recovery(daemon: Daemon, flow: Flow, publishing: asyncio.Future[list[None]],
