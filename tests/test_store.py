@@ -277,3 +277,11 @@ async def test_in_memory_store() -> None:
     await insert(memory)
     assert (await memory.stats())["alerts_open"] == 1
     await memory.close()
+
+
+async def test_every_commit_is_synced_and_the_wal_shrinks_back(store: Store) -> None:
+    # synchronous=FULL (2): the WAL is synced at each commit, so an acknowledged alert survives
+    # a power loss; NORMAL (1) would sync at checkpoints only
+    assert store.conn.execute("PRAGMA synchronous").fetchone() == (2,)
+    assert store.conn.execute("PRAGMA journal_size_limit").fetchone() == (4 * 1024 * 1024,)
+    assert store.conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)

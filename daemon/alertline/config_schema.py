@@ -198,7 +198,10 @@ WEB_SCHEMA = vol.Schema({
 
 SECTION_SCHEMAS: dict[str, Any] = {
     "mqtt": vol.Any(MQTT_SCHEMA, None),
-    "store": vol.Schema({vol.Optional("path", default="alertline.db"): str}),
+    "store": vol.Schema({vol.Optional("path", default="alertline.db"): str,
+                         # finished alerts are pruned after this long (#12.14)
+                         vol.Optional("retention", default="30d"): vol.All(
+                             _duration, vol.Range(min=1, msg="at least 1s"))}),
     "http": vol.Schema({
         vol.Optional("enabled", default=True): bool,
         vol.Optional("host", default="127.0.0.1"): str,

@@ -14,6 +14,7 @@ import gc
 import logging
 import shlex
 import signal
+import sqlite3
 import sys
 from typing import Any, TextIO
 
@@ -37,6 +38,8 @@ from .publisher import OutboxPublisher, accepted_sink, report_sink
 from .redact import Redactor
 from .scheduler import Scheduler
 from .store import Store, StoreBusyError
+from .store_health import describe
+from .store_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
 from .topics import Topics
 from .web.app import web_for_config
 from .web.views import WebPages
@@ -46,6 +49,7 @@ _LOGGER = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED = 0, 1
 EMBEDDED_HOST = "127.0.0.1"
 DRAIN_SECONDS = 10.0
+FAILING_STORE_DRAIN_SECONDS = 1.0
 FLUSH_SECONDS = 5.0
 TRY_NUMBER = "+491701234567"
 TRY_MESSAGE = "Water leak in the basement"
@@ -165,18 +169,25 @@ class Daemon:
         engine.subscribe(self.publisher.notify)
         engine.subscribe(self.states.on_report)
         self.bridge.add_connect_hook(self._connected)
+        self.store.health.add_listener(self._store_health_changed)
         try:
             await engine.start()
         except StoreBusyError as err:
             raise DaemonStartError(str(err)) from None
+        except (sqlite3.Error, OSError) as err:
+            raise DaemonStartError(f"the store {config.store_path} cannot be opened: "
+                                   f"{describe(err)} (check its directory's space and "
+                                   "permissions)") from None
         self._engine_started = True
         await self.oncall.start()
+        retention = float(config.raw["store"].get("retention", DEFAULT_RETENTION_SECONDS))
         if config.http.get("enabled", True):
             await self._start_http(metrics, postbacks_token)
         await self.bridge.start()
         self._bridge_started = True
         self._tasks = [asyncio.create_task(self.publisher.run()),
-                       asyncio.create_task(self.states.run())]
+                       asyncio.create_task(self.states.run()),
+                       asyncio.create_task(keep_pruning(self.store, engine.clock.now, retention))]
         _LOGGER.info("alertline %s running: MQTT %s:%d (MQTT %s), base topic %r, store %s",
                      __version__, settings.host, settings.port, settings.protocol,
                      self.topics.base, config.store_path)
@@ -222,18 +233,32 @@ class Daemon:
         return await self.oncall.overview() if self.oncall is not None else {}
 
     def health(self) -> dict[str, Any]:
-        """The ``/healthz`` body."""
+        """The ``/healthz`` body: ``failing`` (answered with 503) while the store cannot be
+        written, ``degraded`` while the broker is away (the daemon catches up by itself)."""
         connected = self.bridge is not None and self.bridge.connected
         engine = self.engine
+        store = self.store.health if self.store is not None else None
         watch = self.oncall.watch if self.oncall is not None else None
         providers = watch.to_json() if watch is not None else {}
         providers_up = all(p["up"] for p in providers.values())
-        return {"status": "ok" if connected and providers_up else "degraded",
-                "mqtt": "connected" if connected else "disconnected",
-                "open_alerts": engine.open_alerts if engine else 0,
-                "queue_depth": engine.queue_depth() if engine else 0,
-                "providers": providers,
-                "version": __version__}
+        body: dict[str, Any] = {
+            "status": "ok" if connected and providers_up else "degraded",
+            "mqtt": "connected" if connected else "disconnected",
+            "store": "ok",
+            "open_alerts": engine.open_alerts if engine else 0,
+            "queue_depth": engine.queue_depth() if engine else 0,
+            "providers": providers,
+            "version": __version__}
+        if store is not None and not store.available:
+            body.update(status="failing", store="unavailable", store_error=store.error,
+                        store_down_seconds=round(store.down_seconds, 1))
+        return body
+
+    def _store_health_changed(self, available: bool) -> None:
+        """The store failed or works again: say so on the status topic (Home Assistant shows
+        the entities unavailable while it is ``degraded``)."""
+        if self.bridge is not None:
+            self.bridge.set_availability(b"online" if available else b"degraded")
 
     async def _handle(self, message: InboundMessage) -> list[Outgoing]:
         """Heartbeat pings (and Watchdog notifications) first, then the inbound handler."""
@@ -269,7 +294,8 @@ class Daemon:
         """Home Assistant (re)started: it needs our availability, configs and states again."""
         assert self.bridge is not None
         _LOGGER.info("Home Assistant is online: republishing discovery and states")
-        self.bridge.publish(self.topics.status, b"online", retain=True).add_done_callback(
+        self.bridge.publish(self.topics.status, self.bridge.availability,
+                            retain=True).add_done_callback(
             lambda f: f.cancelled() or f.exception())
         await self._connected(True)
 
@@ -279,15 +305,19 @@ class Daemon:
             self.bridge.stop_accepting()
         if self.http is not None:
             await self.http.stop()
-        if self.bridge is not None and not await self.bridge.drain(DRAIN_SECONDS):
+        # work waiting for a failing store will not finish: do not wait for it (it was never
+        # acknowledged, and the store makes one last attempt when it closes)
+        drain = DRAIN_SECONDS if self.store is None or self.store.health.available \
+            else FAILING_STORE_DRAIN_SECONDS
+        if self.bridge is not None and not await self.bridge.drain(drain):
             _LOGGER.warning("inbound messages still being handled; the broker redelivers them")
         if self.engine is not None and self._engine_started:
             try:
-                await asyncio.wait_for(self.engine.drain(), DRAIN_SECONDS)
+                await asyncio.wait_for(self.engine.drain(), drain)
             except TimeoutError:
                 _LOGGER.warning("provider requests still in flight; they resume on restart")
         if self.publisher is not None and self.bridge is not None and self.bridge.connected \
-                and not await self.publisher.flush(FLUSH_SECONDS):
+                and not await self.publisher.flush(min(FLUSH_SECONDS, drain)):
             _LOGGER.warning("reports not yet published stay in the outbox for the next start")
         for task in self._tasks:
             task.cancel()
@@ -296,7 +326,7 @@ class Daemon:
             await self.bridge.stop()
         if self.engine is not None and self._engine_started:
             self._engine_started = False
-            await self.engine.stop()
+            await self.engine.stop(drain_timeout=drain)
         if self.embedded_broker is not None:
             with contextlib.suppress(Exception):
                 await self.embedded_broker.shutdown()

@@ -29,6 +29,7 @@ from .http_guard import (
 )
 from .inbound import encode
 from .postbacks import PostbackReceiver, aiohttp_routes, read_limited
+from .store_health import StoreUnavailableError
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -38,6 +39,7 @@ _LOGGER = logging.getLogger(__name__)
 
 BACKLOG = 1024  # pending connections the kernel may queue (it caps this at somaxconn)
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STORE_RETRY_AFTER = "30"  # seconds; Alertmanager retries by itself anyway
 HealthSource = Callable[[], dict[str, Any]]
 
 
@@ -112,7 +114,8 @@ class HttpServer:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         body = {"status": "stopping"} if self.stopping else self._health()
-        return web.json_response(body, status=503 if self.stopping else 200)
+        failing = self.stopping or body.get("status") == "failing"
+        return web.json_response(body, status=503 if failing else 200)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=(await self.metrics.text()).encode(),
@@ -132,11 +135,19 @@ class HttpServer:
                           "expected Authorization: Bearer <alertmanager.token>",
                           headers={"WWW-Authenticate": "Bearer"})
         body = await read_limited(request, self.max_body_bytes)
+        store = self.engine.store.health
         try:
+            if not store.available:
+                raise StoreUnavailableError(f"the store cannot be written ({store.error})")
             notification = parse_notification(body, route=route, max_bytes=self.max_body_bytes)
-            result = await apply_notification(self.engine, notification,
-                                              source=f"http:/alertmanager/{route}",
-                                              heartbeats=self._heartbeats)
+            # answered 503 as soon as the store fails: what is under way is kept later (and a
+            # retry is recognised by its idempotency keys), but was not kept yet
+            result = await store.unless_failing(apply_notification(
+                self.engine, notification, source=f"http:/alertmanager/{route}",
+                heartbeats=self._heartbeats))
+        except StoreUnavailableError as err:
+            return _error(503, "store_unavailable", "", f"{err}; Alertmanager will retry",
+                          headers={"Retry-After": STORE_RETRY_AFTER})
         except ValidationError as err:
             detail = self.engine.redactor.text(str(err))
             self._client_errors.warning("rejected", "rejected an Alertmanager webhook for %r: %s",

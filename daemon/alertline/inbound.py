@@ -17,6 +17,7 @@ from .alertmanager import apply_notification, parse_notification
 from .errors import NotFoundError, ValidationError
 from .mqtt import InboundMessage, Outgoing
 from .request import parse_payload
+from .store_health import StoreUnavailableError
 from .topics import ORDERED_KINDS, InboundKind, InboundTopic, Topics
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class InboundHandler:
         except NotFoundError as err:
             return self._error(message, alert_id, ValidationError("id", str(err),
                                                                   code="not_found"))
+        except StoreUnavailableError:
+            raise  # not kept: the bridge leaves the message unacknowledged for the broker
         except Exception as err:
             _LOGGER.exception("could not handle a message on %s", message.topic)
             return self._error(message, self._id_of(message, alert_id), ValidationError(

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .store_health import StoreUnavailableError
+
 if TYPE_CHECKING:
     from .engine import Engine
     from .inbound import InboundHandler
@@ -69,7 +71,8 @@ class DaemonMetrics:
         """Every metric, freshly collected."""
         engine = self.engine
         counters: Mapping[str, float] = engine.metrics
-        stats = await engine.store.stats()
+        stats = await _store_stats(engine)
+        health = engine.store.health
         families = [
             Family("alertline_alerts_received_total", "counter",
                    "Alert requests received (MQTT, HTTP, CLI)").add(
@@ -98,6 +101,14 @@ class DaemonMetrics:
                 counters.get("provider_requests", 0), suffix="_count"),
             Family("alertline_store_commits_total", "counter",
                    "Store transactions (group commits)").add(engine.store.commits),
+            Family("alertline_store_available", "gauge",
+                   "1 while the store can be written; 0 while nothing is acknowledged").add(
+                int(health.available)),
+            Family("alertline_store_outages_total", "counter",
+                   "Times the store stopped working (disk full, read-only, I/O error, locked)"
+                   ).add(health.outages),
+            Family("alertline_store_failed_attempts_total", "counter",
+                   "Store operations that failed and were retried").add(health.failed_attempts),
         ]
         families.extend(self._mqtt_families())
         for source in self.sources:
@@ -139,7 +150,7 @@ class DaemonMetrics:
     async def stats(self) -> dict[str, Any]:
         """The payload of the retained ``<base>/stats`` topic (Home Assistant sensors)."""
         engine = self.engine
-        stats = await engine.store.stats()
+        stats = await _store_stats(engine)
         by_state: dict[str, int] = {}
         for key, count in stats.get("deliveries", {}).items():
             state = key.split("|", 1)[-1]
@@ -153,6 +164,14 @@ class DaemonMetrics:
             "deliveries_failed": sum(n for s, n in by_state.items() if s in FAILED),
             "outbox": int(stats.get("outbox", 0)),
         }
+
+
+async def _store_stats(engine: Engine) -> dict[str, Any]:
+    """The store's counts, or none while it cannot be read (the other numbers still matter)."""
+    try:
+        return await engine.store.stats()
+    except StoreUnavailableError:
+        return {}
 
 
 def _deliveries(by_provider_state: Mapping[str, int]) -> Family:

@@ -3,7 +3,10 @@
 paho runs its network loop in its own thread; every callback hops onto the asyncio loop with
 ``loop.call_soon_threadsafe`` and all state lives on the loop. An inbound QoS 1 message is
 acknowledged only once its handler has finished (for an alert: once it is committed to the store),
-and acknowledgements leave in the order the messages arrived, as MQTT requires. When the
+and acknowledgements leave in the order the messages arrived, as MQTT requires. While the store
+cannot be written, handlers wait for it, so nothing is acknowledged and the broker's flow control
+(its in-flight window) stops sending more; a handler that ends with
+:class:`~alertline.store_health.StoreUnavailableError` leaves its message unacknowledged. When the
 connection drops, unacknowledged messages are left to the broker, which redelivers them on the
 resumed session; a redelivery of a message still being handled waits for that handling instead of
 repeating it.
@@ -28,6 +31,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .errors import AlertlineError
 from .mqtt_client import MqttSettings, connect_async, create_client, publish_properties
+from .store_health import StoreUnavailableError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -106,6 +110,7 @@ class MqttBridge:
         self._accepting = True
         self._failures = 0
         self._session_present = False
+        self.availability = b"online"
         self.stats: Counter[str] = Counter()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -131,6 +136,13 @@ class MqttBridge:
     def pending_publishes(self) -> int:
         """Messages published but not yet acknowledged by the broker."""
         return len(self._pending)
+
+    def set_availability(self, payload: bytes) -> None:
+        """Publish ``payload`` (``online``, ``degraded``) on the status topic, now and after
+        every reconnect (the last will stays ``offline``)."""
+        self.availability = payload
+        if self._client is not None and self._ready.is_set():
+            self._watch(self.publish(self.status_topic, payload, retain=True), "status")
 
     async def start(self) -> None:
         """Begin connecting (retrying with backoff until :meth:`stop`)."""
@@ -306,7 +318,7 @@ class MqttBridge:
         if refused:
             _LOGGER.error("the broker refused %d of the subscriptions (%s): check its ACL for "
                           "%s", len(refused), ", ".join(refused), ", ".join(self.subscriptions))
-        self._watch(self.publish(self.status_topic, b"online", retain=True), "status")
+        self._watch(self.publish(self.status_topic, self.availability, retain=True), "status")
         self._ready.set()
         for hook in self._hooks:
             self._spawn(hook(self._session_present))
@@ -375,6 +387,12 @@ class MqttBridge:
                                          correlation_data=answer.correlation_data), "answer")
         except asyncio.CancelledError:
             raise  # shutting down: left unacknowledged, so the broker redelivers it
+        except StoreUnavailableError as err:
+            # not kept (the store failed while stopping): never acknowledged, so the broker
+            # delivers it again to the next session
+            self.stats["not_kept"] += 1
+            _LOGGER.debug("leaving a message on %s unacknowledged: %s", message.topic, err)
+            return
         except Exception:
             _LOGGER.exception("handling a message on %s failed", message.topic)
         self._complete(entry)

@@ -1,28 +1,37 @@
 """SQLite store (WAL): alerts, deliveries, events, idempotency keys, submissions and the outbox.
 
 All SQLite work runs on one dedicated thread. Writes from concurrent callers are coalesced into one
-transaction (group commit): ``await store.commit(ops)`` returns once the ops are durable.
+transaction (group commit): ``await store.commit(ops)`` returns once the ops are durable
+(``synchronous=FULL``: the WAL is synced at every commit, so a committed alert survives a power
+loss or a file system error).
+
+When the store cannot be written (disk full, read-only, I/O error, locked: a *fault*, see
+:mod:`alertline.store_health`), ``commit`` does not fail and does not return: it keeps the ops and
+retries them with backoff, reopening the database file each time, until they are durable. Whoever
+waits for it therefore never confirms what was not kept, and continues by itself once the store
+works again. Only :meth:`Store.close` ends the wait (with :class:`StoreUnavailableError`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import AlertlineError
-from .model import Alert, AlertStatus, Delivery
-from .providers.base import Submission, SubmittedItem
+from .store_health import StoreHealth, StoreUnavailableError, is_fault, retry_delay
 from .store_ops import Op, StoreOps
-from .store_schema import MIGRATIONS
+from .store_reads import OpenWork, Phase, StoredDelivery, StoredSubmission, StoreReads
+from .store_retention import StoreSize, prune_sync
+from .store_schema import MIGRATIONS, ensure_incremental_vacuum
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,54 +42,22 @@ __all__ = [
     "Phase",
     "Store",
     "StoreBusyError",
+    "StoreSize",
+    "StoreUnavailableError",
     "StoredDelivery",
     "StoredSubmission",
 ]
 
 T = TypeVar("T")
 
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
+
 class StoreBusyError(AlertlineError):
     """Another process holds the store."""
 
 
-class Phase:
-    """Where a delivery is in the submission outbox."""
-
-    QUEUED = "queued"          # waiting to be submitted
-    IN_FLIGHT = "in_flight"    # handed to the provider; outcome not yet stored
-    TRACKING = "tracking"      # submitted; status being tracked
-    DONE = "done"              # final
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDelivery:
-    """A delivery with its outbox phase and submission id."""
-
-    delivery: Delivery
-    phase: str
-    submission_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSubmission:
-    """A provider request that was made, with what the adapter needs to poll it."""
-
-    id: str
-    provider: str
-    submission: Submission
-
-
-@dataclass(frozen=True, slots=True)
-class OpenWork:
-    """Everything unfinished, loaded at start to resume."""
-
-    alerts: dict[str, tuple[Alert, AlertStatus]]
-    deliveries: list[StoredDelivery]
-    submissions: dict[str, StoredSubmission]
-    timers: list[tuple[str, datetime, dict[str, Any]]]
-
-
-class Store(StoreOps):
+class Store(StoreOps, StoreReads):
     """The SQLite store; every method that touches the database runs on the store's thread."""
 
     def __init__(self, path: str | Path, *, exclusive: bool = False) -> None:
@@ -93,6 +70,9 @@ class Store(StoreOps):
         self._flusher: asyncio.Task[None] | None = None
         self._lookups: list[tuple[str, asyncio.Future[str | None]]] = []
         self._lookup_task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._reopen = False
+        self.health = StoreHealth(self.path)
         self.commits = 0
 
     async def open(self) -> None:
@@ -100,24 +80,60 @@ class Store(StoreOps):
         await self._run(self._open_sync)
 
     def _open_sync(self) -> None:
+        conn = self._connect_sync()
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            self._migrate(conn, version)
+            ensure_incremental_vacuum(conn, self.path)
+        except BaseException:
+            conn.close()
+            self._unlock()
+            raise
+        self._conn = conn
+
+    def _connect_sync(self) -> sqlite3.Connection:
+        """Lock (if exclusive) and connect with the store's settings."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            if self.exclusive:
+            if self.exclusive and self._lock_file is None:
                 self._lock()
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
         try:
-            self._migrate(conn, version)
+            # before the first table exists, so a new file frees pages incrementally from the start
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            # after a checkpoint the WAL shrinks back to this, instead of keeping the size of
+            # the largest burst for ever
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        return conn
+
+    def _reopen_sync(self) -> None:
+        """Drop the connection (and lock) a fault may have spoiled, then connect again: a file
+        system repaired and mounted again at the same path is only seen through new handles."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        self._unlock()
+        try:
+            self._conn = self._connect_sync()
+        except StoreBusyError as err:  # taken meanwhile: wait like for any other fault
+            raise StoreUnavailableError(str(err)) from err
+        self._reopen = False
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                self._lock_file.close()
+            self._lock_file = None
 
     def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
         """Run every migration after ``version``, each in its own transaction."""
@@ -154,20 +170,52 @@ class Store(StoreOps):
         return len(MIGRATIONS)
 
     async def close(self) -> None:
-        """Flush pending writes and close."""
+        """Flush pending writes and close; while the store is failing, one last attempt only
+        (what it cannot keep fails with :class:`StoreUnavailableError`: it was never confirmed)."""
+        self._closing.set()
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         if self._conn is not None:
-            await self._run(self._conn.close)
+            with contextlib.suppress(Exception):
+                await self._run(self._conn.close)
             self._conn = None
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        self._unlock()
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def _read(self, fn: Callable[[], T], *, wait: bool = True) -> T:
+        """Run a read on the store thread; on a fault retry with backoff (unless ``wait`` is
+        False or the store is closing: then :class:`StoreUnavailableError`)."""
+        attempt = 0
+        while True:
+            try:
+                result: T = await self._run(self._on_connection, fn)
+            except Exception as err:
+                if not is_fault(err):
+                    raise
+                self._reopen = True
+                self.health.failed(err, writing=False)
+                if not wait or self._closing.is_set():
+                    raise StoreUnavailableError(f"the store cannot be read now "
+                                                f"({self.health.error})") from err
+                await self._pause(attempt)
+                attempt += 1
+                continue
+            self.health.succeeded(writing=False)
+            return result
+
+    def _on_connection(self, fn: Callable[[], T]) -> T:
+        if self._reopen or self._conn is None:
+            self._reopen_sync()
+        return fn()
+
+    async def _pause(self, attempt: int) -> None:
+        """Wait before retrying a fault; cut short when the store is closing."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), retry_delay(attempt))
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -178,10 +226,16 @@ class Store(StoreOps):
     # -- writing ---------------------------------------------------------------------------
 
     async def commit(self, ops: Iterable[Op]) -> None:
-        """Apply ``ops`` in a transaction shared with concurrent callers; return once durable."""
+        """Apply ``ops`` in a transaction shared with concurrent callers; return once durable.
+
+        While the store is failing this waits (the ops are retried with backoff) rather than
+        fail: nothing is confirmed before it is kept, and nothing is dropped.
+        """
         batch = list(ops)
         if not batch:
             return
+        if self._closing.is_set() and not self.health.available:
+            raise StoreUnavailableError(f"the store cannot be written ({self.health.error})")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((batch, future))
         if self._flusher is None or self._flusher.done():
@@ -189,11 +243,18 @@ class Store(StoreOps):
         await future
 
     async def _flush(self) -> None:
-        while self._pending:
-            taken, self._pending = self._pending, []
+        carried: list[tuple[list[Op], asyncio.Future[None]]] = []
+        attempt = 0
+        while self._pending or carried:
+            taken, self._pending = carried + self._pending, []
+            carried = []
             try:
                 await self._run(self._write_sync, [op for ops, _ in taken for op in ops])
             except Exception as err:
+                if is_fault(err):
+                    carried = await self._after_fault(taken, err, attempt)
+                    attempt += 1
+                    continue
                 if len(taken) == 1:
                     _settle(taken[0][1], err)
                     continue
@@ -202,24 +263,63 @@ class Store(StoreOps):
                     try:
                         await self._run(self._write_sync, ops)
                     except Exception as single:
-                        _settle(future, single)
+                        if is_fault(single):
+                            carried.append((ops, future))
+                        else:
+                            _settle(future, single)
                     else:
                         _settle(future, None)
                 continue
+            attempt = 0
+            self.health.succeeded(writing=True)
             for _, future in taken:
                 _settle(future, None)
 
+    async def _after_fault(self, taken: list[tuple[list[Op], asyncio.Future[None]]],
+                           error: Exception, attempt: int,
+                           ) -> list[tuple[list[Op], asyncio.Future[None]]]:
+        """Keep ``taken`` for the next attempt (after a backoff pause); when closing, give up
+        once the last attempt failed and tell each caller its work was not kept."""
+        self._reopen = True
+        self.health.failed(error, writing=True)
+        if self._closing.is_set() and attempt > 0:
+            failure = StoreUnavailableError(f"the store cannot be written ({self.health.error}); "
+                                            "this work was not kept")
+            for _, future in taken + self._pending:
+                _settle(future, failure)
+            self._pending = []
+            return []
+        await self._pause(attempt)
+        return taken
+
     def _write_sync(self, ops: list[Op]) -> None:
+        if self._reopen or self._conn is None:
+            self._reopen_sync()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in ops:
                 op(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a failed COMMIT may have rolled back by itself
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         self.commits += 1
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def prune(self, finished_before: datetime, *, limit: int = 5000) -> int:
+        """Delete up to ``limit`` alerts final since before ``finished_before`` with all their
+        rows, and return their free pages to the file system; the number deleted."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def op(conn: sqlite3.Connection) -> None:
+            if not future.done():  # a retried transaction runs its ops again
+                future.set_result(prune_sync(conn, finished_before, limit))
+        await self.commit([op])
+        return future.result()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -240,7 +340,7 @@ class Store(StoreOps):
             taken, self._lookups = self._lookups, []
             keys = list({key for key, _ in taken})
             try:
-                found = await self._run(self._keys_sync, keys)
+                found = await self._read(partial(self._keys_sync, keys))
             except Exception as err:
                 for _, future in taken:
                     if not future.done():
@@ -260,126 +360,6 @@ class Store(StoreOps):
                 chunk))
         return found
 
-    async def load_alert(self, alert_id: str) -> tuple[Alert, AlertStatus,
-                                                        list[StoredDelivery]] | None:
-        """An alert, its status and its deliveries."""
-        def read() -> tuple[Alert, AlertStatus, list[StoredDelivery]] | None:
-            row = self.conn.execute("SELECT data, status FROM alerts WHERE id=?",
-                                    (alert_id,)).fetchone()
-            if row is None:
-                return None
-            rows = self.conn.execute(
-                "SELECT data, phase, submission_id FROM deliveries WHERE alert_id=? ORDER BY rowid",
-                (alert_id,)).fetchall()
-            return (Alert.from_json(json.loads(row[0])), AlertStatus.from_json(json.loads(row[1])),
-                    [_stored(r) for r in rows])
-        return await self._run(read)
-
-    async def load_open_work(self) -> OpenWork:
-        """Every alert that is not final, with its deliveries, submissions and timers."""
-        def read() -> OpenWork:
-            conn = self.conn
-            alerts = {
-                r[0]: (Alert.from_json(json.loads(r[1])), AlertStatus.from_json(json.loads(r[2])))
-                for r in conn.execute("SELECT id, data, status FROM alerts WHERE final=0")
-            }
-            deliveries: list[StoredDelivery] = []
-            for alert_id in alerts:
-                deliveries.extend(_stored(r) for r in conn.execute(
-                    "SELECT data, phase, submission_id FROM deliveries WHERE alert_id=? "
-                    "ORDER BY rowid", (alert_id,)))
-            wanted = {d.submission_id for d in deliveries if d.submission_id}
-            submissions: dict[str, StoredSubmission] = {}
-            for sub_id in wanted:
-                row = conn.execute("SELECT id, provider, provider_ref, submitted_at, data FROM "
-                                   "submissions WHERE id=?", (sub_id,)).fetchone()
-                if row:
-                    submissions[sub_id] = _submission(row)
-            timers = [(r[0], datetime.fromisoformat(r[1]), json.loads(r[2]))
-                      for r in conn.execute("SELECT key, due, data FROM timers")]
-            return OpenWork(alerts=alerts, deliveries=deliveries, submissions=submissions,
-                            timers=timers)
-        return await self._run(read)
-
-    async def find_deliveries(self, provider: str, provider_ref: str | None,
-                              message_id: str | None) -> list[str]:
-        """Alert ids whose deliveries match a provider job / message id (for pushed status)."""
-        def read() -> list[str]:
-            if message_id:
-                rows = self.conn.execute(
-                    "SELECT DISTINCT alert_id FROM deliveries WHERE provider=? AND "
-                    "provider_message_id=?", (provider, message_id)).fetchall()
-                if rows:
-                    return [r[0] for r in rows]
-            if provider_ref:
-                rows = self.conn.execute("SELECT DISTINCT alert_id FROM deliveries WHERE "
-                                         "provider=? AND provider_ref=?",
-                                         (provider, provider_ref)).fetchall()
-                return [r[0] for r in rows]
-            return []
-        return await self._run(read)
-
-    async def outbox(self, limit: int = 1000, *,
-                     after: int = 0) -> list[tuple[int, str, bytes, bool]]:
-        """The oldest queued MQTT messages ``(seq, topic, payload, retain)``, seq > ``after``."""
-        def read() -> list[tuple[int, str, bytes, bool]]:
-            return [(r[0], r[1], bytes(r[2]), bool(r[3])) for r in self.conn.execute(
-                "SELECT seq, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq "
-                "LIMIT ?", (after, limit))]
-        return await self._run(read)
-
-    async def meta_get(self, key: str) -> str | None:
-        """A value the host keeps in the store's ``meta`` table (e.g. published discovery)."""
-        def read() -> str | None:
-            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-            return str(row[0]) if row else None
-        return await self._run(read)
-
-    async def counter(self, key: str, window_start: datetime) -> int:
-        """A rate counter's value in the window starting at ``window_start``."""
-        def read() -> int:
-            row = self.conn.execute("SELECT value, window_start FROM counters WHERE key=?",
-                                    (key,)).fetchone()
-            if row is None or row[1] != window_start.isoformat():
-                return 0
-            return int(row[0])
-        return await self._run(read)
-
-    async def events(self, alert_id: str) -> list[dict[str, Any]]:
-        """The event log of an alert, oldest first."""
-        def read() -> list[dict[str, Any]]:
-            cols = ("delivery_id", "at", "kind", "from_state", "to_state", "provider_status",
-                    "reason")
-            return [dict(zip(cols, r, strict=True)) for r in self.conn.execute(
-                "SELECT delivery_id, at, kind, from_state, to_state, provider_status, reason "
-                "FROM events WHERE alert_id=? ORDER BY seq", (alert_id,))]
-        return await self._run(read)
-
-    async def recent_alerts(self, limit: int = 50) -> list[tuple[Alert, str, bool, datetime]]:
-        """The newest alerts ``(alert, state, final, updated_at)``, open ones first (web page)."""
-        def read() -> list[tuple[Alert, str, bool, datetime]]:
-            return [(Alert.from_json(json.loads(r[0])), str(r[1]), bool(r[2]),
-                     datetime.fromisoformat(r[3])) for r in self.conn.execute(
-                "SELECT data, state, final, updated_at FROM alerts "
-                "ORDER BY final, created_at DESC LIMIT ?", (limit,))]
-        return await self._run(read)
-
-    async def stats(self) -> dict[str, Any]:
-        """Counts for metrics: deliveries by state and provider, open alerts, outbox depth."""
-        def read() -> dict[str, Any]:
-            conn = self.conn
-            by_state = {f"{r[0]}|{r[1]}": r[2] for r in conn.execute(
-                "SELECT provider, state, COUNT(*) FROM deliveries GROUP BY provider, state")}
-            return {
-                "deliveries": by_state,
-                "alerts_open": conn.execute("SELECT COUNT(*) FROM alerts WHERE final=0")
-                .fetchone()[0],
-                "alerts_total": conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0],
-                "outbox": conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
-            }
-        return await self._run(read)
-
-
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
     """Tell a waiting committer how its write ended."""
     if future.done():
@@ -388,18 +368,3 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-def _stored(row: tuple[str, str, str | None]) -> StoredDelivery:
-    return StoredDelivery(delivery=Delivery.from_json(json.loads(row[0])), phase=row[1],
-                          submission_id=row[2])
-
-
-def _submission(row: tuple[str, str, str | None, str, str]) -> StoredSubmission:
-    payload = json.loads(row[4])
-    items = tuple(SubmittedItem(delivery_id=i["delivery_id"], number=i["number"],
-                                provider_message_id=i.get("provider_message_id"))
-                  for i in payload["items"])
-    return StoredSubmission(id=row[0], provider=row[1], submission=Submission(
-        provider_ref=row[2], items=items, submitted_at=datetime.fromisoformat(row[3]),
-        data=payload["data"]))

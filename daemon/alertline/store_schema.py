@@ -1,5 +1,12 @@
 """The SQLite schema, as numbered migrations (the store applies those it has not yet)."""
 
+import logging
+import sqlite3
+
+_LOGGER = logging.getLogger(__name__)
+
+AUTO_VACUUM_INCREMENTAL = 2
+
 MIGRATIONS: list[str] = [
     # 1: the initial schema
     """
@@ -71,4 +78,26 @@ MIGRATIONS: list[str] = [
         data TEXT NOT NULL
     );
     """,
+    # 2: retention (#12.14) finds finished alerts by age, and an alert's idempotency keys; the
+    # switch to auto_vacuum=INCREMENTAL that goes with it is ensure_incremental_vacuum()
+    """
+    CREATE INDEX alerts_finished ON alerts(updated_at) WHERE final = 1;
+    CREATE INDEX idempotency_alert ON idempotency(alert_id);
+    CREATE INDEX deliveries_submission ON deliveries(submission_id);
+    """,
 ]
+
+
+def ensure_incremental_vacuum(conn: sqlite3.Connection, path: str) -> None:
+    """Make the file give pages freed by retention back (``auto_vacuum=INCREMENTAL``).
+
+    A new file gets the setting before its first table; a file made before schema version 2 has
+    ``auto_vacuum=NONE``, which only a ``VACUUM`` can change: done once here (it rewrites the file
+    and needs as much free space again, so it is logged).
+    """
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == AUTO_VACUUM_INCREMENTAL:
+        return
+    _LOGGER.warning("store %s: switching to incremental vacuum (a one-time VACUUM that rewrites "
+                    "the file)", path)
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    conn.execute("VACUUM")
