@@ -33,9 +33,8 @@ def uv_command() -> list[str]:
 def base_python() -> str:
     """Python 3.13 for the venv: ``ALERTLINE_HASS_PYTHON`` (set by the Makefile) or the
     interpreter the test venv was made from."""
-    chosen: str = os.environ.get("ALERTLINE_HASS_PYTHON") or getattr(
-        sys, "_base_executable", sys.executable)
-    return chosen
+    return os.environ.get("ALERTLINE_HASS_PYTHON") or str(
+        getattr(sys, "_base_executable", sys.executable))
 
 
 def ensure_hass_venv(root: Path, version: str) -> Path:
