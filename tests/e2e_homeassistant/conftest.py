@@ -15,6 +15,7 @@ from tests.e2e_homeassistant.package_index import (
     serve_index,
     write_simple_index,
 )
+from tools.build_integration_zip import build_zip
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +30,14 @@ def minimum_hass_version() -> str:
 def hass_python() -> Path:
     """Python of a venv with only ``homeassistant==<hacs.json minimum>`` (cached)."""
     return ensure_hass_venv(PROJECT / ".venv-hass", minimum_hass_version())
+
+
+@pytest.fixture
+def integration_zip(tmp_path: Path) -> Path:
+    """The zip the release attaches for HACS, built from the checkout."""
+    out = tmp_path / "release" / "alertline.zip"
+    build_zip(PROJECT, out)
+    return out
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import signal
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,22 +95,12 @@ class HassLog:
             self._waiters.remove(waiter)
 
 
-def write_config(config_dir: Path, port: int, component: Path) -> None:
-    """A minimal configuration plus the component copied in as HACS would."""
+def write_config(config_dir: Path, port: int, integration_zip: Path) -> None:
+    """A minimal configuration, and the release zip unpacked where HACS unpacks it."""
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=port))
-    target = config_dir / "custom_components" / "alertline"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ignore = {"__pycache__"}
-    for source in component.rglob("*"):
-        if ignore.intersection(source.relative_to(component).parts):
-            continue
-        destination = target / source.relative_to(component)
-        if source.is_dir():
-            destination.mkdir(parents=True, exist_ok=True)
-        else:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(source.read_bytes())
+    with zipfile.ZipFile(integration_zip) as archive:
+        archive.extractall(config_dir / "custom_components" / "alertline")
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 The pytest harness of Home Assistant hides what users meet: it turns off blocking-call detection
 for ``open`` and ``import_module`` and never installs requirements. This test starts Home
-Assistant ``<hacs.json minimum>`` from a venv that holds nothing else, copies the component into
-``<config>/custom_components/`` as HACS does, and serves the wheel built from this checkout from a
-PEP 503 index on loopback. Home Assistant's own installer (``uv pip install``, which reads
+Assistant ``<hacs.json minimum>`` from a venv that holds nothing else, unpacks the release zip
+(``tools/build_integration_zip.py``) into ``<config>/custom_components/alertline`` as HACS does,
+and serves the wheel built from this checkout from a PEP 503 index on loopback. Home Assistant's own installer (``uv pip install``, which reads
 ``UV_EXTRA_INDEX_URL``) installs the library when the config flow is opened. Everything else goes
 through the REST and websocket APIs a user's browser uses: onboarding, the config flow with the
 simulator, a route subentry, ``notify.send_message`` followed to a final report, ``alertline.send``
@@ -60,7 +60,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def hass(hass_python: Path, package_index: PackageIndex,
+async def hass(hass_python: Path, package_index: PackageIndex, integration_zip: Path,
                tmp_path: Path) -> AsyncIterator[HassProcess]:
     """A running Home Assistant whose only way to get alertline is the loopback index."""
     for name in _DROPPED_ENV:
@@ -69,7 +69,7 @@ async def hass(hass_python: Path, package_index: PackageIndex,
     log_file = PROJECT / ".venv-hass" / "last-run.log"  # kept for a look after a failure
     log_file.parent.mkdir(exist_ok=True)
     log_file.write_text("")
-    write_config(tmp_path / "config", port, PROJECT / "custom_components" / "alertline")
+    write_config(tmp_path / "config", port, integration_zip)
     process = HassProcess(
         python=hass_python, config_dir=tmp_path / "config", port=port, log=HassLog(),
         log_file=log_file,
