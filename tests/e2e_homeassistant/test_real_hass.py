@@ -1,15 +1,16 @@
 """alertline in a real ``hass`` process, installed the way Home Assistant installs dependencies.
 
 The pytest harness of Home Assistant hides what users meet: it turns off blocking-call detection
-for ``open`` and ``import_module`` and never installs requirements. This test starts Home
-Assistant ``<hacs.json minimum>`` from a venv that holds nothing else, unpacks the release zip
+for ``open`` and ``import_module`` and never installs requirements. This test starts Home Assistant
+``<hacs.json minimum>`` from a venv that holds nothing else, unpacks the release zip
 (``tools/build_integration_zip.py``) into ``<config>/custom_components/alertline`` as HACS does,
-and serves the wheel built from this checkout from a PEP 503 index on loopback. Home Assistant's own installer (``uv pip install``, which reads
-``UV_EXTRA_INDEX_URL``) installs the library when the config flow is opened. Everything else goes
-through the REST and websocket APIs a user's browser uses: onboarding, the config flow with the
-simulator, a route subentry, ``notify.send_message`` followed to a final report, ``alertline.send``
-with response data, diagnostics, a reload, and a restart of the process that resumes an open
-delivery. The log must show no blocking call, no slow setup and nothing above INFO from alertline.
+and serves the wheel built from this checkout from a PEP 503 index on loopback. Home Assistant's
+own installer (``uv pip install``, which reads ``UV_EXTRA_INDEX_URL``) installs the library when
+the config flow is opened. Everything else goes through the REST and websocket APIs a user's
+browser uses: onboarding, the config flow with the simulator, a route subentry,
+``notify.send_message`` followed to a final report, ``alertline.send`` with response data,
+diagnostics, a reload, and a restart of the process that resumes an open delivery. The log must
+show no blocking call, no slow setup and nothing above INFO from alertline.
 
 One check is bypassed, only here: Home Assistant 2026.2 requires Python >= 3.13.2, this machine
 has 3.13.0. The venv is resolved with ``uv --python-version 3.13.2`` (``hass_venv.py``) and the
