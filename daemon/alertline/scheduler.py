@@ -51,7 +51,7 @@ class ApsScheduler:
 
     def call_at(self, key: str, when: datetime, job: Job) -> None:
         """Run ``job`` at ``when`` (replacing any job with ``key``)."""
-        self._scheduler.add_job(_guarded(key, job), id=key, replace_existing=True,
+        self._scheduler.add_job(_guarded(key, job), id=key, name=key, replace_existing=True,
                                 trigger=DateTrigger(run_date=when, timezone=UTC))
 
     def cancel(self, key: str) -> None:
