@@ -10,8 +10,9 @@ import pytest
 
 from tests.e2e_homeassistant.hass_venv import ensure_hass_venv
 from tests.e2e_homeassistant.package_index import (
+    Artefacts,
     PackageIndex,
-    build_wheel,
+    build_release,
     serve_index,
     write_simple_index,
 )
@@ -40,10 +41,15 @@ def integration_zip(tmp_path: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def release_artefacts(tmp_path_factory: pytest.TempPathFactory) -> Artefacts:
+    """The sdist and wheel of the checkout, built once per session."""
+    return build_release(PROJECT, tmp_path_factory.mktemp("dist"))
+
+
 @pytest.fixture
-def package_index(tmp_path: Path) -> Iterator[PackageIndex]:
+def package_index(release_artefacts: Artefacts, tmp_path: Path) -> Iterator[PackageIndex]:
     """The checkout's wheel, served from a simple index on loopback."""
-    wheel = build_wheel(PROJECT, tmp_path / "dist")
-    write_simple_index(tmp_path / "index", wheel)
+    write_simple_index(tmp_path / "index", release_artefacts.wheel)
     with serve_index(tmp_path / "index") as index:
         yield index

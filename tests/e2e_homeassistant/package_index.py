@@ -20,14 +20,24 @@ from typing import Any
 from tests.e2e_homeassistant.hass_venv import uv_command
 
 
-def build_wheel(project: Path, out_dir: Path) -> Path:
-    """The wheel of the library, built from the working tree with uv's isolated build."""
-    subprocess.run([*uv_command(), "build", "--quiet", "--wheel", "--out-dir", str(out_dir),
-                    str(project)], check=True, timeout=300)
+@dataclass(frozen=True)
+class Artefacts:
+    """What a release uploads to PyPI: the sdist and the wheel built from it."""
+
+    sdist: Path
+    wheel: Path
+
+
+def build_release(project: Path, out_dir: Path) -> Artefacts:
+    """Build as the release does: the sdist from the working tree, the wheel from the sdist
+    (uv's default), so a file missing from the sdist shows up as missing from the wheel."""
+    subprocess.run([*uv_command(), "build", "--quiet", "--out-dir", str(out_dir), str(project)],
+                   check=True, timeout=300)
+    sdists = sorted(out_dir.glob("alertline-*.tar.gz"))
     wheels = sorted(out_dir.glob("alertline-*.whl"))
-    if len(wheels) != 1:
-        raise RuntimeError(f"expected one alertline wheel in {out_dir}, found {wheels}")
-    return wheels[0]
+    if len(sdists) != 1 or len(wheels) != 1:
+        raise RuntimeError(f"expected one sdist and one wheel in {out_dir}: {sdists}, {wheels}")
+    return Artefacts(sdist=sdists[0], wheel=wheels[0])
 
 
 def write_simple_index(root: Path, wheel: Path) -> None:
