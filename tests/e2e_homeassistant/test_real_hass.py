@@ -21,7 +21,6 @@ launcher lowers ``homeassistant.const.REQUIRED_PYTHON_VER`` to the running versi
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -62,10 +61,10 @@ def free_port() -> int:
 
 @pytest.fixture
 async def hass(hass_python: Path, package_index: PackageIndex, integration_zip: Path,
-               tmp_path: Path) -> AsyncIterator[HassProcess]:
+               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HassProcess]:
     """A running Home Assistant whose only way to get alertline is the loopback index."""
     for name in _DROPPED_ENV:
-        os.environ.pop(name, None)  # the process gets os.environ; no checkout on its path
+        monkeypatch.delenv(name, raising=False)  # hass inherits the environment: no checkout
     port = free_port()
     log_file = PROJECT / ".venv-hass" / "last-run.log"  # kept for a look after a failure
     log_file.parent.mkdir(exist_ok=True)
