@@ -11,6 +11,8 @@ HA_TEST_PACKAGE := pytest-homeassistant-custom-component==0.13.316
 # the real-hass end-to-end test runs in its own venv (.venv-hass/, cached per Home Assistant
 # version from hacs.json); it is not part of the library runs
 E2E_TESTS := tests/e2e_homeassistant
+# -p no:homeassistant: the harness plugin would block sockets and patch what the test must see
+E2E_RUN = ALERTLINE_HASS_PYTHON=$(PY313) .venv/bin/pytest $(PYTEST_FLAGS) -p no:homeassistant $(E2E_TESTS)
 PYTEST_FLAGS ?= -q -p no:cacheprovider -p no:sugar
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -71,7 +73,7 @@ test: system-deps .venv/.installed .venv311/.installed
 	@echo "== library and daemon tests, Python 3.11"
 	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant --ignore=$(E2E_TESTS) tests
 	@echo "== Home Assistant end to end: a real hass process installs and runs alertline"
-	$(MAKE) --no-print-directory test-e2e
+	$(E2E_RUN)
 	@echo "== lint and types"
 	$(MAKE) --no-print-directory lint typecheck
 
@@ -81,9 +83,8 @@ test-lib: system-deps .venv311/.installed
 test-ha: .venv/.installed
 	.venv/bin/pytest $(PYTEST_FLAGS) tests/homeassistant
 
-# -p no:homeassistant: the harness plugin would block sockets and patch what the test must see
 test-e2e: .venv/.installed
-	ALERTLINE_HASS_PYTHON=$(PY313) .venv/bin/pytest $(PYTEST_FLAGS) -p no:homeassistant $(E2E_TESTS)
+	$(E2E_RUN)
 
 lint: .venv311/.installed
 	.venv311/bin/ruff check .
