@@ -28,7 +28,7 @@ def test_runs_on_version_tags_only() -> None:
 def test_checks_the_tag_then_builds_sdist_wheel_and_the_hacs_zip() -> None:
     build = commands(workflow()["jobs"]["build"])
     assert 'tools/check_release.py --tag "$GITHUB_REF_NAME"' in build
-    assert "--sdist --wheel --outdir dist/" in build
+    assert "python -m build --outdir dist/" in build  # sdist, then the wheel from it
     filename = json.loads((PROJECT / "hacs.json").read_text())["filename"]
     assert f"tools/build_integration_zip.py release/{filename}" in build
 
