@@ -8,10 +8,15 @@ PYTHON ?= python3
 PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13))
 PY311 ?= $(firstword $(wildcard /usr/bin/python3.11 $(HOME)/.pyenv/versions/3.11*/bin/python3.11 /usr/local/bin/python3.11))
 HA_TEST_PACKAGE := pytest-homeassistant-custom-component==0.13.316
+# the real-hass end-to-end test runs in its own venv (.venv-hass/, cached per Home Assistant
+# version from hacs.json); it is not part of the library runs
+E2E_TESTS := tests/e2e_homeassistant
+# -p no:homeassistant: the harness plugin would block sockets and patch what the test must see
+E2E_RUN = ALERTLINE_HASS_PYTHON=$(PY313) .venv/bin/pytest $(PYTEST_FLAGS) -p no:homeassistant $(E2E_TESTS)
 PYTEST_FLAGS ?= -q -p no:cacheprovider -p no:sugar
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run test test-lib test-lib311 test-ha lint typecheck bench system-deps clean
+.PHONY: help run test test-lib test-lib311 test-ha test-e2e lint typecheck bench system-deps clean
 
 help:
 	@echo "make run    start the daemon (embedded broker + simulator when nothing is configured)"
@@ -29,11 +34,18 @@ run: .venv-run/.installed
 	.venv-run/bin/alertline run $(if $(CONFIG),--config $(CONFIG),)
 
 # --- test -------------------------------------------------------------------------------------
+# Debian packages the tests use: Mosquitto (MQTT tests start their own brokers), PostgreSQL and
+# Chromium with its driver (store and page tests). apt-get runs only when one of them is missing.
+SYSTEM_PACKAGES := mosquitto mosquitto-clients postgresql chromium chromium-driver
+
 system-deps:
-	@command -v mosquitto >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2>&1 || { \
-	  echo "installing mosquitto and mosquitto-clients"; \
+	@missing="$$(for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing" $$missing; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	fi
 	@# the packaged service is not needed: tests start their own brokers on free ports
 	@-$(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || true
 
@@ -52,27 +64,34 @@ system-deps:
 	touch $@
 
 test: system-deps .venv/.installed .venv311/.installed
+	@echo "== release files agree (pyproject.toml, manifest.json, hacs.json)"
+	.venv311/bin/python tools/check_release.py
 	@echo "== library and daemon tests, Python 3.13"
-	.venv/bin/pytest $(PYTEST_FLAGS) -p no:homeassistant --ignore=tests/homeassistant tests
+	.venv/bin/pytest $(PYTEST_FLAGS) -p no:homeassistant --ignore=tests/homeassistant --ignore=$(E2E_TESTS) tests
 	@echo "== Home Assistant integration tests, Python 3.13"
 	.venv/bin/pytest $(PYTEST_FLAGS) tests/homeassistant
 	@echo "== library and daemon tests, Python 3.11"
-	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant tests
+	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant --ignore=$(E2E_TESTS) tests
+	@echo "== Home Assistant end to end: a real hass process installs and runs alertline"
+	$(E2E_RUN)
 	@echo "== lint and types"
 	$(MAKE) --no-print-directory lint typecheck
 
 test-lib: system-deps .venv311/.installed
-	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant tests
+	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant --ignore=$(E2E_TESTS) tests
 
 test-ha: .venv/.installed
 	.venv/bin/pytest $(PYTEST_FLAGS) tests/homeassistant
+
+test-e2e: .venv/.installed
+	$(E2E_RUN)
 
 lint: .venv311/.installed
 	.venv311/bin/ruff check .
 
 typecheck: .venv311/.installed .venv/.installed
 	.venv311/bin/mypy
-	.venv311/bin/mypy --strict --exclude tests/homeassistant tests bench
+	.venv311/bin/mypy --strict --exclude tests/homeassistant tests bench tools
 	.venv/bin/mypy --strict --python-version 3.13 --explicit-package-bases --namespace-packages \
 	  custom_components/alertline tests/homeassistant
 
@@ -80,4 +99,4 @@ bench: system-deps .venv311/.installed
 	.venv311/bin/python -m bench
 
 clean:
-	rm -rf .venv .venv311 .venv-run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv311 .venv-run .venv-hass .pytest_cache .mypy_cache .ruff_cache

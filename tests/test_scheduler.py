@@ -6,6 +6,8 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+import apscheduler.schedulers.base
+import apscheduler.triggers.date
 import pytest
 
 from alertline.clock import ManualClock, SystemClock
@@ -203,3 +205,24 @@ async def test_aps_scheduler_runs_missed_jobs_and_survives_failures(
         finally:
             scheduler.shutdown()
     assert "scheduled job broken failed" in caplog.text
+
+
+async def test_aps_scheduler_never_asks_tzlocal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tzlocal reads files and imports tzdata: blocking calls inside Home Assistant's loop."""
+    def refuse() -> None:
+        raise AssertionError("tzlocal consulted")
+
+    monkeypatch.setattr(apscheduler.schedulers.base, "get_localzone", refuse)
+    monkeypatch.setattr(apscheduler.triggers.date, "get_localzone", refuse)
+    scheduler = ApsScheduler()
+    done = asyncio.Event()
+
+    async def job() -> None:
+        done.set()
+
+    scheduler.start()
+    try:
+        scheduler.call_at("soon", datetime.now(UTC) + timedelta(milliseconds=5), job)
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        scheduler.shutdown()

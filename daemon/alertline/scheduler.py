@@ -10,7 +10,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,13 +43,16 @@ class ApsScheduler:
     """APScheduler 3 (asyncio) behind the :class:`Scheduler` protocol."""
 
     def __init__(self) -> None:
-        self._scheduler = AsyncIOScheduler(job_defaults={
+        # An explicit time zone: without one, APScheduler asks tzlocal, which reads
+        # /etc/timezone and imports tzdata inside the event loop (Home Assistant reports those
+        # blocking calls). Run dates are aware datetimes, so the zone only names "now".
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
             "misfire_grace_time": None, "coalesce": True, "max_instances": 1})
 
     def call_at(self, key: str, when: datetime, job: Job) -> None:
         """Run ``job`` at ``when`` (replacing any job with ``key``)."""
-        self._scheduler.add_job(_guarded(key, job), trigger=DateTrigger(run_date=when), id=key,
-                                replace_existing=True)
+        self._scheduler.add_job(_guarded(key, job), id=key, name=key, replace_existing=True,
+                                trigger=DateTrigger(run_date=when, timezone=UTC))
 
     def cancel(self, key: str) -> None:
         """Forget the job with ``key``, if any."""

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from .base import Provider, ProviderContext
+from .exolve_voice import ADAPTER as EXOLVE_VOICE
+from .fortytwo_voice import ADAPTER as FORTYTWO_VOICE
+from .retarus_sms import ADAPTER as RETARUS_SMS
+from .retarus_sms_http import ADAPTER as RETARUS_SMS_HTTP
+from .retarus_voice import ADAPTER as RETARUS_VOICE
+from .simulator import ADAPTER as SIMULATOR
 
-# adapter type -> module; imported lazily so an unused adapter costs nothing (zeep is heavy)
-BUILTIN_ADAPTERS: dict[str, str] = {
-    "simulator": "alertline.providers.simulator",
-    "retarus_sms": "alertline.providers.retarus_sms",
-    "retarus_sms_http": "alertline.providers.retarus_sms_http",
-    "retarus_voice": "alertline.providers.retarus_voice",
-    "exolve_voice": "alertline.providers.exolve_voice",
-    "fortytwo_voice": "alertline.providers.fortytwo_voice",
+# Imported eagerly: a lazy ``import_module`` runs wherever the first lookup happens, and inside
+# Home Assistant that is the event loop (a blocking import it reports). Importing ``alertline``
+# once, off the loop, brings every adapter along.
+BUILTIN_ADAPTERS: dict[str, type[Provider]] = {
+    adapter.type: adapter
+    for adapter in (SIMULATOR, RETARUS_SMS, RETARUS_SMS_HTTP, RETARUS_VOICE, EXOLVE_VOICE,
+                    FORTYTWO_VOICE)
 }
 
 
@@ -25,10 +29,7 @@ def adapter_types() -> list[str]:
 
 def adapter_class(adapter_type: str) -> type[Provider]:
     """The class implementing ``adapter_type``; KeyError if there is none."""
-    module_name = BUILTIN_ADAPTERS[adapter_type]
-    module = importlib.import_module(module_name)
-    cls: type[Provider] = module.ADAPTER
-    return cls
+    return BUILTIN_ADAPTERS[adapter_type]
 
 
 def create_provider(name: str, adapter_type: str, options: dict[str, Any],

@@ -1,0 +1,1 @@
+"""Tests of the maintainer tools in ``tools/``."""

@@ -1,0 +1,1 @@
+"""Maintainer tools (release checks); not part of the installed library."""
