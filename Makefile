@@ -68,8 +68,13 @@ test: system-deps .venv/.installed .venv311/.installed
 	.venv311/bin/python tools/check_release.py
 	@echo "== library and daemon tests, Python 3.13"
 	.venv/bin/pytest $(PYTEST_FLAGS) -p no:homeassistant --ignore=tests/homeassistant --ignore=$(E2E_TESTS) tests
-	@echo "== Home Assistant integration tests, Python 3.13"
-	.venv/bin/pytest $(PYTEST_FLAGS) tests/homeassistant
+	@echo "== Home Assistant integration tests, Python 3.13 (with line coverage: the quality scale)"
+	COVERAGE_FILE=.coverage-ha .venv/bin/pytest $(PYTEST_FLAGS) --cov=custom_components/alertline \
+	  --cov-report= tests/homeassistant
+	.venv/bin/coverage report --data-file=.coverage-ha --fail-under=95 \
+	  --include='*/custom_components/alertline/*'
+	.venv/bin/coverage report --data-file=.coverage-ha --fail-under=100 \
+	  --include='*/custom_components/alertline/config_flow.py'
 	@echo "== library and daemon tests, Python 3.11"
 	.venv311/bin/pytest $(PYTEST_FLAGS) --ignore=tests/homeassistant --ignore=$(E2E_TESTS) tests
 	@echo "== Home Assistant end to end: a real hass process installs and runs alertline"
@@ -99,4 +104,4 @@ bench: system-deps .venv311/.installed
 	.venv311/bin/python -m bench
 
 clean:
-	rm -rf .venv .venv311 .venv-run .venv-hass .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv311 .venv-run .venv-hass .pytest_cache .mypy_cache .ruff_cache .coverage-ha
