@@ -1,4 +1,5 @@
-"""Home Assistant MQTT discovery: a notify entity per route, sensors, one device, availability.
+"""Home Assistant MQTT discovery: a notify entity per route, sensors (last alert, statistics, who
+is on call per schedule, each heartbeat's state), one device, availability.
 
 Config messages are retained under ``<prefix>/<component>/<node>/<object>/config``. The topics
 published last time are remembered in the store, so a route removed from the configuration gets
@@ -62,6 +63,18 @@ def discovery_messages(config: Config, topics: Topics, *, node: str) -> dict[str
         configs[topics.discovery_config("sensor", node, f"{route}_last_alert")] = _state_sensor(
             common, f"{route} last alert", f"{node}_{route}_last_alert",
             topics.route_last_report(route))
+    for name in sorted(config.schedules.by_name):
+        configs[topics.discovery_config("sensor", node, f"oncall_{name}")] = {
+            **common, "name": f"On call {name}", "unique_id": f"{node}_oncall_{name}",
+            "state_topic": topics.oncall(name), "json_attributes_topic": topics.oncall(name),
+            "value_template": "{{ value_json.on_call | join(', ') }}",
+            "icon": "mdi:account-clock"}
+    for name in sorted(config.raw.get("heartbeats") or {}):
+        configs[topics.discovery_config("sensor", node, f"heartbeat_{name}")] = {
+            **common, "name": f"Heartbeat {name}", "unique_id": f"{node}_heartbeat_{name}",
+            "state_topic": topics.heartbeat_state(name),
+            "json_attributes_topic": topics.heartbeat_state(name),
+            "value_template": "{{ value_json.state }}", "icon": "mdi:heart-pulse"}
     configs[topics.discovery_config("sensor", node, "last_alert")] = _state_sensor(
         common, "Last alert", f"{node}_last_alert", topics.last_report)
     for key, name, state_class, icon in STAT_SENSORS:

@@ -127,8 +127,18 @@ async def test_turning_discovery_off_removes_every_config(
 
 
 async def test_the_configs_pass_home_assistants_own_discovery_schemas(tmp_path: Path) -> None:
-    config = daemon_config(tmp_path, None)
+    config = daemon_config(
+        tmp_path, None,
+        schedules={"primary": {"time_zone": "Europe/Berlin", "rotations": [
+            {"members": ["alice", "bob"], "start": "2026-01-05T09:00", "shift": "1w"}]}},
+        heartbeats={"backup": {"period": "1d", "grace": "2h", "route": "door",
+                               "message": "Nightly backup did not report"}})
     messages = discovery_messages(config, Topics(), node=node_id("alertline test/1"))
+    # a sensor per schedule (who is on call) and per heartbeat (up/down)
+    oncall = json.loads(messages["homeassistant/sensor/alertline_test_1/oncall_primary/config"])
+    assert oncall["state_topic"] == "alertline/oncall/primary"
+    beat = json.loads(messages["homeassistant/sensor/alertline_test_1/heartbeat_backup/config"])
+    assert beat["state_topic"] == "alertline/heartbeat/backup/state"
     payload = json.dumps({topic: json.loads(body) for topic, body in messages.items()})
 
     process = await asyncio.create_subprocess_exec(
