@@ -253,7 +253,7 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _exolve(config: Config, args: argparse.Namespace) -> int:
-    # adapters are imported on demand, as the registry does
+    # the Exolve tools are only imported for this command
     from .cli_exolve import run_exolve  # noqa: PLC0415
     from .providers.exolve_voice import ExolveVoiceProvider  # noqa: PLC0415
 
