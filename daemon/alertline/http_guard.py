@@ -183,6 +183,10 @@ class _GuardedConnection(asyncio.Protocol):
         self.inner: asyncio.Protocol | None = None
         self.client = ""
         self._linger: asyncio.TimerHandle | None = None
+        # the first request head's deadline, kept here: aiohttp before 3.14 does not close a
+        # connection whose head trickles in (its keep-alive timer only covers idle connections)
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -194,7 +198,16 @@ class _GuardedConnection(asyncio.Protocol):
         inner = self.guard.factory()
         assert isinstance(inner, asyncio.Protocol)
         self.inner = inner
+        self._head_deadline = asyncio.get_running_loop().call_later(
+            self.guard.limits.header_timeout, self._head_overdue, transport)
         inner.connection_made(transport)
+
+    def _head_overdue(self, transport: asyncio.BaseTransport) -> None:
+        self._head_deadline = None
+        self.guard.throttle.warning(  # one budget per client with its refusals: a flood
+            f"client:{self.client}", "closed an HTTP connection from %s: the request head did not arrive within "
+            "%gs (http.header_timeout)", self.client, self.guard.limits.header_timeout)
+        transport.close()
 
     def _refuse(self, transport: asyncio.BaseTransport) -> None:
         """Answer 503 and half-close; what the client still sends is read and dropped until it
@@ -211,6 +224,12 @@ class _GuardedConnection(asyncio.Protocol):
         self._linger = asyncio.get_running_loop().call_later(LINGER, transport.close)
 
     def data_received(self, data: bytes) -> None:
+        if self._head_deadline is not None:
+            seen = self._head_tail + data
+            if b"\r\n\r\n" in seen:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+            self._head_tail = seen[-3:]
         if self.inner is not None:
             self.inner.data_received(data)
 
@@ -228,6 +247,9 @@ class _GuardedConnection(asyncio.Protocol):
             self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None

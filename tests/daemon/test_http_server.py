@@ -75,7 +75,7 @@ async def test_alertmanager_webhook_refuses_what_it_must(
     b'{"alerts": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
     b'{"alerts": [{"labels": ' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}]}",
     b'{"version": "4", "alerts": [], "x": 1' + b"0" * 5000 + b"}",
-])
+], ids=["nested-lists", "nested-objects", "huge-number"])  # short ids: they name temp paths
 async def test_deeply_nested_or_absurd_json_is_a_400_not_a_retried_500(
         tmp_path: Path, broker: Mosquitto, probe: MqttProbe, start_daemon: StartDaemon,
         body: bytes) -> None:

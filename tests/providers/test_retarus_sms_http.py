@@ -525,6 +525,7 @@ async def test_own_client_is_closed(emu: RetarusSmsHttpEmulator, clock: ManualCl
 async def test_credentials_never_logged_or_raised(make: Factory, emu: RetarusSmsHttpEmulator,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # configure_logging (a CLI test) quiets it
     emu.error_bodies = True
     provider = make(param_style="query")
     submission = await provider.submit(batch())

@@ -23,6 +23,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from alertline.web.app import web_for_config
 from alertline.web.views import WebPages
@@ -78,6 +81,13 @@ async def served(manual_engine: EngineHarness,
         await runner.cleanup()
 
 
+def _await_element(driver: webdriver.Chrome, by: str, value: str) -> WebElement:
+    """The element once the page that has it is loaded (a click navigates asynchronously)."""
+    found: WebElement = WebDriverWait(driver, 20).until(
+        expected_conditions.presence_of_element_located((by, value)))
+    return found
+
+
 def _shot(driver: webdriver.Chrome, name: str) -> None:
     folder = os.environ.get("ALERTLINE_SCREENSHOTS")
     if folder:
@@ -106,7 +116,7 @@ async def test_acknowledge_from_the_sms_link_then_operate_the_dashboard(
     _shot(browser, "ack-page.png")
     button = await run(browser.find_element, By.ID, "ack")
     await run(button.click)  # type: ignore[attr-defined]
-    outcome = await run(browser.find_element, By.ID, "outcome")
+    outcome = await run(_await_element, browser, By.ID, "outcome")
     assert "Acknowledged by alice" in outcome.text  # type: ignore[attr-defined]
     report = await engine.report(alert.alert_id)
     assert report.status.acknowledged is not None
@@ -121,15 +131,17 @@ async def test_acknowledge_from_the_sms_link_then_operate_the_dashboard(
         box = await run(browser.find_element, By.ID, field)
         await run(box.send_keys, value)  # type: ignore[attr-defined]
     await run((await run(browser.find_element, By.ID, "login")).click)  # type: ignore[attr-defined]
-    await run(browser.find_element, By.LINK_TEXT, "Basement")
+    await run(_await_element, browser, By.LINK_TEXT, "Basement")
     _shot(browser, "dashboard.png")
     await run((await run(browser.find_element, By.LINK_TEXT, "Basement")).click)  # type: ignore[attr-defined]
-    timeline = await run(browser.find_element, By.ID, "timeline")
+    timeline = await run(_await_element, browser, By.ID, "timeline")
     assert "submitted" in timeline.text and "ack" in timeline.text  # type: ignore[attr-defined]
     _shot(browser, "alert.png")
 
     await run(browser.get, f"{base}/alerts/{other.alert_id}")
-    await run((await run(browser.find_element, By.ID, "cancel")).click)  # type: ignore[attr-defined]
-    state = await run(browser.find_element, By.ID, "state")
-    assert state.text != ""  # type: ignore[attr-defined]
+    cancel = await run(browser.find_element, By.ID, "cancel")
+    await run(cancel.click)  # type: ignore[attr-defined]
+    await run(WebDriverWait(browser, 20).until, expected_conditions.staleness_of(cancel))
+    body = await run(_await_element, browser, By.TAG_NAME, "body")
+    assert "Cancel" not in body.text  # type: ignore[attr-defined]  # nothing left to cancel
     assert (await engine.report(other.alert_id)).status.cancelled
