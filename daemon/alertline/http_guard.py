@@ -205,8 +205,9 @@ class _GuardedConnection(asyncio.Protocol):
     def _head_overdue(self, transport: asyncio.BaseTransport) -> None:
         self._head_deadline = None
         self.guard.throttle.warning(  # one budget per client with its refusals: a flood
-            f"client:{self.client}", "closed an HTTP connection from %s: the request head did not arrive within "
-            "%gs (http.header_timeout)", self.client, self.guard.limits.header_timeout)
+            f"client:{self.client}", "closed an HTTP connection from %s: the request head did "
+            "not arrive within %gs (http.header_timeout)", self.client,
+            self.guard.limits.header_timeout)
         transport.close()
 
     def _refuse(self, transport: asyncio.BaseTransport) -> None:

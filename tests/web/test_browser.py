@@ -16,6 +16,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from aiohttp import web
@@ -139,8 +140,8 @@ async def test_acknowledge_from_the_sms_link_then_operate_the_dashboard(
     _shot(browser, "alert.png")
 
     await run(browser.get, f"{base}/alerts/{other.alert_id}")
-    cancel = await run(browser.find_element, By.ID, "cancel")
-    await run(cancel.click)  # type: ignore[attr-defined]
+    cancel = cast(WebElement, await run(browser.find_element, By.ID, "cancel"))
+    await run(cancel.click)
     await run(WebDriverWait(browser, 20).until, expected_conditions.staleness_of(cancel))
     body = await run(_await_element, browser, By.TAG_NAME, "body")
     assert "Cancel" not in body.text  # type: ignore[attr-defined]  # nothing left to cancel
