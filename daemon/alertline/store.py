@@ -173,14 +173,16 @@ class Store(StoreOps, StoreReads):
         """Flush pending writes and close; while the store is failing, one last attempt only
         (what it cannot keep fails with :class:`StoreUnavailableError`: it was never confirmed)."""
         self._closing.set()
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._run(self._conn.close)
-            self._conn = None
-        self._unlock()
-        self._executor.shutdown(wait=True)
+        try:
+            if self._flusher is not None:
+                await asyncio.shield(self._flusher)
+        finally:  # a last write that failed must not keep the lock: the next open would fail
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._run(self._conn.close)
+                self._conn = None
+            self._unlock()
+            self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
