@@ -146,6 +146,21 @@ def rate_limit_of(value: RateLimitSetting) -> tuple[int, float] | None:
     return jobs, window
 
 
+class RateLimitSwitch:
+    """The "admit N jobs per window" switch of both Retarus SMS emulators."""
+
+    _rate_limit: tuple[int, float] | None = None
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """``(N, window)``: at most N jobs admitted in any window seconds; None = unlimited."""
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: RateLimitSetting) -> None:
+        self._rate_limit = rate_limit_of(value)
+
+
 def parse_rate_limit(text: str) -> tuple[int, float]:
     """The command line's ``N`` or ``N/SECONDS``."""
     jobs, _, window = text.partition("/")
@@ -162,7 +177,7 @@ class _Reject(Exception):
         self.retry_after = retry_after
 
 
-class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
+class RetarusSmsEmulator(RateLimitSwitch, EmulatorServer[ReceivedRequest]):
     """A stateful, in-process Retarus SMS REST v1 server for tests, manual trials and benchmarks."""
 
     prefix = PREFIX
@@ -199,15 +214,6 @@ class RetarusSmsEmulator(EmulatorServer[ReceivedRequest]):
         router.add_get(f"{PREFIX}/version", self._version)
 
     # --- control API for tests ---------------------------------------------------------------
-    @property
-    def rate_limit(self) -> tuple[int, float] | None:
-        """``(N, window)``: at most N jobs admitted in any window seconds; None = unlimited."""
-        return self._rate_limit
-
-    @rate_limit.setter
-    def rate_limit(self, value: RateLimitSetting) -> None:
-        self._rate_limit = rate_limit_of(value)
-
     @property
     def jobs(self) -> dict[str, Job]:
         """Accepted jobs by id."""

@@ -34,6 +34,7 @@ from .retarus_sms import (
     GSM_7BIT,
     SENDER_RE,
     RateLimitSetting,
+    RateLimitSwitch,
     parse_rate_limit,
     rate_limit_of,
     sms_parts,
@@ -131,7 +132,7 @@ class ReceivedRequest:
         return {**self.query, **self.body}
 
 
-class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
+class RetarusSmsHttpEmulator(RateLimitSwitch, EmulatorServer[ReceivedRequest]):
     """A stateful, in-process Retarus HTTP Simple server for tests and manual trials."""
 
     prefix = PREFIX
@@ -167,15 +168,6 @@ class RetarusSmsHttpEmulator(EmulatorServer[ReceivedRequest]):
         router.add_get(f"{PREFIX}/reports", self._report)
 
     # --- control API for tests ---------------------------------------------------------------
-    @property
-    def rate_limit(self) -> tuple[int, float] | None:
-        """``(N, window)``: at most N jobs (``POST /sms``) per window seconds; None = no limit."""
-        return self._rate_limit
-
-    @rate_limit.setter
-    def rate_limit(self, value: RateLimitSetting) -> None:
-        self._rate_limit = rate_limit_of(value)
-
     def fail_next(self, status: int = 500, *, count: int = 1, path: str | None = None,
                   body: str = "", retry_after: float | None = None) -> None:
         """Answer the next ``count`` requests (to ``path``, e.g. "/sms") with ``status``."""
