@@ -8,6 +8,7 @@ it, so minutes of rate-limited traffic run in a second, through real HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from alertline.engine import Engine
+from alertline.engine import Accepted, Engine
 from alertline.errors import ConfigError, ProviderError, RateLimitedError
 from alertline.model import AlertState, DeliveryState
 from alertline.request import parse_request
@@ -92,8 +93,11 @@ async def test_twenty_alerts_one_job_per_window_are_all_delivered(
         assert report.state is AlertState.DELIVERED, report.to_json()
 
 
-async def test_alerts_refused_meanwhile_gather_into_the_next_job(
-        manual_engine: EngineHarness) -> None:
+@contextlib.asynccontextmanager
+async def window_taken(manual_engine: EngineHarness) -> AsyncIterator[
+        tuple[HeldClock, RetarusSmsEmulator, Engine, Accepted, asyncio.Event]]:
+    """An engine on a held clock whose provider admits one job per window, the window already
+    taken by a first alert; the event is set when the provider next refuses."""
     clock = manual_engine.clock = HeldClock(T0)
     async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock, step_seconds=1.0,
                                   rate_limit=(1, WINDOW)) as emulator:
@@ -102,6 +106,12 @@ async def test_alerts_refused_meanwhile_gather_into_the_next_job(
         first = await manual_engine.send(engine, to=numbers(1))  # takes the window
         refused = asyncio.Event()
         engine.on_provider_error(lambda error: refused.set())
+        yield clock, emulator, engine, first, refused
+
+
+async def test_alerts_refused_meanwhile_gather_into_the_next_job(
+        manual_engine: EngineHarness) -> None:
+    async with window_taken(manual_engine) as (clock, emulator, engine, first, refused):
         clock.hold()  # the pause lasts until every other alert has arrived
         second = await engine.accept(parse_request({"message": "Water leak",
                                                     "to": numbers(2)[1]}))
@@ -245,14 +255,7 @@ async def test_in_real_time_every_alert_gets_through_a_limited_provider(tmp_path
 
 async def test_high_priority_goes_first_when_the_provider_admits_again(
         manual_engine: EngineHarness) -> None:
-    clock = manual_engine.clock = HeldClock(T0)
-    async with RetarusSmsEmulator(user=USER, password=PASSWORD, clock=clock, step_seconds=1.0,
-                                  rate_limit=(1, WINDOW)) as emulator:
-        engine = await manual_engine.start(make_config(providers={
-            "retarus": retarus_options(emulator)}))
-        await manual_engine.send(engine, to=numbers(1))  # takes the window
-        refused = asyncio.Event()
-        engine.on_provider_error(lambda error: refused.set())
+    async with window_taken(manual_engine) as (clock, emulator, engine, _first, refused):
         clock.hold()
         normal = numbers(8)[1:7]
         await engine.accept(parse_request({"message": "Water leak", "to": normal[0]}))
