@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,6 +111,28 @@ async def test_closing_a_failing_store_fails_what_it_could_not_keep(tmp_path: Pa
         with pytest.raises(StoreUnavailableError, match="not kept"):
             await waiting[-1]
         disk.free()
+
+
+async def test_reads_racing_the_close_of_a_failing_store_do_not_keep_its_lock(
+        tmp_path: Path) -> None:
+    """A read the loop hands to the store thread while it closes must not connect (and lock)
+    again: the next start of the daemon would find its own store "in use"."""
+    with fillable_disk(tmp_path / "disk", size="4m") as disk:
+        path = disk.mountpoint / "alertline.db"
+        store = Store(path, exclusive=True)
+        await store.open()
+        disk.fill()
+        await _commit_until_blocked(store, "x")
+        closing = asyncio.create_task(store.close())
+        readers: list[asyncio.Task[dict[str, Any]]] = []
+        for _ in range(200):  # reads arriving all through the close (a bounded number)
+            readers.append(asyncio.create_task(store.stats()))
+            await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.gather(closing, *readers, return_exceptions=True), WAIT)
+        disk.free()
+        again = Store(path, exclusive=True)
+        await again.open()
+        await again.close()
 
 
 def _error_of(path: Path, make: str) -> sqlite3.Error:

@@ -72,6 +72,7 @@ class Store(StoreOps, StoreReads):
         self._lookup_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._reopen = False
+        self._closed = False  # store thread only: set by the last task close runs there
         self.health = StoreHealth(self.path)
         self.commits = 0
 
@@ -118,6 +119,8 @@ class Store(StoreOps, StoreReads):
     def _reopen_sync(self) -> None:
         """Drop the connection (and lock) a fault may have spoiled, then connect again: a file
         system repaired and mounted again at the same path is only seen through new handles."""
+        if self._closed:  # a read or retry that outlived close must not take the lock again
+            raise StoreUnavailableError(f"the store {self.path} is closed")
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -177,12 +180,20 @@ class Store(StoreOps, StoreReads):
             if self._flusher is not None:
                 await asyncio.shield(self._flusher)
         finally:  # a last write that failed must not keep the lock: the next open would fail
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    await self._run(self._conn.close)
-                self._conn = None
+            with contextlib.suppress(Exception):
+                await self._run(self._close_sync)
             self._unlock()
             self._executor.shutdown(wait=True)
+
+    def _close_sync(self) -> None:
+        """Close the connection and release the lock on the store thread, where every later
+        read or write sees ``_closed`` and refuses instead of connecting (and locking) again."""
+        self._closed = True
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        self._unlock()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
