@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alertline.model import Alert, AlertStatus, Channel, Delivery, DeliveryState, Recipient
-from alertline.store import Phase, Store
-from alertline.store_ops import Op
+from alertline.store.sqlite import Phase, Store
+from alertline.store.sqlite_ops import Op
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

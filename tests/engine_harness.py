@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from alertline.clock import ManualClock
-from alertline.config import Config, validate_config
-from alertline.engine import Accepted, Engine
+from alertline.config.sections import Config, validate_config
+from alertline.engine.core import Accepted, Engine
+from alertline.engine.scheduler import ManualScheduler
+from alertline.intake.request import parse_request
 from alertline.model import Channel, DeliveryState, Report
 from alertline.providers.base import (
     Batch,
@@ -24,9 +26,7 @@ from alertline.providers.base import (
     SubmittedItem,
 )
 from alertline.providers.simulator import SimulatorProvider
-from alertline.request import parse_request
-from alertline.scheduler import ManualScheduler
-from alertline.store import Store
+from alertline.store.sqlite import Store
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SIM_OPTIONS: dict[str, Any] = {"type": "simulator", "sms_delay": 1.0, "voice_delay": 3.0,

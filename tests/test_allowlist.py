@@ -11,8 +11,8 @@ import pytest
 import voluptuous as vol
 import yaml
 
-from alertline import allowlist
-from alertline.allowlist import NOT_ALLOWED, Allowlist, allow_entry
+from alertline.engine import allowlist
+from alertline.engine.allowlist import NOT_ALLOWED, Allowlist, allow_entry
 
 LISTED = "+491709876543"
 ONE_DIGIT_MORE = "+4917098765430"   # valid too: today's bug admitted it through LISTED
@@ -57,10 +57,10 @@ def test_prefixes_and_countries_admit_their_range(entry: str) -> None:
 def test_a_legacy_bare_prefix_warns_once_with_the_new_spelling(
         caplog: pytest.LogCaptureFixture) -> None:
     allowlist._WARNED.discard("+43")
-    with caplog.at_level(logging.WARNING, logger="alertline.allowlist"):
+    with caplog.at_level(logging.WARNING, logger="alertline.engine.allowlist"):
         Allowlist(["+43"])
         Allowlist(["+43"])
-    warnings = [r.getMessage() for r in caplog.records if r.name == "alertline.allowlist"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "alertline.engine.allowlist"]
     assert len(warnings) == 1
     assert "'+43*'" in warnings[0] and "deprecated" in warnings[0]
 

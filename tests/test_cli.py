@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from alertline.providers.registry import adapter_types
-from alertline.store import Store
+from alertline.store.sqlite import Store
 
 SECRET = "hunter2-Very-Secret"
 ENV_SECRET = "env-Token-0xC0FFEE"

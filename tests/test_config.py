@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from alertline.config import load_config, validate_config
+from alertline.config.sections import load_config, validate_config
 from alertline.errors import ConfigError
 from alertline.model import Channel, Priority
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from alertline.clock import ManualClock
-from alertline.dispatch import MAX_GROWTH, BatchKey, Dispatcher
+from alertline.engine.dispatch import MAX_GROWTH, BatchKey, Dispatcher
 from alertline.errors import RateLimitedError, TransientError
 from alertline.model import Channel, Priority
 from alertline.providers.base import (

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from alertline.engine import Engine
+from alertline.engine.core import Engine
 from alertline.errors import NotFoundError, ValidationError
+from alertline.intake.request import parse_request
 from alertline.model import AlertState, Channel, DeliveryState, Report
 from alertline.providers.base import StatusMode, StatusUpdate
 from alertline.providers.simulator import SimulatorProvider
-from alertline.request import parse_request
 from tests.engine_harness import T0, EngineHarness, ScriptedProvider, make_config
 
 pytestmark = pytest.mark.usefixtures("no_engine_errors")

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from alertline.engine import Engine
+from alertline.engine.core import Engine
 from alertline.errors import AuthError, RejectedError, TransientError
+from alertline.intake.request import parse_request
 from alertline.model import AlertState, DeliveryState
 from alertline.providers.base import Provider, Submission, SubmittedItem
 from alertline.providers.simulator import SimulatorProvider
-from alertline.request import parse_request
 from tests.engine_harness import SIM_OPTIONS, T0, EngineHarness, ScriptedProvider, make_config
 
 pytestmark = pytest.mark.usefixtures("no_engine_errors")

@@ -7,10 +7,10 @@ import contextlib
 from collections import Counter
 from typing import Any
 
+from alertline.intake.request import parse_request
 from alertline.model import AlertState, DeliveryState
 from alertline.providers.base import Batch, ProviderContext, Submission
-from alertline.providers.retarus_sms import RetarusSmsProvider
-from alertline.request import parse_request
+from alertline.providers.retarus.sms import RetarusSmsProvider
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.engine_harness import EngineHarness, make_config
 

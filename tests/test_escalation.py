@@ -16,15 +16,15 @@ import pytest
 from aiohttp import web
 
 from alertline.clock import ManualClock
-from alertline.config import validate_config
-from alertline.engine import Engine
+from alertline.config.sections import validate_config
+from alertline.engine.core import Engine
+from alertline.engine.scheduler import ManualScheduler
 from alertline.errors import ConfigError, ValidationError
+from alertline.http.postbacks import PostbackReceiver, aiohttp_routes, callback_base_url
+from alertline.intake.request import parse_request
 from alertline.model import AlertState, Channel, DeliveryState, Report
-from alertline.postbacks import PostbackReceiver, aiohttp_routes, callback_base_url
 from alertline.providers.base import ProviderContext
-from alertline.request import parse_request
-from alertline.scheduler import ManualScheduler
-from alertline.store import Store
+from alertline.store.sqlite import Store
 from tests.emulators.fortytwo import FortytwoVoiceEmulator
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from alertline.config import validate_config
+from alertline.config.sections import validate_config
 from alertline.errors import ConfigError, ValidationError
+from alertline.intake.request import parse_request
 from alertline.model import AlertState, DeliveryState
 from alertline.providers.simulator import SimulatorProvider
-from alertline.request import parse_request
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.test_escalation import ALICE, BOB, Harness, retarus_provider
 

@@ -13,14 +13,14 @@ import pytest
 from aiohttp import web
 
 from alertline.clock import ManualClock
-from alertline.model import Channel, DeliveryState, can_transition
-from alertline.postbacks import (
+from alertline.http.postbacks import (
     PostbackReceiver,
     aiohttp_routes,
     callback_base_url,
     callback_url,
     provider_callback_url,
 )
+from alertline.model import Channel, DeliveryState, can_transition
 from alertline.providers.base import (
     Batch,
     BatchItem,
@@ -28,7 +28,7 @@ from alertline.providers.base import (
     ProviderContext,
     StatusUpdate,
 )
-from alertline.providers.fortytwo_voice import FortytwoVoiceProvider
+from alertline.providers.fortytwo.voice import FortytwoVoiceProvider
 from alertline.providers.simulator import SimulatorProvider
 from alertline.redact import Redactor
 from tests.emulators.fortytwo import FortytwoVoiceEmulator

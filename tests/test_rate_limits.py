@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from alertline.engine import Accepted, Engine
+from alertline.engine.core import Accepted, Engine
 from alertline.errors import ConfigError, ProviderError, RateLimitedError
+from alertline.intake.request import parse_request
 from alertline.model import AlertState, DeliveryState
-from alertline.request import parse_request
-from alertline.store import Store
+from alertline.store.sqlite import Store
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.engine_harness import SIM_OPTIONS, T0, EngineHarness, make_config
 from tests.held_clock import HeldClock

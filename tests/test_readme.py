@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from alertline.config import validate_config
-from alertline.request import parse_request
+from alertline.config.sections import validate_config
+from alertline.intake.request import parse_request
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ENV = {"MQTT_PASSWORD": "mqtt-secret", "POSTBACK_TOKEN": "0123456789abcdef0123",

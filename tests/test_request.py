@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertline.errors import ValidationError
-from alertline.model import Channel, Priority
-from alertline.request import (
+from alertline.intake.request import (
     FIELDS,
     MAX_MESSAGE_CHARS,
     MAX_RECIPIENTS,
@@ -22,6 +21,7 @@ from alertline.request import (
     parse_request,
     resolve_expiry,
 )
+from alertline.model import Channel, Priority
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ import apscheduler.triggers.date
 import pytest
 
 from alertline.clock import ManualClock, SystemClock
-from alertline.scheduler import ApsScheduler, Job, ManualScheduler
+from alertline.engine.scheduler import ApsScheduler, Job, ManualScheduler
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -121,7 +121,7 @@ async def test_a_failing_job_is_logged_and_the_rest_still_run(
 
     scheduler.call_at("broken", at(1), broken)
     scheduler.call_at("fine", at(2), fine)
-    with caplog.at_level(logging.ERROR, logger="alertline.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="alertline.engine.scheduler"):
         assert await scheduler.advance(5) == 2
     assert ran == ["fine"]
     assert "scheduled job broken failed" in caplog.text
@@ -198,7 +198,7 @@ async def test_aps_scheduler_runs_missed_jobs_and_survives_failures(
     past = datetime.now(UTC) - timedelta(seconds=5)
     scheduler.call_at("broken", past, broken)
     scheduler.call_at("fine", past + timedelta(milliseconds=1), fine)
-    with caplog.at_level(logging.ERROR, logger="alertline.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="alertline.engine.scheduler"):
         scheduler.start()
         try:
             await asyncio.wait_for(done.wait(), 10)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from alertline import store as store_module
 from alertline.model import Alert, AlertStatus, Channel, Delivery, DeliveryState, Recipient
 from alertline.providers.base import Submission, SubmittedItem
-from alertline.store import MIGRATIONS, Op, Phase, Store, StoreBusyError
+from alertline.store import sqlite as store_module
+from alertline.store.sqlite import MIGRATIONS, Op, Phase, Store, StoreBusyError
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -181,7 +181,7 @@ async def test_lock_file_keeps_another_process_out(tmp_path: Path) -> None:
     await held.open()
     script = textwrap.dedent(f"""
         import asyncio
-        from alertline.store import Store, StoreBusyError
+        from alertline.store.sqlite import Store, StoreBusyError
         async def main():
             try:
                 await Store({str(path)!r}, exclusive=True).open()

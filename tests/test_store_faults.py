@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from alertline.model import Alert, AlertState, AlertStatus
-from alertline.store import Op, Store, StoreUnavailableError
-from alertline.store_health import StoreHealth, is_fault, retry_delay
+from alertline.store.health import StoreHealth, is_fault, retry_delay
+from alertline.store.sqlite import Op, Store, StoreUnavailableError
 from tests.engine_harness import T0, EngineHarness
 from tests.filesystems import failing_ext4, fillable_disk
 
@@ -169,7 +169,7 @@ def test_retries_back_off_from_a_tenth_of_a_second_to_five_seconds() -> None:
 
 def test_a_flapping_store_logs_its_outage_once_not_once_per_flap(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="alertline.store_health")
+    caplog.set_level(logging.WARNING, logger="alertline.store.health")
     health = StoreHealth("/var/lib/alertline/alertline.db")
     changes: list[bool] = []
     health.add_listener(changes.append)

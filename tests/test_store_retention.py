@@ -16,10 +16,10 @@ from alertline.model import (
     Recipient,
 )
 from alertline.providers.base import Submission, SubmittedItem
-from alertline.store import Phase, Store
-from alertline.store_ops import Op
-from alertline.store_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
-from alertline.store_schema import MIGRATIONS
+from alertline.store.sqlite import Phase, Store
+from alertline.store.sqlite_ops import Op
+from alertline.store.sqlite_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
+from alertline.store.sqlite_schema import MIGRATIONS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ALERTS = 20_000

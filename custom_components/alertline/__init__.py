@@ -25,11 +25,11 @@ from homeassistant.helpers.typing import ConfigType
 from homeassistant.util.hass_dict import HassKey
 
 from alertline.clock import SystemClock
-from alertline.engine import Engine
+from alertline.engine.core import Engine
 from alertline.errors import AuthError, ConfigError, ProviderError
 from alertline.providers.base import Provider, ProviderContext
 from alertline.redact import Redactor
-from alertline.store import Store, StoreBusyError
+from alertline.store.sqlite import Store, StoreBusyError
 
 from .const import (
     CONF_MQTT_BASE_TOPIC,

@@ -21,10 +21,10 @@ from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
-from alertline.engine import Engine
-from alertline.publisher import accepted_sink, report_sink
-from alertline.store import Store
-from alertline.topics import Topics
+from alertline.engine.core import Engine
+from alertline.mqtt.outbox import accepted_sink, report_sink
+from alertline.mqtt.topics import Topics
+from alertline.store.sqlite import Store
 
 from .reports import TaskStarter
 

@@ -15,8 +15,8 @@ from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 
-from alertline.engine import Engine
-from alertline.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
+from alertline.engine.core import Engine
+from alertline.http.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
 from alertline.providers.base import Provider, StatusMode
 
 from .const import DOMAIN

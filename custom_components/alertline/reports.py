@@ -10,7 +10,7 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
-from alertline.engine import Engine
+from alertline.engine.core import Engine
 from alertline.model import DeliveryState, Report
 
 from .const import ATTR_CONFIG_ENTRY_ID, EVENT_REPORT

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 
-from alertline.config import Config, validate_config
-from alertline.engine import Engine
+from alertline.config.sections import Config, validate_config
+from alertline.engine.core import Engine
+from alertline.http.postbacks import PostbackReceiver
 from alertline.model import Channel
-from alertline.postbacks import PostbackReceiver
 from alertline.providers.base import Provider
 
 from .const import (

@@ -16,8 +16,8 @@ from typing import Any
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from alertline.errors import AlertlineError, NotFoundError, ValidationError
+from alertline.intake.request import parse_request
 from alertline.model import DeliveryState, Report
-from alertline.request import parse_request
 
 from .const import DOMAIN, SUBMIT_TIMEOUT
 from .reports import ReportCondition

@@ -18,31 +18,31 @@ import sqlite3
 import sys
 from typing import Any, TextIO
 
-from . import __version__
-from .clock import Clock
-from .config import Config
-from .discovery import Discovery, StatePublisher, node_id
-from .engine import Engine
-from .errors import AlertlineError
-from .http_guard import ConnectionLimits
-from .http_server import HttpServer
-from .inbound import InboundHandler
-from .metrics import DaemonMetrics
-from .mqtt import InboundMessage, MqttBridge, Outgoing
-from .mqtt_client import MqttSettings
-from .oncall.http import heartbeat_routes
-from .oncall.service import OnCallService
-from .postbacks import PostbackReceiver, callback_base_url
-from .providers.base import ProviderContext
-from .publisher import OutboxPublisher, accepted_sink, report_sink
-from .redact import Redactor
-from .scheduler import Scheduler
-from .store import Store, StoreBusyError
-from .store_health import describe
-from .store_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
-from .topics import Topics
-from .web.app import web_for_config
-from .web.views import WebPages
+from alertline import __version__
+from alertline.clock import Clock
+from alertline.config.sections import Config
+from alertline.engine.core import Engine
+from alertline.engine.scheduler import Scheduler
+from alertline.errors import AlertlineError
+from alertline.http.guard import ConnectionLimits
+from alertline.http.metrics import DaemonMetrics
+from alertline.http.postbacks import PostbackReceiver, callback_base_url
+from alertline.http.server import HttpServer
+from alertline.http.web.app import web_for_config
+from alertline.http.web.views import WebPages
+from alertline.mqtt.bridge import InboundMessage, MqttBridge, Outgoing
+from alertline.mqtt.client import MqttSettings
+from alertline.mqtt.discovery import Discovery, StatePublisher, node_id
+from alertline.mqtt.inbound import InboundHandler
+from alertline.mqtt.outbox import OutboxPublisher, accepted_sink, report_sink
+from alertline.mqtt.topics import Topics
+from alertline.oncall.http import heartbeat_routes
+from alertline.oncall.service import OnCallService
+from alertline.providers.base import ProviderContext
+from alertline.redact import Redactor
+from alertline.store.health import describe
+from alertline.store.sqlite import Store, StoreBusyError
+from alertline.store.sqlite_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Iterable
 
-from .redact import Redactor
+from alertline.redact import Redactor
 
 
 class RedactingFormatter(logging.Formatter):

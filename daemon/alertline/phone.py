@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import phonenumbers
 
-from .errors import ValidationError
+from alertline.errors import ValidationError
 
 
 class NumberFormat(StrEnum):

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .model import Alert, AlertStatus, Delivery, Report
-from .store import Phase
+from alertline.model import Alert, AlertStatus, Delivery, Report
+from alertline.store.sqlite import Phase
 
 
 @dataclass(slots=True)

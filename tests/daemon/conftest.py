@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import WAIT, MqttProbe
 from tests.mosquitto import Mosquitto, running_mosquitto

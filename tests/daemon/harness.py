@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from alertline.config import Config, validate_config
+from alertline.config.sections import Config, validate_config
 from tests.mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +211,7 @@ class DaemonProcess:
         """Start the process (readiness is for the caller to await, e.g. the ``online`` status)."""
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "alertline.cli", "run", "--config", str(self.config_path),
+            sys.executable, "-m", "alertline.cli.main", "run", "--config", str(self.config_path),
             stdout=asyncio.subprocess.PIPE, stderr=log, env=self.env, cwd=self.config_path.parent)
         log.close()
 

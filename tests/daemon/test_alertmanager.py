@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from alertline.alertmanager import parse_notification
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from alertline.errors import ValidationError
+from alertline.intake.alertmanager import parse_notification
 from alertline.model import Priority
 from tests.daemon.harness import MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto

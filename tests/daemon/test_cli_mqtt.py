@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from alertline.config import Config, validate_config
+from alertline.config.sections import Config, validate_config
 from alertline.daemon import Daemon
 from tests.daemon.harness import ROOT, MqttProbe, base_config
 from tests.mosquitto import Mosquitto
@@ -19,7 +19,7 @@ StartDaemon = Callable[[Config], Awaitable[Daemon]]
 
 async def _cli(config_path: Path, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "alertline.cli", *args[:1], "--config", str(config_path),
+        sys.executable, "-m", "alertline.cli.main", *args[:1], "--config", str(config_path),
         *args[1:], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return int(process.returncode or 0), out.decode(), err.decode()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import AM_TOKEN, MqttProbe, Received, daemon_config
 from tests.mosquitto import Mosquitto

@@ -7,10 +7,10 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
-from alertline.discovery import discovery_messages, node_id
-from alertline.topics import Topics
+from alertline.mqtt.discovery import discovery_messages, node_id
+from alertline.mqtt.topics import Topics
 from tests.daemon.harness import ROOT, MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto
 

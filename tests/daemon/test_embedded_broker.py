@@ -40,7 +40,7 @@ async def test_the_printed_commands_send_an_alert_through_the_embedded_broker(
             publish = shlex.split(lines[2].strip())
             assert publish[:2] == ["alertline", "publish"]
             cli_code, cli_out, cli_err = await _run(
-                [sys.executable, "-m", "alertline.cli", *publish[1:]])
+                [sys.executable, "-m", "alertline.cli.main", *publish[1:]])
         finally:
             await probe.close()
     finally:

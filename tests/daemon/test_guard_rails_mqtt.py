@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto

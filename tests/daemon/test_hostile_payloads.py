@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from alertline.daemon import Daemon
-from alertline.request import FIELDS
+from alertline.intake.request import FIELDS
 from tests.daemon.harness import WAIT, daemon_config
 from tests.mosquitto import Mosquitto
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
-from alertline.http_guard import ConnectionLimits, LogThrottle
+from alertline.http.guard import ConnectionLimits, LogThrottle
 from tests.daemon.harness import AM_TOKEN, daemon_config
 from tests.mosquitto import Mosquitto
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import AM_TOKEN, MqttProbe, daemon_config
 from tests.daemon.test_alertmanager import STARTS_EPOCH, disk_alert, notification

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from alertline.engine import Engine
+from alertline.engine.core import Engine
 from alertline.errors import NotFoundError
-from alertline.inbound import InboundHandler
-from alertline.mqtt import InboundMessage
-from alertline.store import Store
-from alertline.topics import Topics
+from alertline.mqtt.bridge import InboundMessage
+from alertline.mqtt.inbound import InboundHandler
+from alertline.mqtt.topics import Topics
+from alertline.store.sqlite import Store
 from tests.daemon.harness import daemon_config
 
 

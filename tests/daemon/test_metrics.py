@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alertline.metrics import Family, render
+from alertline.http.metrics import Family, render
 
 
 def test_render_writes_help_type_and_escaped_labels() -> None:

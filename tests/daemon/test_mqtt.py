@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from alertline.mqtt import InboundMessage, MqttBridge, Outgoing, PublishError
-from alertline.mqtt_client import MqttSettings
+from alertline.mqtt.bridge import InboundMessage, MqttBridge, Outgoing, PublishError
+from alertline.mqtt.client import MqttSettings
 from tests.daemon.harness import WAIT, MqttProbe
 from tests.mosquitto import Mosquitto
 

@@ -6,9 +6,9 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
-from alertline.store import Store
+from alertline.store.sqlite import Store
 from tests.daemon.harness import MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto
 

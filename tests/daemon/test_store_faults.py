@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon, DaemonStartError
 from tests.daemon.harness import AM_TOKEN, MqttProbe, daemon_config
 from tests.filesystems import failing_ext4, fillable_disk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alertline.topics import InboundKind, InboundTopic, Topics
+from alertline.mqtt.topics import InboundKind, InboundTopic, Topics
 
 TOPICS = Topics(base="home/alertline", discovery_prefix="ha")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto

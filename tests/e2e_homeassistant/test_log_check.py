@@ -14,7 +14,7 @@ BLOCKING = (
     "'alertline' at custom_components/alertline/__init__.py, line 121")
 SLOW = ("2026-11-29 20:30:57.633 WARNING (MainThread) [homeassistant.setup] Setup of alertline "
         "is taking over 10 seconds.")
-OWN_WARNING = ("2026-11-29 20:31:00.000 WARNING (MainThread) [alertline.engine] provider sim "
+OWN_WARNING = ("2026-11-29 20:31:00.000 WARNING (MainThread) [alertline.engine.core] provider sim "
                "answered late")
 HA_ERROR = ("2026-11-29 20:31:01.000 ERROR (MainThread) [homeassistant.config_entries] Error "
             "setting up entry Simulated for alertline")
@@ -27,7 +27,8 @@ BENIGN = (
     "integration alertline which has not been tested by Home Assistant.",
     "2026-11-29 20:30:42.401 INFO (SyncWorker_1) [homeassistant.util.package] Attempting "
     "install of alertline==0.1.0",
-    "2026-11-29 20:34:28.377 INFO (MainThread) [alertline.recovery] resumed 1 unfinished alerts",
+    "2026-11-29 20:34:28.377 INFO (MainThread) [alertline.engine.recovery] resumed 1 "
+    "unfinished alerts",
     "2026-11-29 20:30:42.455 ERROR (MainThread) [homeassistant.config_entries] Error occurred "
     "loading flow for integration google_translate: No module named 'mutagen'",
 )

@@ -38,7 +38,7 @@ def test_wheel_carries_the_package_data_and_nothing_else(release_artefacts: Arte
     with zipfile.ZipFile(release_artefacts.wheel) as wheel:
         names = wheel.namelist()
     assert "alertline/py.typed" in names
-    assert "alertline/providers/wsdl/retarus_voice_v3.wsdl" in names  # the bundled WSDL
+    assert "alertline/providers/retarus/wsdl/retarus_voice_v3.wsdl" in names  # the bundled WSDL
     tops = {n.split("/")[0] for n in names}
     assert tops == {"alertline", "alertline-" + release_artefacts.wheel.name.split("-")[1]
                     + ".dist-info"}

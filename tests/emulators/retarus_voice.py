@@ -274,7 +274,7 @@ class RetarusVoiceEmulator(EmulatorServer[ReceivedRequest]):
 
     def wsdl(self) -> str:
         """The WSDL this service publishes: its address, namespace and method names."""
-        wsdl = (resources.files("alertline.providers") / "wsdl" / "retarus_voice_v3.wsdl")
+        wsdl = (resources.files("alertline.providers.retarus") / "wsdl" / "retarus_voice_v3.wsdl")
         text = wsdl.read_text("utf-8").replace(
             'location="https://voice4a.retarus.com/soap/v3"', f'location="{self.base_url}"')
         text = text.replace(NS, self.namespace)

@@ -67,9 +67,6 @@ async def test_manifest_is_loaded_by_home_assistant(hass: HomeAssistant) -> None
 def test_every_library_that_logs_is_in_the_loggers() -> None:
     for provider_type in adapter_types():
         adapter_class(provider_type)  # imports zeep, httpx and the rest, as a setup does
-    import alertline.engine  # noqa: PLC0415
-    import alertline.mqtt_client  # noqa: PLC0415
-    import alertline.scheduler  # noqa: F401, PLC0415
 
     # aiohttp is Home Assistant's own web server: its records are Home Assistant's
     dependencies = {canonicalize_name(Requirement(line).name)

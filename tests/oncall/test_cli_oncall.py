@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alertline.cli import main
+from alertline.cli.main import main
 from tests.oncall.test_ical import GOOGLE
 
 CONFIG = """

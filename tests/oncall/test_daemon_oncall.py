@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import yaml
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import AM_TOKEN, MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from alertline.config import validate_config
+from alertline.config.sections import validate_config
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "oncall.md"
 CONTEXT: dict[str, Any] = {

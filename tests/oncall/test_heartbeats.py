@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from alertline.config import Config
-from alertline.engine import Engine
-from alertline.metrics import render
+from alertline.config.sections import Config
+from alertline.engine.core import Engine
+from alertline.http.metrics import render
 from alertline.oncall.heartbeats import Heartbeats
-from alertline.store import Store
+from alertline.store.sqlite import Store
 from tests.engine_harness import EngineHarness, make_config
 
 ALICE = "+491701234560"

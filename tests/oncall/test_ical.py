@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from alertline.config import validate_config
+from alertline.config.sections import validate_config
 from alertline.oncall.ical import CalendarLayer
 from alertline.oncall.schema import calendar_layers
 from tests.oncall.test_schedules import CONTACTS, utc

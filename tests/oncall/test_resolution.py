@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from alertline.config import Config
+from alertline.config.sections import Config
 from alertline.errors import ValidationError
-from alertline.request import parse_request
+from alertline.intake.request import parse_request
 from tests.engine_harness import T0, EngineHarness, make_config
 
 ALICE, BOB = "+491701234560", "+491701234561"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from alertline.config import Config, validate_config
+from alertline.config.sections import Config, validate_config
 from alertline.errors import ConfigError, NotFoundError
 
 BERLIN = "Europe/Berlin"

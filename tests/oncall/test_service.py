@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from alertline.mqtt.topics import Topics
 from alertline.oncall.service import OnCallService
-from alertline.topics import Topics
 from tests.engine_harness import EngineHarness, make_config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alertline.clock import ManualClock
 from alertline.errors import AuthError, RateLimitedError, TransientError
-from alertline.metrics import render
+from alertline.http.metrics import render
 from alertline.oncall.watch import ProviderWatch
 from alertline.providers.base import ProviderInfo
 from tests.engine_harness import EngineHarness, ScriptedProvider, make_config

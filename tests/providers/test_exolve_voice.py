@@ -13,7 +13,6 @@ import httpx
 import pytest
 import voluptuous as vol
 
-from alertline.cli_exolve import add_exolve_parser, run_exolve
 from alertline.clock import ManualClock
 from alertline.errors import (
     AuthError,
@@ -26,7 +25,10 @@ from alertline.errors import (
 from alertline.model import Channel, DeliveryState
 from alertline.phone import NumberFormat
 from alertline.providers import adapter_class
-from alertline.providers._exolve_wire import (
+from alertline.providers.base import Batch, BatchItem, ProviderContext
+from alertline.providers.exolve.cli import add_exolve_parser, run_exolve
+from alertline.providers.exolve.voice import ExolveVoiceProvider
+from alertline.providers.exolve.wire import (
     describe_error,
     map_status,
     parse_call_info,
@@ -34,8 +36,6 @@ from alertline.providers._exolve_wire import (
     parse_voice_message,
     parse_voice_message_list,
 )
-from alertline.providers.base import Batch, BatchItem, ProviderContext
-from alertline.providers.exolve_voice import ExolveVoiceProvider
 from alertline.redact import MASK
 from tests.emulators.exolve import ExolveEmulator
 

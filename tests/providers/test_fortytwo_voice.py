@@ -25,9 +25,9 @@ from alertline.errors import (
 )
 from alertline.model import Channel, DeliveryState
 from alertline.providers import StatusMode, adapter_class
-from alertline.providers._fortytwo_wire import client_job_id
 from alertline.providers.base import Batch, BatchItem, ProviderContext
-from alertline.providers.fortytwo_voice import FortytwoVoiceProvider
+from alertline.providers.fortytwo.voice import FortytwoVoiceProvider
+from alertline.providers.fortytwo.wire import client_job_id
 from alertline.redact import Redactor
 from tests.emulators.fortytwo import FortytwoVoiceEmulator
 from tests.engine_harness import EngineHarness, make_config

@@ -24,7 +24,7 @@ from alertline.clock import ManualClock
 from alertline.errors import ProviderAnswerError, RateLimitedError, TransientError
 from alertline.model import utcnow
 from alertline.providers._http import MAX_RESPONSE_BYTES, HttpApi, RetryPolicy
-from alertline.providers._retarus_voice_soap import SoapTransport
+from alertline.providers.retarus.voice_soap import SoapTransport
 from alertline.redact import Redactor
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

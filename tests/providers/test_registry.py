@@ -16,7 +16,8 @@ _PROBE = """
 import sys
 import alertline.providers.registry as registry
 missing = [t for t in registry.adapter_types()
-           if f"alertline.providers.{t}" not in sys.modules]
+           if registry.adapter_class(t).__module__ not in sys.modules
+           or not registry.adapter_class(t).__module__.startswith("alertline.providers.")]
 print(missing)
 """
 

@@ -24,10 +24,10 @@ from alertline.errors import (
     ValidationError,
 )
 from alertline.model import Channel, DeliveryState, Priority
-from alertline.providers._retarus_status import normalise
 from alertline.providers.base import Batch, BatchItem, ProviderContext, Submission, SubmittedItem
 from alertline.providers.registry import adapter_class
-from alertline.providers.retarus_sms import RetarusSmsProvider
+from alertline.providers.retarus.sms import RetarusSmsProvider
+from alertline.providers.retarus.status import normalise
 from tests.emulators.retarus_sms import RetarusSmsEmulator, parse_rate_limit
 
 USER = "acme-sms"

@@ -20,15 +20,15 @@ from alertline.errors import (
     ValidationError,
 )
 from alertline.model import Channel, DeliveryState, Priority
-from alertline.providers._retarus_sms_http_wire import parse_job_id, parse_report
 from alertline.providers.base import Batch, BatchItem, ProviderContext, Submission, SubmittedItem
 from alertline.providers.registry import adapter_class
-from alertline.providers.retarus_sms_http import (
+from alertline.providers.retarus.sms_http import (
     DEFAULT_BASE_URL,
     DEFAULT_CHECK_JOB_ID,
     NOT_FOUND_REASON,
     RetarusSmsHttpProvider,
 )
+from alertline.providers.retarus.sms_http_wire import parse_job_id, parse_report
 from alertline.redact import Redactor
 from tests.emulators.retarus_sms_http import RetarusSmsHttpEmulator
 

@@ -30,7 +30,15 @@ from alertline.errors import (
 from alertline.model import Channel, DeliveryState
 from alertline.phone import NumberFormat
 from alertline.providers import adapter_class
-from alertline.providers._retarus_voice_wire import (
+from alertline.providers.base import (
+    Batch,
+    BatchItem,
+    ProviderContext,
+    Submission,
+    SubmittedItem,
+)
+from alertline.providers.retarus.voice import RetarusVoiceProvider
+from alertline.providers.retarus.voice_wire import (
     RecipientReport,
     VersionInfo,
     fault_error,
@@ -40,14 +48,6 @@ from alertline.providers._retarus_voice_wire import (
     parse_timestamp,
     recipient_state,
 )
-from alertline.providers.base import (
-    Batch,
-    BatchItem,
-    ProviderContext,
-    Submission,
-    SubmittedItem,
-)
-from alertline.providers.retarus_voice import RetarusVoiceProvider
 from tests.emulators.retarus_voice import NS, RetarusVoiceEmulator
 
 USER, PASSWORD = "acme-voice-login", "Voice-s3cret-pw"

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertline.engine import Engine
-from alertline.web.app import web_for_config
-from alertline.web.passwords import hash_password
-from alertline.web.views import WebPages
+from alertline.engine.core import Engine
+from alertline.http.web.app import web_for_config
+from alertline.http.web.passwords import hash_password
+from alertline.http.web.views import WebPages
 from tests.engine_harness import EngineHarness, make_config
 
 PASSWORD = "correct horse battery"

@@ -28,8 +28,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from alertline.web.app import web_for_config
-from alertline.web.views import WebPages
+from alertline.http.web.app import web_for_config
+from alertline.http.web.views import WebPages
 from tests.engine_harness import EngineHarness, make_config
 from tests.mosquitto import free_port
 from tests.web.conftest import ALICE, LINK, PASSWORD, web_config

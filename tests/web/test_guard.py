@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alertline.web.guard import RateLimiter, Signer
-from alertline.web.passwords import hash_password, is_password_hash, verify_password
+from alertline.http.web.guard import RateLimiter, Signer
+from alertline.http.web.passwords import hash_password, is_password_hash, verify_password
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

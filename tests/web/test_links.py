@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertline.web.links import AckLinks, InvalidLink, LinkSigner
+from alertline.http.web.links import AckLinks, InvalidLink, LinkSigner
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alertline.config import validate_config
-from alertline.web.app import web_for_config
+from alertline.config.sections import validate_config
+from alertline.http.web.app import web_for_config
 from tests.engine_harness import EngineHarness, make_config
 from tests.web.conftest import (
     ALICE,

@@ -1,6 +1,12 @@
 """On-call for a small team: schedules (rotations, layers, overrides, calendars), heartbeats and
 watching the providers themselves."""
 
-from .schedules import SCHEDULE_PREFIX, OnCallView, Schedule, Schedules, schedule_name
+from alertline.oncall.schedules import (
+    SCHEDULE_PREFIX,
+    OnCallView,
+    Schedule,
+    Schedules,
+    schedule_name,
+)
 
 __all__ = ["SCHEDULE_PREFIX", "OnCallView", "Schedule", "Schedules", "schedule_name"]

@@ -9,12 +9,12 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError, ValidationError
-from .schedules import OnCallView, Schedule
-from .schema import calendar_layers
+from alertline.errors import NotFoundError, ValidationError
+from alertline.oncall.schedules import OnCallView, Schedule
+from alertline.oncall.schema import calendar_layers
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from alertline.config.sections import Config
 
 
 def add_oncall_parser(commands: Any) -> argparse.ArgumentParser:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlertlineError, NotFoundError
-from ..metrics import Family
-from ..request import parse_request
-from ..store import Store
+from alertline.errors import AlertlineError, NotFoundError
+from alertline.http.metrics import Family
+from alertline.intake.request import parse_request
+from alertline.store.sqlite import Store
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from alertline.engine.core import Engine
 
 _LOGGER = logging.getLogger(__name__)
 META_PREFIX = "heartbeat:"

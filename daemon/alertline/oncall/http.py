@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .heartbeats import Heartbeats
+from alertline.oncall.heartbeats import Heartbeats
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import httpx
 import icalendar
 import recurring_ical_events
 
-from .schedules import Span, to_utc
+from alertline.oncall.schedules import Span, to_utc
 
 _LOGGER = logging.getLogger(__name__)
 MAX_CALENDAR_BYTES = 10 * 1024 * 1024

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from ..errors import NotFoundError
-from .restrictions import Window
+from alertline.errors import NotFoundError
+from alertline.oncall.restrictions import Window
 
 SCHEDULE_PREFIX = "schedule:"
 HORIZON = timedelta(days=28)

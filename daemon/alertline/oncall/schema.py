@@ -10,9 +10,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import voluptuous as vol
 
-from .ical import CalendarLayer, is_url
-from .restrictions import Window, parse_window
-from .schedules import FixedSpans, Layer, Rotation, Schedule, Schedules, Span, to_local, to_utc
+from alertline.oncall.ical import CalendarLayer, is_url
+from alertline.oncall.restrictions import Window, parse_window
+from alertline.oncall.schedules import (
+    FixedSpans,
+    Layer,
+    Rotation,
+    Schedule,
+    Schedules,
+    Span,
+    to_local,
+    to_utc,
+)
 
 _SHIFT = re.compile(r"^\s*(\d+)\s*(h|d|w|hours?|days?|weeks?)\s*$", re.I)
 _REFRESH = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")

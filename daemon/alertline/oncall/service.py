@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..alertmanager import apply_notification, parse_notification
-from ..errors import ValidationError
-from ..metrics import Family
-from ..mqtt import InboundMessage, Outgoing
-from ..topics import InboundKind, Topics
-from .heartbeats import Heartbeats
-from .schema import calendar_layers
-from .watch import ProviderWatch
+from alertline.errors import ValidationError
+from alertline.http.metrics import Family
+from alertline.intake.alertmanager import apply_notification, parse_notification
+from alertline.mqtt.bridge import InboundMessage, Outgoing
+from alertline.mqtt.topics import InboundKind, Topics
+from alertline.oncall.heartbeats import Heartbeats
+from alertline.oncall.schema import calendar_layers
+from alertline.oncall.watch import ProviderWatch
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from alertline.engine.core import Engine
 
 _LOGGER = logging.getLogger(__name__)
 REPUBLISH_AT_LEAST_EVERY = timedelta(hours=1)

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlertlineError, NotFoundError, RateLimitedError
-from ..metrics import Family
-from ..request import parse_request
+from alertline.errors import AlertlineError, NotFoundError, RateLimitedError
+from alertline.http.metrics import Family
+from alertline.intake.request import parse_request
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..providers.base import Provider
+    from alertline.engine.core import Engine
+    from alertline.providers.base import Provider
 
 _LOGGER = logging.getLogger(__name__)
 TIMER_KEY = "provider-watch"

@@ -1,6 +1,6 @@
 """Provider adapters: one module per API, one contract (``base``), one registry."""
 
-from .base import (
+from alertline.providers.base import (
     Batch,
     BatchItem,
     Capabilities,
@@ -12,7 +12,7 @@ from .base import (
     Submission,
     SubmittedItem,
 )
-from .registry import adapter_class, adapter_types, create_provider
+from alertline.providers.registry import adapter_class, adapter_types, create_provider
 
 __all__ = [
     "Batch",

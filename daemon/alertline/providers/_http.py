@@ -5,7 +5,8 @@ off at :data:`MAX_RESPONSE_BYTES`, every exchange has an overall deadline (a tri
 cannot hold a request slot past ``timeout``), and any connection failure (``OSError`` included)
 is a :class:`TransientError`. A rate limit (429, and 503 after one quick retry) is raised at once
 as a :class:`RateLimitedError` / :class:`TransientError`: pausing the provider is the
-dispatcher's job (:mod:`alertline.dispatch`), hammering it from here would only prolong the limit.
+dispatcher's job (:mod:`alertline.engine.dispatch`), hammering it from here would only
+prolong the limit.
 
 Also the transport options every adapter takes (``timeout``, ``retry_*``, ``poll_interval``,
 ``tracking_deadline``), described once in :func:`transport_options`.
@@ -27,8 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import voluptuous as vol
 
-from ..clock import Clock, SystemClock
-from ..errors import (
+from alertline.clock import Clock, SystemClock
+from alertline.errors import (
     AuthError,
     DuplicateError,
     ProviderAnswerError,
@@ -37,12 +38,12 @@ from ..errors import (
     RejectedError,
     TransientError,
 )
-from ..model import utcnow
-from ..redact import MASK, Redactor, redact_text
-from .base import RateLimit
+from alertline.model import utcnow
+from alertline.providers.base import RateLimit
+from alertline.redact import MASK, Redactor, redact_text
 
 if TYPE_CHECKING:
-    from .base import Capabilities, ProviderContext
+    from alertline.providers.base import Capabilities, ProviderContext
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")

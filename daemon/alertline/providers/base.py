@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 import httpx
 import voluptuous as vol
 
-from ..clock import Clock, SystemClock
-from ..model import Channel, DeliveryState, Priority
-from ..phone import NumberFormat
-from ..redact import Redactor
+from alertline.clock import Clock, SystemClock
+from alertline.model import Channel, DeliveryState, Priority
+from alertline.phone import NumberFormat
+from alertline.redact import Redactor
 
 
 class StatusMode(StrEnum):

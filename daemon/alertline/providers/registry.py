@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Provider, ProviderContext
-from .exolve_voice import ADAPTER as EXOLVE_VOICE
-from .fortytwo_voice import ADAPTER as FORTYTWO_VOICE
-from .retarus_sms import ADAPTER as RETARUS_SMS
-from .retarus_sms_http import ADAPTER as RETARUS_SMS_HTTP
-from .retarus_voice import ADAPTER as RETARUS_VOICE
-from .simulator import ADAPTER as SIMULATOR
+from alertline.providers.base import Provider, ProviderContext
+from alertline.providers.exolve.voice import ADAPTER as EXOLVE_VOICE
+from alertline.providers.fortytwo.voice import ADAPTER as FORTYTWO_VOICE
+from alertline.providers.retarus.sms import ADAPTER as RETARUS_SMS
+from alertline.providers.retarus.sms_http import ADAPTER as RETARUS_SMS_HTTP
+from alertline.providers.retarus.voice import ADAPTER as RETARUS_VOICE
+from alertline.providers.simulator import ADAPTER as SIMULATOR
 
 # Imported eagerly: a lazy ``import_module`` runs wherever the first lookup happens, and inside
 # Home Assistant that is the event loop (a blocking import it reports). Importing ``alertline``

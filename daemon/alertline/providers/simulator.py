@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import voluptuous as vol
 
-from ..errors import TransientError
-from ..model import Channel, DeliveryState
-from .base import (
+from alertline.errors import TransientError
+from alertline.model import Channel, DeliveryState
+from alertline.providers.base import (
     Batch,
     Capabilities,
     Provider,

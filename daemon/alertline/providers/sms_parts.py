@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..errors import ValidationError
+from alertline.errors import ValidationError
 
 # GSM 03.38 default alphabet (without the escape 0x1B itself) and the extension table
 GSM_BASIC = frozenset(

@@ -1,0 +1,1 @@
+"""Configuration: the schema, its validators, and the typed sections built once."""

@@ -1,0 +1,351 @@
+"""Guard rails: destination allowlist, send caps, quiet hours / blackout periods, duplicate alerts.
+
+Every delivery passes :meth:`Policy.screen` when it is created (at accept, at each escalation step,
+for a voice→SMS fallback): a destination outside ``limits.allow`` (see :mod:`.allowlist`, which
+also refuses costly number ranges not named there) or over a cap is ``rejected``
+with the rule that stopped it. Caps count deliveries per channel in fixed UTC windows (hour, day),
+globally and per route; the counters live in the store's ``counters`` table, written in the same
+transaction as the deliveries they count. Quiet hours are checked when a delivery is handed to its
+provider (:meth:`Policy.quiet_plan`): providers that schedule natively get blackout periods, for
+the others the send is held until the window ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import voluptuous as vol
+
+from alertline.engine.allowlist import Allowlist
+from alertline.model import Alert, Channel, Delivery, DeliveryState, Priority
+from alertline.store.sqlite import Store
+
+if TYPE_CHECKING:
+    from alertline.engine.core import Engine
+    from alertline.records import AlertRecord
+
+_LOGGER = logging.getLogger(__name__)
+
+_DAILY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)/([01]\d|2[0-3]):([0-5]\d)$")
+PERIODS: dict[str, tuple[str, timedelta]] = {
+    "per_hour": ("hour", timedelta(hours=1)), "per_day": ("day", timedelta(days=1))}
+CAPPED_UNITS = {Channel.SMS: "SMS", Channel.VOICE: "voice calls"}
+BLACKOUT_HORIZON = timedelta(hours=48)  # Retarus jobs live at most 48 h (validityMin 2880)
+MAX_CHAINED_WINDOWS = 16
+
+
+# -- validators (used by the config schema and the request parser) ----------------------------
+
+def quiet_window(value: Any) -> str:
+    """A quiet-hours window: daily ``HH:MM/HH:MM`` or an ISO 8601 interval ``start/end``."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (_DAILY.fullmatch(text) is None and _interval(text, UTC) is None):
+        raise vol.Invalid(f"{value!r} is neither a daily window HH:MM/HH:MM (e.g. 22:00/07:00) "
+                          "nor an ISO 8601 interval start/end")
+    return text
+
+
+def is_quiet_window(value: Any) -> bool:
+    """Whether :func:`quiet_window` accepts ``value``."""
+    try:
+        quiet_window(value)
+    except vol.Invalid:
+        return False
+    return True
+
+
+def time_zone(value: Any) -> str:
+    """An IANA time zone name such as ``Europe/Berlin``."""
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise vol.Invalid(f"unknown time zone {value!r} (use a name like Europe/Berlin)") from None
+    return str(value)
+
+
+def _interval(text: str, zone: tzinfo) -> tuple[datetime, datetime] | None:
+    """An ISO 8601 ``start/end`` interval (naive times in ``zone``), None if it is not one."""
+    if text.count("/") != 1:
+        return None
+    try:
+        start, end = (datetime.fromisoformat(part.strip().replace("Z", "+00:00"))
+                      for part in text.split("/"))
+    except ValueError:
+        return None
+    start, end = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (start, end))
+    return (start, end) if end > start else None
+
+
+# -- quiet hours ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class QuietWindow:
+    """One quiet-hours window in its time zone, with the setting it came from."""
+
+    text: str
+    rule: str
+    zone: ZoneInfo
+
+    def _spans(self, around: datetime, days: int) -> list[tuple[datetime, datetime]]:
+        """The window's occurrences (UTC) from the day before ``around`` for ``days`` days."""
+        absolute = _interval(self.text, self.zone)
+        if absolute is not None:
+            return [(absolute[0].astimezone(UTC), absolute[1].astimezone(UTC))]
+        match = _DAILY.fullmatch(self.text)
+        assert match is not None
+        start = time(int(match.group(1)), int(match.group(2)))
+        end = time(int(match.group(3)), int(match.group(4)))
+        today = around.astimezone(self.zone).date()
+        spans = []
+        for offset in range(-1, days):
+            day = today + timedelta(days=offset)
+            begins = _local(day, start, self.zone)
+            ends = _local(day + timedelta(days=1) if end <= start else day, end, self.zone)
+            spans.append((begins, ends))
+        return spans
+
+    def end_if_inside(self, at: datetime) -> datetime | None:
+        """When this window ends, if ``at`` lies inside it."""
+        for begins, ends in self._spans(at, 1):
+            if begins <= at < ends:
+                return ends
+        return None
+
+    def periods(self, start: datetime, horizon: timedelta) -> list[str]:
+        """Occurrences overlapping ``[start, start + horizon)`` as ISO 8601 intervals."""
+        days = horizon.days + 2
+        return [f"{_iso(b, self.zone)}/{_iso(e, self.zone)}" for b, e in self._spans(start, days)
+                if e > start and b < start + horizon]
+
+
+def _local(day: date, clock_time: time, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, clock_time, tzinfo=zone).astimezone(UTC)
+
+
+def _iso(when: datetime, zone: ZoneInfo) -> str:
+    return when.astimezone(zone).isoformat(timespec="milliseconds")
+
+
+# -- caps ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``limit`` deliveries on ``channel`` per window, globally or for one route."""
+
+    rule: str
+    route: str | None
+    period: str
+    length: timedelta
+    channel: Channel
+    limit: int
+
+    @property
+    def key(self) -> str:
+        """The store counter's key."""
+        return f"cap:{self.route or '*'}:{self.period}:{self.channel.value}"
+
+    def window_start(self, now: datetime) -> datetime:
+        """Start of the UTC window ``now`` falls in."""
+        utc = now.astimezone(UTC)
+        if self.period == "day":
+            return utc.replace(hour=0, minute=0, second=0, microsecond=0)
+        return utc.replace(minute=0, second=0, microsecond=0)
+
+    @property
+    def reason(self) -> str:
+        """Why a delivery over this cap is rejected, naming the rule."""
+        return (f"cap of {self.limit} {CAPPED_UNITS[self.channel]} per {self.period} reached "
+                f"({self.rule})")
+
+
+def caps_from(limits: dict[str, Any]) -> list[Cap]:
+    """Every cap the ``limits`` section sets, global ones first."""
+    scopes: list[tuple[str | None, str, dict[str, Any]]] = [(None, "limits", limits)]
+    scopes += [(name, f"limits.routes.{name}", section)
+               for name, section in (limits.get("routes") or {}).items()]
+    caps = []
+    for route, prefix, section in scopes:
+        for key, (period, length) in PERIODS.items():
+            for channel_name, limit in (section.get(key) or {}).items():
+                if limit is not None:
+                    caps.append(Cap(f"{prefix}.{key}.{channel_name}", route, period, length,
+                                    Channel(channel_name), int(limit)))
+    return caps
+
+
+# -- the policy ----------------------------------------------------------------------------
+
+class Policy:
+    """The guard rails of one engine, from the config's ``limits`` and ``contacts``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        limits: dict[str, Any] = engine.config.limits or {}
+        self.allowlist = Allowlist(limits.get("allow") or [])
+        self.caps = caps_from(limits)
+        self.zone = ZoneInfo(limits.get("timezone") or "UTC")
+        self.high_priority_overrides = (limits.get("quiet_hours_override") or "high") == "high"
+        self.duplicate_window = timedelta(seconds=float(limits.get("duplicate_window") or 0))
+        self._counts: dict[str, tuple[datetime, int]] = {}
+        self._recent: OrderedDict[tuple[str, str], tuple[str, datetime]] = OrderedDict()
+
+    async def load(self) -> None:
+        """Read the current windows' counters from the store (at start, before any send)."""
+        now = self.engine.clock.now()
+        for cap in self.caps:
+            start = cap.window_start(now)
+            self._counts[cap.key] = (start, await self.engine.store.counter(cap.key, start))
+
+    # -- screening new deliveries ------------------------------------------------------------
+
+    def admit(self, record: AlertRecord) -> None:
+        """Screen a newly accepted alert's deliveries and remember it for duplicate checks."""
+        alert = record.alert
+        if self.duplicate_window and alert.route:
+            self._recent[(alert.route, alert.message.strip())] = (alert.id, alert.created_at)
+        self.screen(record, list(record.deliveries.values()))
+
+    def screen(self, record: AlertRecord, deliveries: list[Delivery]) -> None:
+        """Reject pending ``deliveries`` outside the allowlist or over a cap; count the rest."""
+        now = self.engine.clock.now()
+        for delivery in deliveries:
+            if delivery.state is not DeliveryState.PENDING:
+                continue
+            reason = self.allowlist_reason(delivery.recipient.number) or \
+                self._cap_reason(record.alert, delivery.channel, now)
+            if reason is not None:
+                _LOGGER.warning("%s rejected: %s", delivery.id, reason)
+                self.engine._set_state(record, delivery, DeliveryState.REJECTED, now,
+                                       reason=reason)
+                continue
+            self._count(record.alert, delivery.channel, now)
+            self._note_hold(record, delivery, now)
+
+    def allowlist_reason(self, number: str) -> str | None:
+        """Why ``number`` may not be called or texted, or None if the allowlist lets it pass."""
+        return self.allowlist.reason(number)
+
+    def _applicable(self, alert: Alert, channel: Channel) -> list[Cap]:
+        return [cap for cap in self.caps if cap.channel is channel and
+                (cap.route is None or cap.route == alert.route)]
+
+    def _value(self, cap: Cap, now: datetime) -> int:
+        start, value = self._counts.get(cap.key, (None, 0))
+        return value if start == cap.window_start(now) else 0
+
+    def _cap_reason(self, alert: Alert, channel: Channel, now: datetime) -> str | None:
+        for cap in self._applicable(alert, channel):
+            if self._value(cap, now) >= cap.limit:
+                return cap.reason
+        return None
+
+    def _count(self, alert: Alert, channel: Channel, now: datetime) -> None:
+        for cap in self._applicable(alert, channel):
+            start = cap.window_start(now)
+            self._counts[cap.key] = (start, self._value(cap, now) + 1)
+            self.engine.pending_ops.append(Store.op_counter_add(cap.key, 1, start))
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """Each cap's rule, limit and use in the current window (for reports and diagnostics)."""
+        now = self.engine.clock.now()
+        return {cap.rule: {"limit": cap.limit, "used": self._value(cap, now),
+                           "window_start": cap.window_start(now).isoformat()}
+                for cap in self.caps}
+
+    # -- duplicates --------------------------------------------------------------------------
+
+    def duplicate_of(self, alert: Alert) -> str | None:
+        """The id of an alert with the same route and message within ``limits.duplicate_window``."""
+        if not self.duplicate_window or not alert.route:
+            return None
+        now = self.engine.clock.now()
+        while self._recent:
+            _, (_, seen_at) = next(iter(self._recent.items()))
+            if now - seen_at < self.duplicate_window:
+                break
+            self._recent.popitem(last=False)
+        earlier = self._recent.get((alert.route, alert.message.strip()))
+        return earlier[0] if earlier is not None else None
+
+    # -- quiet hours -------------------------------------------------------------------------
+
+    def windows(self, alert: Alert, delivery: Delivery) -> list[QuietWindow]:
+        """The quiet-hours windows that apply to ``delivery``: the alert's (or its route's)
+        and its contact's, in the contact's time zone (else ``limits.timezone``)."""
+        contact = self.engine.config.contacts.get(delivery.recipient.contact or "")
+        zone = ZoneInfo(contact.timezone) if contact and contact.timezone else self.zone
+        found = [QuietWindow(text, "quiet_hours", zone) for text in alert.quiet_hours]
+        if contact is not None:
+            found += [QuietWindow(text, f"contacts.{contact.name}.quiet_hours", zone)
+                      for text in contact.quiet_hours]
+        return found
+
+    def _applies(self, alert: Alert, delivery: Delivery) -> list[QuietWindow]:
+        if self.high_priority_overrides and alert.priority is Priority.HIGH:
+            return []
+        return self.windows(alert, delivery)
+
+    def hold_until(self, alert: Alert, delivery: Delivery,
+                   now: datetime) -> tuple[datetime, QuietWindow] | None:
+        """When the quiet hours ``delivery`` is in end (following back-to-back windows)."""
+        windows = self._applies(alert, delivery)
+        until, cause = now, None
+        for _ in range(MAX_CHAINED_WINDOWS):
+            ends = [(end, window) for window in windows
+                    if (end := window.end_if_inside(until)) is not None]
+            if not ends:
+                break
+            until, cause = max(ends, key=lambda pair: pair[0])
+        return (until, cause) if cause is not None else None
+
+    def _note_hold(self, record: AlertRecord, delivery: Delivery, now: datetime) -> None:
+        """Show in the report that a new delivery waits for quiet hours to end."""
+        if self._schedules_natively(delivery):
+            return
+        held = self.hold_until(record.alert, delivery, now)
+        if held is not None:
+            until, window = held
+            record.deliveries[delivery.id] = dataclasses.replace(
+                record.deliveries[delivery.id],
+                details={**delivery.details, "held_until": until.isoformat(),
+                         "held_by": f"quiet hours {window.text} ({window.rule})"})
+
+    def _schedules_natively(self, delivery: Delivery) -> bool:
+        provider = self.engine.providers.get(delivery.provider)
+        return provider is not None and provider.capabilities.scheduling
+
+    def quiet_plan(self, record: AlertRecord, delivery: Delivery) -> tuple[str, ...] | None:
+        """How to send ``delivery`` now: the blackout periods to pass to a provider that
+        schedules natively (empty if none apply), or None when it is held for quiet hours
+        (it is queued again when the window ends)."""
+        alert = record.alert
+        now = self.engine.clock.now()
+        if self._schedules_natively(delivery):
+            periods = [p for w in self._applies(alert, delivery)
+                       for p in w.periods(now, BLACKOUT_HORIZON)]
+            return tuple(sorted(dict.fromkeys(periods)))
+        held = self.hold_until(alert, delivery, now)
+        if held is None:
+            self.engine.scheduler.cancel(f"quiet:{delivery.id}")
+            return ()
+        until, window = held
+        _LOGGER.info("%s held until %s by quiet hours (%s)", delivery.id, until.isoformat(),
+                     window.rule)
+        self.engine.scheduler.call_at(f"quiet:{delivery.id}", until,
+                                      lambda: self._release(alert.id, delivery.id))
+        return None
+
+    async def _release(self, alert_id: str, delivery_id: str) -> None:
+        record = self.engine.record(alert_id)
+        delivery = record.deliveries.get(delivery_id) if record else None
+        if record is not None and delivery is not None and \
+                delivery.state is DeliveryState.PENDING:
+            self.engine._queue(record, [delivery])
+

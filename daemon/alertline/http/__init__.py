@@ -1,0 +1,1 @@
+"""HTTP: the daemon's server, postbacks, metrics, heartbeats and web pages."""

@@ -1,0 +1,1 @@
+"""Intake: what arrives (requests, Alertmanager payloads) parsed and expanded into alerts."""

@@ -1,0 +1,1 @@
+"""MTS Exolve: voice messages, their wire format and the CLI."""

@@ -1,0 +1,1 @@
+"""Fortytwo: voice jobs and their wire format."""

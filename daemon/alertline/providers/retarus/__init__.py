@@ -1,0 +1,1 @@
+"""Retarus: SMS (REST and HTTP Simple) and Voice (SOAP)."""

@@ -1,0 +1,1 @@
+"""The store: where alerts, deliveries, timers and the outbox are kept."""
