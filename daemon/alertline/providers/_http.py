@@ -8,25 +8,21 @@ as a :class:`RateLimitedError` / :class:`TransientError`: pausing the provider i
 dispatcher's job (:mod:`alertline.engine.dispatch`), hammering it from here would only
 prolong the limit.
 
-Also the transport options every adapter takes (``timeout``, ``retry_*``, ``poll_interval``,
-``tracking_deadline``), described once in :func:`transport_options`.
+Adapters import everything HTTP from here. Two siblings keep this module to its I/O and are
+re-exported: :mod:`._options` (the transport options every adapter takes, described once in
+:func:`transport_options`, and the :class:`RetryPolicy`) and :mod:`._answers` (tolerant reading
+of JSON and error bodies, ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-import voluptuous as vol
 
 from alertline.clock import Clock, SystemClock
 from alertline.errors import (
@@ -38,12 +34,49 @@ from alertline.errors import (
     RejectedError,
     TransientError,
 )
-from alertline.model import utcnow
-from alertline.providers.base import RateLimit
+from alertline.providers._answers import (
+    default_error_message,
+    first_present,
+    json_object,
+    retry_after_seconds,
+)
+from alertline.providers._options import (
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    retry_policy,
+    tracking_capabilities,
+    tracking_deadline,
+    transport_options,
+)
 from alertline.redact import MASK, Redactor, redact_text
 
 if TYPE_CHECKING:
-    from alertline.providers.base import Capabilities, ProviderContext
+    from alertline.providers.base import ProviderContext
+
+__all__ = [
+    "DEADLINE_FACTOR",
+    "DEFAULT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
+    "Classify",
+    "ErrorMessage",
+    "HttpApi",
+    "RetryPolicy",
+    "default_error_message",
+    "error_for_status",
+    "error_text",
+    "first_present",
+    "is_throttled",
+    "json_object",
+    "mask_query_params",
+    "read_limited",
+    "retry_after_seconds",
+    "retry_policy",
+    "tracking_capabilities",
+    "tracking_deadline",
+    "transport_error",
+    "transport_options",
+    "with_retries",
+]
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -89,166 +122,13 @@ def mask_query_params(*names: str) -> None:
 
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
-DEFAULT_TIMEOUT = 15.0
 DEADLINE_FACTOR = 2.0
 """The overall deadline of an exchange, in ``timeout`` units: a provider that trickles its answer
 a byte at a time (each read within ``timeout``) still frees the request slot."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently a request is retried after a retryable error."""
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int, hint: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        if hint is not None:
-            return min(max(hint, 0.0), self.max_delay)
-        raw = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
-        return float(raw * (1 + random.uniform(-self.jitter, self.jitter)))
-
-
-_DEFAULT_RETRY = RetryPolicy()
-_WEEK = 7 * 86400.0
-
-
-def transport_options(*, timeout: float = DEFAULT_TIMEOUT, poll_interval: float | None = None,
-                      deadline: float | None = None, rate_window: float = 10.0,
-                      retried: str = "5xx and connection errors") -> dict[Any, Any]:
-    """The option markers every adapter shares, with the adapter's defaults.
-
-    ``poll_interval`` and ``deadline`` are left out when None (a push-only adapter does not poll).
-    The deadline is spelt ``tracking_deadline``; ``deadline`` stays accepted as an alias.
-    """
-    delay = vol.All(vol.Coerce(float), vol.Range(min=0, max=3600))
-    options: dict[Any, Any] = {
-        vol.Optional("timeout", default=timeout,
-                     description="seconds per HTTP step (connect, send, each read); the whole "
-                     "exchange, complete answer included, ends after twice this"):
-            vol.All(vol.Coerce(float), vol.Range(min=0.01, max=3600)),
-        vol.Optional("retry_attempts", default=_DEFAULT_RETRY.attempts,
-                     description=f"attempts per request after {retried}"):
-            vol.All(vol.Coerce(int), vol.Range(min=1, max=20)),
-        vol.Optional("retry_base_delay", default=_DEFAULT_RETRY.base_delay,
-                     description="first retry wait in seconds; each further one doubles, "
-                     "with ±20 % jitter"): delay,
-        vol.Optional("retry_max_delay", default=_DEFAULT_RETRY.max_delay,
-                     description="longest retry wait in seconds (also caps a Retry-After)"):
-            delay,
-    }
-    options[vol.Optional("rate_limit_window", default=rate_window,
-                         description="seconds a provider that refused for load (429, 503) is "
-                         "left alone when it names no Retry-After; doubles with each further "
-                         "refusal")] = vol.All(_seconds, vol.Range(min=0.1, max=3600))
-    options[vol.Optional("rate_limit", description="client-side pacing: at most `jobs` "
-                         "requests per `per` seconds, e.g. {jobs: 1, per: 10s}; the last one "
-                         "of each window is kept for high priority")] = {
-        vol.Required("jobs"): vol.All(vol.Coerce(int), vol.Range(min=1, max=100_000)),
-        vol.Optional("per", default=10.0): vol.All(_seconds, vol.Range(min=0.01, max=86400)),
-    }
-    if poll_interval is not None:
-        options[vol.Optional("poll_interval", default=poll_interval,
-                             description="seconds between status polls")] = \
-            vol.All(vol.Coerce(float), vol.Range(min=0.01, max=_WEEK))
-    if deadline is not None:
-        seconds = vol.All(vol.Coerce(float), vol.Range(min=1, max=_WEEK))
-        options[vol.Optional("tracking_deadline", default=deadline,
-                             description="seconds after which a delivery that is still not "
-                             "final counts as expired")] = seconds
-        options[vol.Optional("deadline", description="alias of tracking_deadline (wins when "
-                             "both are set)")] = seconds
-    return options
-
-
-def _seconds(value: Any) -> float:
-    """Seconds from ``10``, ``"10s"``, ``"2m"`` or ``"1h"``."""
-    if isinstance(value, bool):
-        raise vol.Invalid("expected seconds such as 10 or 10s")
-    if isinstance(value, int | float):
-        return float(value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value))
-    if not match:
-        raise vol.Invalid("expected seconds such as 10 or 10s")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-
-
-def retry_policy(options: Mapping[str, Any]) -> RetryPolicy:
-    """The :class:`RetryPolicy` of an adapter's options (a missing one keeps its default)."""
-    return RetryPolicy(
-        attempts=int(options.get("retry_attempts", _DEFAULT_RETRY.attempts)),
-        base_delay=float(options.get("retry_base_delay", _DEFAULT_RETRY.base_delay)),
-        max_delay=float(options.get("retry_max_delay", _DEFAULT_RETRY.max_delay)))
-
-
-def tracking_deadline(options: Mapping[str, Any], default: float) -> float:
-    """The configured tracking deadline in seconds: ``deadline`` or ``tracking_deadline``."""
-    return float(options.get("deadline", options.get("tracking_deadline", default)))
-
-
-def tracking_capabilities(capabilities: Capabilities,
-                          options: Mapping[str, Any]) -> Capabilities:
-    """``capabilities`` with the configured ``poll_interval``, tracking deadline and rate limit
-    (``rate_limit_window``, ``rate_limit``)."""
-    poll = float(options.get("poll_interval", capabilities.poll_interval))
-    pacing = options.get("rate_limit")
-    return dataclasses.replace(
-        capabilities, poll_interval=poll,
-        max_poll_interval=max(capabilities.max_poll_interval, poll),
-        tracking_deadline=tracking_deadline(options, capabilities.tracking_deadline),
-        rate_window=float(options.get("rate_limit_window", capabilities.rate_window)),
-        rate_limit=RateLimit(int(pacing["jobs"]), float(pacing.get("per", 10.0)))
-        if isinstance(pacing, Mapping) else capabilities.rate_limit)
-
-
 ErrorMessage = Callable[[httpx.Response], tuple[str | None, str | None]]
 Classify = Callable[[httpx.Response], ProviderError | None]
-
-_CODE_KEYS = ("code", "error_code", "errorCode", "status_code", "status")
-_MESSAGE_KEYS = ("message", "error", "description", "reason", "details")
-
-
-def default_error_message(response: httpx.Response) -> tuple[str | None, str | None]:
-    """``(code, message)`` from an error body: JSON in its common shapes, else the plain text.
-
-    Read: ``{"code": 422, "message": "..."}`` and its spelling variants (``errorCode``,
-    ``error``, ``description``, ``reason``, ...), ``{"error": {"code", "message"}}``, plain text.
-    """
-    body = response.text.strip()[:500]
-    if not body:
-        return None, None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None, body
-    if not isinstance(data, Mapping):
-        return None, body
-    inner = data.get("error")
-    source: Mapping[str, Any] = inner if isinstance(inner, Mapping) else data
-    code = first_present(source, *_CODE_KEYS)
-    message = first_present(source, *_MESSAGE_KEYS)
-    return (str(code) if code is not None else None,
-            str(message) if isinstance(message, str | int | float) else body)
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` hint in seconds, if the response carries one."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())
-
 
 def error_for_status(provider: str, response: httpx.Response,
                      describe: ErrorMessage = default_error_message,
@@ -490,28 +370,3 @@ async def read_limited(response: httpx.Response, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def json_object(provider: str, response: httpx.Response) -> dict[str, Any]:
-    """The response body as a JSON object, or :class:`ProviderAnswerError`."""
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderAnswerError(
-            provider, f"answer is not JSON (HTTP {response.status_code})") from None
-    if not isinstance(data, dict):
-        raise ProviderAnswerError(provider, "answer is not a JSON object")
-    return data
-
-
-def first_present(data: Mapping[str, Any], *keys: str) -> Any:
-    """The value of the first of ``keys`` present in ``data`` (tolerant of spelling variants)."""
-    for key in keys:
-        if key in data and data[key] is not None:
-            return data[key]
-    lowered = {k.lower(): v for k, v in data.items() if isinstance(k, str)}
-    for key in keys:
-        value = lowered.get(key.lower())
-        if value is not None:
-            return value
-    return None
