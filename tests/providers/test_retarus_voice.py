@@ -38,10 +38,10 @@ from alertline.providers.base import (
     SubmittedItem,
 )
 from alertline.providers.retarus.voice import RetarusVoiceProvider
+from alertline.providers.retarus.voice_faults import fault_error
 from alertline.providers.retarus.voice_wire import (
     RecipientReport,
     VersionInfo,
-    fault_error,
     match_reports,
     parse_job_id,
     parse_job_ids,

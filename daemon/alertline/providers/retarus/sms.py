@@ -21,8 +21,8 @@ from alertline.errors import (
     ProviderError,
     ValidationError,
 )
-from alertline.model import Channel, DeliveryState, Priority
-from alertline.phone import NumberFormat, format_number
+from alertline.model import Channel, DeliveryState
+from alertline.phone import NumberFormat
 from alertline.providers._http import (
     HttpApi,
     first_present,
@@ -41,10 +41,16 @@ from alertline.providers.base import (
     SubmittedItem,
 )
 from alertline.providers.retarus import sms_wire as wire
-from alertline.providers.retarus.common import check_sender, sender_validator, short_ref
+from alertline.providers.retarus.common import sender_validator, short_ref
+from alertline.providers.retarus.sms_job import (
+    ALERT_OPTIONS,
+    OVER_PARTS_OPTION,
+    alert_options,
+    build_job,
+)
 from alertline.providers.retarus.sms_reads import StatusReader
 from alertline.providers.retarus.status import state_at_deadline
-from alertline.providers.sms_parts import OVER_MAX_PARTS, SmsEncoding, fit_text, is_gsm7
+from alertline.providers.sms_parts import OVER_MAX_PARTS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,19 +61,6 @@ DUPLICATE_NOT_FOUND = (
     "sent: Retarus refused the resend as a duplicate of a job it accepted in the last 10 "
     "minutes (409, duplicate detection); that job was not found in its job list, so no "
     "delivery status will follow")
-
-_OVER_MAX_PARTS = ("over_max_parts", "a text needing more than max_parts parts: send "
-                   "(Retarus cuts it), cut (here, ending in '...'/'…') or reject")
-_ALERT_OPTIONS: dict[Any, Any] = {
-    **wire.job_settings_schema(defaults=False),
-    vol.Optional(_OVER_MAX_PARTS[0], description=_OVER_MAX_PARTS[1]): vol.In(OVER_MAX_PARTS),
-    vol.Optional("job_period", description="ISO 8601 start time (default: not_before)"):
-        wire.check_timestamp,
-    vol.Optional("recipients", description="per number or contact: customer_ref, "
-                 "blackout_periods"): {str: wire.RECIPIENT_SCHEMA},
-}
-_ALERT_SCHEMA = vol.Schema(_ALERT_OPTIONS)
-
 
 class RetarusSmsProvider(Provider):
     """Retarus SMS for Applications over the REST API v1 (HTTP Basic, JSON)."""
@@ -88,7 +81,7 @@ class RetarusSmsProvider(Provider):
             vol.All([vol.Url()], vol.Length(min=1)),
         vol.Optional("sender", description="default sender id (src)"): sender_validator,
         **wire.job_settings_schema(defaults=True),
-        vol.Optional(_OVER_MAX_PARTS[0], default="send", description=_OVER_MAX_PARTS[1]):
+        vol.Optional(OVER_PARTS_OPTION[0], default="send", description=OVER_PARTS_OPTION[1]):
             vol.In(OVER_MAX_PARTS),
         vol.Optional("recipient_refs", default=True,
                      description="send each delivery id as the recipient customerRef"): bool,
@@ -106,7 +99,7 @@ class RetarusSmsProvider(Provider):
                      "duplicate is settled as sent at once)"):
             vol.All(vol.Coerce(int), vol.Range(min=0, max=wire.LIST_LIMIT_MAX)),
     }
-    alert_options_schema: ClassVar[dict[Any, Any]] = _ALERT_OPTIONS
+    alert_options_schema: ClassVar[dict[Any, Any]] = ALERT_OPTIONS
 
     def __init__(self, name: str, options: dict[str, Any], context: ProviderContext) -> None:
         super().__init__(name, options, context)
@@ -134,17 +127,14 @@ class RetarusSmsProvider(Provider):
     @classmethod
     def validate_alert_options(cls, options: dict[str, Any]) -> dict[str, Any]:
         """Per-alert options; the Retarus spellings (``validityMin``...) are accepted too."""
-        if not options:
-            return {}
-        result: dict[str, Any] = _ALERT_SCHEMA(wire.unalias(options))  # compiled once
-        return result
+        return alert_options(options)
 
     # ---- sending -------------------------------------------------------------------------
 
     async def submit(self, batch: Batch) -> Submission:
         """``POST /jobs``: one job, one message per distinct text, every recipient of the batch."""
         now = self.context.clock.now()
-        body, refs, sizes = self._job(batch, now)
+        body, refs, sizes = build_job(batch, self.settings, now)
         duplicate_detection = bool(body["options"].get("duplicateDetection"))
         try:
             response = await self._send_api.request(
@@ -165,103 +155,8 @@ class RetarusSmsProvider(Provider):
 
     def job_request(self, batch: Batch, now: datetime) -> tuple[dict[str, Any], dict[str, str]]:
         """The JobRequest body for ``batch``, and the custom recipient refs -> delivery ids."""
-        body, refs, _ = self._job(batch, now)
+        body, refs, _ = build_job(batch, self.settings, now)
         return body, refs
-
-    def _job(self, batch: Batch, now: datetime
-             ) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
-        """The JobRequest body, the custom refs, and each delivery's SMS size (its parts)."""
-        if not batch.items:
-            raise ValidationError("to", "no recipients")
-        if len(batch.items) > wire.MAX_RECIPIENTS_PER_JOB:
-            raise ValidationError("to", f"{len(batch.items)} recipients; a Retarus job takes "
-                                  f"at most {wire.MAX_RECIPIENTS_PER_JOB}")
-        try:
-            alert = self.validate_alert_options(dict(batch.options))
-            extra = [wire.check_period(p) for p in batch.blackout_periods]
-        except vol.Invalid as err:
-            path = ".".join(str(p) for p in err.path)
-            field = f"options.{path}" if path else "blackout_periods"
-            raise ValidationError(field, err.msg) from None
-        options = self._job_options(batch, alert, extra, now)
-        if "encoding" not in options and not all(is_gsm7(item.text) for item in batch.items):
-            # GSM 03.38 cannot carry the text: the service would refuse it (422 under
-            # invalidCharacters REFUSE) or mangle it, so the job goes as UTF-16
-            options["encoding"] = "UTF-16"
-        texts = self._texts(batch, alert, options)
-        messages: dict[str, list[dict[str, Any]]] = {}
-        refs: dict[str, str] = {}
-        overrides: dict[str, dict[str, Any]] = alert.get("recipients", {})
-        for item in batch.items:
-            recipient: dict[str, Any] = {"dst": format_number(item.number, NumberFormat.E164)}
-            override = overrides.get(item.number) or overrides.get(item.contact or "") or {}
-            if "customer_ref" in override:
-                recipient["customerRef"] = refs_key = override["customer_ref"]
-                refs[refs_key] = item.delivery_id
-            elif self.settings["recipient_refs"]:
-                recipient["customerRef"] = short_ref(item.delivery_id)
-            if "blackout_periods" in override:
-                recipient["blackoutPeriods"] = override["blackout_periods"]
-            messages.setdefault(texts[item.delivery_id][0], []).append(recipient)
-        body = {"options": options,
-                "messages": [{"text": text, "recipients": recipients}
-                             for text, recipients in messages.items()]}
-        return body, refs, {key: size for key, (_, size) in texts.items()}
-
-    def _texts(self, batch: Batch, alert: dict[str, Any], options: dict[str, Any]
-               ) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Per delivery: the text to send (cut to ``maxParts`` if so configured) and its size,
-        counted in the job's encoding (``TO_UTF16`` turns non-GSM text into UTF-16)."""
-        if not all(item.text.strip() for item in batch.items):
-            raise ValidationError("message", "empty SMS text")
-        utf16 = options.get("encoding") == "UTF-16" or (
-            options.get("invalidCharacters") == "TO_UTF16"
-            and not all(is_gsm7(item.text) for item in batch.items))
-        encoding = SmsEncoding.UCS2 if utf16 else SmsEncoding.GSM7
-        over = alert.get("over_max_parts", self.settings["over_max_parts"])
-        return {item.delivery_id: fit_text(item.text, encoding, options.get("maxParts"), over)
-                for item in batch.items}
-
-    def _job_options(self, batch: Batch, alert: dict[str, Any], extra_periods: list[str],
-                     now: datetime) -> dict[str, Any]:
-        cfg = self.settings
-
-        def pick(name: str) -> Any:
-            return alert[name] if name in alert else cfg.get(name)
-
-        sender = batch.sender or cfg.get("sender")
-        options: dict[str, Any] = {}
-        if sender:
-            options["src"] = check_sender(sender)
-        for name, wire_name in (("encoding", "encoding"), ("billcode", "billcode"),
-                                ("status_requested", "statusRequested"), ("flash", "flash")):
-            if pick(name) is not None:
-                options[wire_name] = pick(name)
-        options["customerRef"] = pick("customer_ref") or wire.job_ref(
-            [item.alert_id for item in batch.items])
-        if "validity_min" in alert:
-            options["validityMin"] = alert["validity_min"]
-        elif batch.expires is not None:
-            options["validityMin"] = wire.validity_minutes(batch.expires, now)
-        elif cfg.get("validity_min") is not None:
-            options["validityMin"] = cfg["validity_min"]
-        for name, wire_name in (("max_parts", "maxParts"),
-                                ("invalid_characters", "invalidCharacters")):
-            if pick(name) is not None:
-                options[wire_name] = pick(name)
-        if "qos" in alert:
-            options["qos"] = alert["qos"]
-        else:
-            options["qos"] = "EXPRESS" if batch.priority is Priority.HIGH else cfg["qos"]
-        if "job_period" in alert:
-            options["jobPeriod"] = alert["job_period"]
-        elif batch.not_before is not None and batch.not_before > now:
-            options["jobPeriod"] = wire.iso_ms(batch.not_before)
-        options["duplicateDetection"] = pick("duplicate_detection")
-        periods = list(dict.fromkeys([*(pick("blackout_periods") or []), *extra_periods]))
-        if periods:
-            options["blackoutPeriods"] = periods
-        return options
 
     def _submission_data(self, job_id: str | None, refs: dict[str, str]) -> dict[str, Any]:
         data: dict[str, Any] = {"job_id": job_id, "sent_to": self.settings["base_url"]}

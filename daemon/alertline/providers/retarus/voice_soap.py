@@ -40,12 +40,8 @@ from alertline.providers._http import (
     transport_error,
     with_retries,
 )
-from alertline.providers.retarus.voice_wire import (
-    BUNDLED_WSDL,
-    OPERATIONS,
-    PLACEHOLDER_NAMESPACE,
-    fault_error,
-)
+from alertline.providers.retarus.voice_faults import fault_error
+from alertline.providers.retarus.voice_wire import BUNDLED_WSDL, OPERATIONS, PLACEHOLDER_NAMESPACE
 from alertline.redact import Redactor
 
 _LOGGER = logging.getLogger(__name__)
