@@ -11,6 +11,7 @@ from alertline.providers.base import (
     StatusUpdate,
     Submission,
     SubmittedItem,
+    is_throttled,
 )
 from alertline.providers.registry import adapter_class, adapter_types, create_provider
 
@@ -28,4 +29,5 @@ __all__ = [
     "adapter_class",
     "adapter_types",
     "create_provider",
+    "is_throttled",
 ]

@@ -48,6 +48,7 @@ from alertline.providers._options import (
     tracking_deadline,
     transport_options,
 )
+from alertline.providers.base import is_throttled
 from alertline.redact import MASK, Redactor, redact_text
 
 if TYPE_CHECKING:
@@ -185,14 +186,6 @@ def _may_retry(err: ProviderError, idempotent: bool, number: int) -> bool:
         # the provider's dispatcher then pauses it (honouring Retry-After)
         return not isinstance(err, RateLimitedError) and number == 1
     return idempotent or not getattr(err, "request_sent", False)
-
-
-def is_throttled(err: BaseException | None) -> bool:
-    """Whether ``err`` says "not now" for the whole provider: a rate limit (429, Fortytwo's
-    "Server too busy") or a 503. Such a refusal pauses the provider instead of failing alerts."""
-    if isinstance(err, RateLimitedError):
-        return True
-    return isinstance(err, TransientError) and err.status == 503
 
 
 async def with_retries(provider: str, attempt: Callable[[int], Awaitable[_T]], *,

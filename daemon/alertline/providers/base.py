@@ -12,6 +12,7 @@ import httpx
 import voluptuous as vol
 
 from alertline.clock import Clock, SystemClock
+from alertline.errors import RateLimitedError, TransientError
 from alertline.model import Channel, DeliveryState, Priority
 from alertline.phone import NumberFormat
 from alertline.redact import Redactor
@@ -163,6 +164,17 @@ class ProviderContext:
     http: httpx.AsyncClient | None = None
     redactor: Redactor = field(default_factory=Redactor)
     callback_base_url: str | None = None
+
+
+def is_throttled(err: BaseException | None) -> bool:
+    """Whether ``err`` says "not now" for the whole provider: a rate limit (429, Fortytwo's
+    "Server too busy") or a 503. Such a refusal pauses the provider instead of failing alerts.
+
+    Part of the contract (not of ``_http``): the adapters raise such errors, the dispatcher
+    pauses the provider on them."""
+    if isinstance(err, RateLimitedError):
+        return True
+    return isinstance(err, TransientError) and err.status == 503
 
 
 class Provider(abc.ABC):
