@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from alertline.providers.base import Capabilities
 
 DEFAULT_TIMEOUT = 15.0
+"""Seconds per HTTP step (connect, send, each read) when an adapter sets no ``timeout``."""
 
 
 @dataclass(frozen=True, slots=True)
