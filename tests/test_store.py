@@ -16,7 +16,15 @@ import pytest
 from alertline.model import Alert, AlertStatus, Channel, Delivery, DeliveryState, Recipient
 from alertline.providers.base import Submission, SubmittedItem
 from alertline.store import sqlite as store_module
-from alertline.store.sqlite import MIGRATIONS, Op, Phase, Store, StoreBusyError
+from alertline.store.sqlite import (
+    MIGRATIONS,
+    Op,
+    Phase,
+    Store,
+    StoreBusyError,
+    StoreOpenError,
+    StoreRejectedError,
+)
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -112,8 +120,9 @@ async def test_a_failing_migration_leaves_the_old_version(tmp_path: Path,
     monkeypatch.setattr(store_module, "MIGRATIONS",
                         [*MIGRATIONS, "CREATE TABLE half (x INTEGER); SELECT * FROM nowhere"])
     broken = Store(path)
-    with pytest.raises(sqlite3.OperationalError, match="nowhere"):
+    with pytest.raises(StoreOpenError, match="nowhere") as raised:
         await broken.open()
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
     await broken.close()
     assert sql(path, "SELECT value FROM meta WHERE key='schema_version'") == [
         (str(len(MIGRATIONS)),)]
@@ -130,24 +139,24 @@ async def test_concurrent_commits_share_transactions(store: Store) -> None:
 
 
 async def test_a_failing_writer_does_not_take_its_neighbours_down(store: Store) -> None:
-    def broken(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO nowhere VALUES (1)")
-
-    results = await asyncio.gather(insert(store, "al-good-1"), store.commit([broken]),
+    await insert(store, "al-taken")
+    # the same alert id again: the data refuses it (a constraint), unlike a fault
+    broken = [Store.op_insert_alert(make_alert("al-taken"), AlertStatus(), "accepted", False)]
+    results = await asyncio.gather(insert(store, "al-good-1"), store.commit(broken),
                                    insert(store, "al-good-2"), return_exceptions=True)
     assert results[0] is None and results[2] is None
-    assert isinstance(results[1], sqlite3.OperationalError)
+    assert isinstance(results[1], StoreRejectedError)
+    assert isinstance(results[1].__cause__, sqlite3.IntegrityError)
     assert await store.load_alert("al-good-1") is not None
     assert await store.load_alert("al-good-2") is not None
 
 
 async def test_a_failed_transaction_writes_nothing(store: Store) -> None:
-    def broken(conn: sqlite3.Connection) -> None:
-        raise RuntimeError("disk on fire")
-
+    await insert(store, "al-taken")
     ops: list[Op] = [Store.op_insert_alert(make_alert(), AlertStatus(), "accepted", False),
-                     broken]
-    with pytest.raises(RuntimeError, match="disk on fire"):
+                     Store.op_insert_alert(make_alert("al-taken"), AlertStatus(), "accepted",
+                                           False)]
+    with pytest.raises(StoreRejectedError, match="UNIQUE constraint failed"):
         await store.commit(ops)
     assert await store.load_alert("al-1") is None
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from alertline.model import Alert, AlertState, AlertStatus
-from alertline.store.health import StoreHealth, is_fault, retry_delay
+from alertline.store.health import StoreHealth, retry_delay
 from alertline.store.sqlite import Op, Store, StoreUnavailableError
+from alertline.store.sqlite_faults import is_fault
 from tests.engine_harness import T0, EngineHarness
 from tests.filesystems import failing_ext4, fillable_disk
 

@@ -14,7 +14,6 @@ import gc
 import logging
 import shlex
 import signal
-import sqlite3
 import sys
 from typing import Any, TextIO
 
@@ -40,6 +39,7 @@ from alertline.oncall.http import heartbeat_routes
 from alertline.oncall.service import OnCallService
 from alertline.providers.base import ProviderContext
 from alertline.redact import Redactor
+from alertline.store.errors import StoreError
 from alertline.store.health import describe
 from alertline.store.sqlite import Store, StoreBusyError
 from alertline.store.sqlite_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
@@ -174,7 +174,7 @@ class Daemon:
             await engine.start()
         except StoreBusyError as err:
             raise DaemonStartError(str(err)) from None
-        except (sqlite3.Error, OSError) as err:
+        except (StoreError, OSError) as err:
             raise DaemonStartError(f"the store {config.store_path} cannot be opened: "
                                    f"{describe(err)} (check its directory's space and "
                                    "permissions)") from None

@@ -5,61 +5,29 @@ an I/O error, a lock another process holds too long) is a *fault*: nothing is lo
 caller has not been told "kept". The store keeps such writes and retries them with backoff;
 :class:`StoreHealth` records the outage, tells listeners once when it begins and once when it ends
 (the daemon stops acknowledging and reports ``degraded``), and logs one line for each, not one per
-message.
+message. Which driver errors are faults is each implementation's own
+(:func:`alertline.store.sqlite_faults.is_fault`); this module is the same for every store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from alertline.errors import AlertlineError
+from alertline.store.errors import StoreUnavailableError
 
 _LOGGER = logging.getLogger(__name__)
+
+__all__ = ["StoreHealth", "StoreUnavailableError", "describe", "retry_delay"]
 
 T = TypeVar("T")
 
 RETRY_FIRST_SECONDS = 0.1
 RETRY_MAX_SECONDS = 5.0
 QUIET_SECONDS = 60.0
-
-# SQLite's primary result codes for trouble with the file rather than with what is written
-# (https://sqlite.org/rescode.html). A corrupt file does not heal by itself, but waiting for an
-# operator is still right: confirming what was not kept is not.
-SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY = 3, 5, 6, 7, 8
-SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL = 10, 11, 13, 14, 15
-SQLITE_NOTADB = 26
-_FAULT_CODES = frozenset({SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY,
-                          SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN,
-                          SQLITE_PROTOCOL, SQLITE_NOTADB})
-_FAULT_WORDS = ("disk", "full", "readonly", "read-only", "locked", "busy", "unable to open")
-
-
-class StoreUnavailableError(AlertlineError):
-    """The store cannot keep this now (a fault, see :func:`is_fault`): nothing was committed.
-
-    Whoever handed the work over must not confirm it (no MQTT acknowledgement, no 2xx): the sender
-    keeps it and tries again.
-    """
-
-
-def is_fault(error: BaseException) -> bool:
-    """Whether ``error`` comes from the store's surroundings (retry later), not from the data."""
-    if isinstance(error, StoreUnavailableError | OSError):
-        return True
-    if isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError) and \
-            not isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError):
-        code = getattr(error, "sqlite_errorcode", None)
-        if code is not None:
-            return (int(code) & 0xFF) in _FAULT_CODES
-        text = str(error).lower()
-        return any(word in text for word in _FAULT_WORDS)
-    return False
-
 
 def retry_delay(attempt: int) -> float:
     """Seconds before retry ``attempt`` (0, 1, 2...): doubling from 0.1 s up to 5 s."""

@@ -1,12 +1,17 @@
 """SQLite store (WAL): alerts, deliveries, events, idempotency keys, submissions and the outbox.
 
-All SQLite work runs on one dedicated thread. Writes from concurrent callers are coalesced into one
-transaction (group commit): ``await store.commit(ops)`` returns once the ops are durable
+It implements the :class:`~alertline.store.protocol.Store` Protocol: callers hand over units of
+:mod:`~alertline.store.intents` and read typed records; only :mod:`~alertline.store.sqlite_ops`
+(writes), :mod:`~alertline.store.sqlite_reads` and :mod:`~alertline.store.sqlite_retention` hold
+SQL, and no ``sqlite3`` error leaves the store (see :mod:`alertline.store.errors`).
+
+All SQLite work runs on one dedicated thread. Units of work from concurrent callers are coalesced
+into one transaction (group commit): ``await store.commit(intents)`` returns once they are durable
 (``synchronous=FULL``: the WAL is synced at every commit, so a committed alert survives a power
 loss or a file system error).
 
 When the store cannot be written (disk full, read-only, I/O error, locked: a *fault*, see
-:mod:`alertline.store.health`), ``commit`` does not fail and does not return: it keeps the ops and
+:mod:`alertline.store.health`), ``commit`` does not fail and does not return: it keeps the work and
 retries them with backoff, reopening the database file each time, until they are durable. Whoever
 waits for it therefore never confirms what was not kept, and continues by itself once the store
 works again. Only :meth:`Store.close` ends the wait (with :class:`StoreUnavailableError`).
@@ -22,22 +27,26 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alertline.errors import AlertlineError
-from alertline.store.health import StoreHealth, StoreUnavailableError, is_fault, retry_delay
-from alertline.store.sqlite_ops import Op, StoreOps
-from alertline.store.sqlite_reads import (
-    OpenWork,
-    Phase,
-    StoredDelivery,
-    StoredSubmission,
-    StoreReads,
+from alertline.store.errors import (
+    StoreBusyError,
+    StoreClosedError,
+    StoreError,
+    StoreOpenError,
+    StoreRejectedError,
+    StoreUnavailableError,
 )
-from alertline.store.sqlite_retention import StoreSize, prune_sync
+from alertline.store.health import StoreHealth, describe, retry_delay
+from alertline.store.intents import Intent, IntentBuilders, Op, PruneFinished, UnitOfWork
+from alertline.store.protocol import Store as StoreProtocol
+from alertline.store.sqlite_faults import is_fault
+from alertline.store.sqlite_ops import apply
+from alertline.store.sqlite_reads import StoreReads
+from alertline.store.sqlite_retention import StoreSize
 from alertline.store.sqlite_schema import MIGRATIONS, ensure_incremental_vacuum
+from alertline.store.stored import OpenWork, Phase, StoredDelivery, StoredSubmission
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ __all__ = [
     "Phase",
     "Store",
     "StoreBusyError",
+    "StoreClosedError",
+    "StoreError",
+    "StoreOpenError",
+    "StoreRejectedError",
     "StoreSize",
     "StoreUnavailableError",
     "StoredDelivery",
@@ -58,12 +71,11 @@ T = TypeVar("T")
 
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
+# a caller's unit of work, the future its ``commit`` waits on, and its intents' results
+_Waiting = tuple[list[Intent], asyncio.Future[list[int | None]]]
 
-class StoreBusyError(AlertlineError):
-    """Another process holds the store."""
 
-
-class Store(StoreOps, StoreReads):
+class Store(IntentBuilders, StoreReads):
     """The SQLite store; every method that touches the database runs on the store's thread."""
 
     def __init__(self, path: str | Path, *, exclusive: bool = False) -> None:
@@ -72,19 +84,24 @@ class Store(StoreOps, StoreReads):
         self._lock_file: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alertline-store")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
+        self._pending: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
         self._lookups: list[tuple[str, asyncio.Future[str | None]]] = []
         self._lookup_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._reopen = False
         self._closed = False  # store thread only: set by the last task close runs there
+        self._shut = False  # set once close has finished: nothing more runs
         self.health = StoreHealth(self.path)
         self.commits = 0
 
     async def open(self) -> None:
-        """Open (and migrate) the database."""
-        await self._run(self._open_sync)
+        """Open (and migrate) the database; :class:`StoreOpenError` (or :class:`StoreBusyError`)
+        if it cannot be."""
+        try:
+            await self._run(self._open_sync)
+        except (sqlite3.Error, OSError) as err:
+            raise StoreOpenError(describe(err)) from err
 
     def _open_sync(self) -> None:
         conn = self._connect_sync()
@@ -189,6 +206,7 @@ class Store(StoreOps, StoreReads):
             with contextlib.suppress(Exception):
                 await self._run(self._close_sync)
             self._unlock()
+            self._shut = True
             self._executor.shutdown(wait=True)
 
     def _close_sync(self) -> None:
@@ -202,18 +220,24 @@ class Store(StoreOps, StoreReads):
         self._unlock()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._shut:
+            raise StoreClosedError(f"the store {self.path} is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
     async def _read(self, fn: Callable[[], T], *, wait: bool = True) -> T:
         """Run a read on the store thread; on a fault retry with backoff (unless ``wait`` is
         False or the store is closing: then :class:`StoreUnavailableError`)."""
+        if self._shut:  # not a fault: no outage to report
+            raise StoreClosedError(f"the store {self.path} is closed")
         attempt = 0
         while True:
             try:
                 result: T = await self._run(self._on_connection, fn)
             except Exception as err:
                 if not is_fault(err):
+                    if isinstance(err, sqlite3.Error):
+                        raise StoreError(f"the store cannot be read: {describe(err)}") from err
                     raise
                 self._reopen = True
                 self.health.failed(err, writing=False)
@@ -244,31 +268,39 @@ class Store(StoreOps, StoreReads):
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def commit(self, ops: Iterable[Op]) -> None:
-        """Apply ``ops`` in a transaction shared with concurrent callers; return once durable.
+    async def commit(self, work: UnitOfWork | Iterable[Intent]) -> None:
+        """Apply ``work`` atomically, in a transaction shared with concurrent callers; return
+        once durable.
 
-        While the store is failing this waits (the ops are retried with backoff) rather than
-        fail: nothing is confirmed before it is kept, and nothing is dropped.
+        While the store is failing this waits (the work is retried with backoff) rather than
+        fail: nothing is confirmed before it is kept, and nothing is dropped. A unit the data
+        refuses fails alone with :class:`StoreRejectedError`, its neighbours are kept.
         """
-        batch = list(ops)
-        if not batch:
-            return
+        await self._submit(list(UnitOfWork.of(work)))
+
+    async def _submit(self, intents: list[Intent]) -> list[int | None]:
+        """Queue ``intents`` for the next group commit; their results once durable."""
+        if not intents:
+            return []
+        if self._shut:
+            raise StoreClosedError(f"the store {self.path} is closed")
         if self._closing.is_set() and not self.health.available:
             raise StoreUnavailableError(f"the store cannot be written ({self.health.error})")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((batch, future))
+        future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+        self._pending.append((intents, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        await future
+        return await future
 
     async def _flush(self) -> None:
-        carried: list[tuple[list[Op], asyncio.Future[None]]] = []
+        carried: list[_Waiting] = []
         attempt = 0
         while self._pending or carried:
             taken, self._pending = carried + self._pending, []
             carried = []
             try:
-                await self._run(self._write_sync, [op for ops, _ in taken for op in ops])
+                results = await self._run(self._write_sync,
+                                          [i for intents, _ in taken for i in intents])
             except Exception as err:
                 if is_fault(err):
                     carried = await self._after_fault(taken, err, attempt)
@@ -277,26 +309,26 @@ class Store(StoreOps, StoreReads):
                 if len(taken) == 1:
                     _settle(taken[0][1], err)
                     continue
-                # one caller's bad op must not fail its neighbours: retry each on its own
-                for ops, future in taken:
+                # one caller's rejected unit must not fail its neighbours: retry each on its own
+                for intents, future in taken:
                     try:
-                        await self._run(self._write_sync, ops)
+                        alone = await self._run(self._write_sync, intents)
                     except Exception as single:
                         if is_fault(single):
-                            carried.append((ops, future))
+                            carried.append((intents, future))
                         else:
                             _settle(future, single)
                     else:
-                        _settle(future, None)
+                        _settle(future, None, alone)
                 continue
             attempt = 0
             self.health.succeeded(writing=True)
-            for _, future in taken:
-                _settle(future, None)
+            for intents, future in taken:
+                _settle(future, None, results[:len(intents)])
+                results = results[len(intents):]
 
-    async def _after_fault(self, taken: list[tuple[list[Op], asyncio.Future[None]]],
-                           error: Exception, attempt: int,
-                           ) -> list[tuple[list[Op], asyncio.Future[None]]]:
+    async def _after_fault(self, taken: list[_Waiting], error: Exception,
+                           attempt: int) -> list[_Waiting]:
         """Keep ``taken`` for the next attempt (after a backoff pause); when closing, give up
         once the last attempt failed and tell each caller its work was not kept."""
         self._reopen = True
@@ -311,79 +343,46 @@ class Store(StoreOps, StoreReads):
         await self._pause(attempt)
         return taken
 
-    def _write_sync(self, ops: list[Op]) -> None:
+    def _write_sync(self, intents: list[Intent]) -> list[int | None]:
+        """Apply ``intents`` in one transaction (store thread); what the data refuses becomes
+        :class:`StoreRejectedError`, faults stay as they are for :func:`is_fault`."""
         if self._reopen or self._conn is None:
             self._reopen_sync()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for op in ops:
-                op(conn)
+            results = [apply(conn, intent) for intent in intents]
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as err:
             if conn.in_transaction:  # a failed COMMIT may have rolled back by itself
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.Error) and not is_fault(err):
+                raise StoreRejectedError(f"the store refused this work: {describe(err)}") from err
             raise
         self.commits += 1
+        return results
 
     # -- retention -------------------------------------------------------------------------
 
     async def prune(self, finished_before: datetime, *, limit: int = 5000) -> int:
         """Delete up to ``limit`` alerts final since before ``finished_before`` with all their
         rows, and return their free pages to the file system; the number deleted."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        results = await self._submit([PruneFinished(finished_before, limit)])
+        return results[0] or 0
 
-        def op(conn: sqlite3.Connection) -> None:
-            if not future.done():  # a retried transaction runs its ops again
-                future.set_result(prune_sync(conn, finished_before, limit))
-        await self.commit([op])
-        return future.result()
 
-    # -- reading ---------------------------------------------------------------------------
-
-    async def alert_for_key(self, key: str) -> str | None:
-        """The alert id registered under idempotency ``key``.
-
-        Concurrent look-ups share one query (one hop to the store thread), like writes share
-        one transaction: under load every accepted alert asks this once.
-        """
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._lookups.append((key, future))
-        if self._lookup_task is None or self._lookup_task.done():
-            self._lookup_task = asyncio.create_task(self._look_up())
-        return await future
-
-    async def _look_up(self) -> None:
-        while self._lookups:
-            taken, self._lookups = self._lookups, []
-            keys = list({key for key, _ in taken})
-            try:
-                found = await self._read(partial(self._keys_sync, keys))
-            except Exception as err:
-                for _, future in taken:
-                    if not future.done():
-                        future.set_exception(err)
-                continue
-            for key, future in taken:
-                if not future.done():
-                    future.set_result(found.get(key))
-
-    def _keys_sync(self, keys: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
-            chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update((str(k), str(a)) for k, a in self.conn.execute(
-                f"SELECT key, alert_id FROM idempotency WHERE key IN ({marks})",  # noqa: S608
-                chunk))
-        return found
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[list[int | None]], error: BaseException | None,
+            results: list[int | None] | None = None) -> None:
     """Tell a waiting committer how its write ended."""
     if future.done():
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(results or [])
     else:
         future.set_exception(error)
+
+
+def _conforms(store: Store) -> StoreProtocol:
+    """Never called: mypy checks here that this class satisfies the Store Protocol."""
+    return store

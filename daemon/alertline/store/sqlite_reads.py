@@ -1,67 +1,36 @@
-"""The store's reads: the records it hands out, and the queries that load them.
+"""The SQLite store's reads: the queries that load the records of :mod:`alertline.store.stored`.
 
 A mixin of :class:`~alertline.store.sqlite.Store` (as
-:class:`~alertline.store.sqlite_ops.StoreOps` holds its write builders): every query runs on
+:class:`~alertline.store.intents.IntentBuilders` holds its write builders): every query runs on
 the store's thread through ``_read``, which waits out store faults like writes do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from alertline.model import Alert, AlertStatus, Delivery
 from alertline.providers.base import Submission, SubmittedItem
 from alertline.store.sqlite_retention import StoreSize, size_sync
+from alertline.store.stored import OpenWork, Phase, StoredDelivery, StoredSubmission
+
+__all__ = ["OpenWork", "Phase", "StoreReads", "StoredDelivery", "StoredSubmission"]
 
 T = TypeVar("T")
-
-
-class Phase:
-    """Where a delivery is in the submission outbox."""
-
-    QUEUED = "queued"          # waiting to be submitted
-    IN_FLIGHT = "in_flight"    # handed to the provider; outcome not yet stored
-    TRACKING = "tracking"      # submitted; status being tracked
-    DONE = "done"              # final
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDelivery:
-    """A delivery with its outbox phase and submission id."""
-
-    delivery: Delivery
-    phase: str
-    submission_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSubmission:
-    """A provider request that was made, with what the adapter needs to poll it."""
-
-    id: str
-    provider: str
-    submission: Submission
-
-
-@dataclass(frozen=True, slots=True)
-class OpenWork:
-    """Everything unfinished, loaded at start to resume."""
-
-    alerts: dict[str, tuple[Alert, AlertStatus]]
-    deliveries: list[StoredDelivery]
-    submissions: dict[str, StoredSubmission]
-    timers: list[tuple[str, datetime, dict[str, Any]]]
 
 
 class StoreReads:
     """The read methods of :class:`~alertline.store.sqlite.Store`."""
 
     path: str
+    _lookups: list[tuple[str, asyncio.Future[str | None]]]
+    _lookup_task: asyncio.Task[None] | None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -71,6 +40,43 @@ class StoreReads:
     async def _read(self, fn: Callable[[], T], *, wait: bool = True) -> T:
         """Run ``fn`` on the store's thread; provided by the store."""
         raise NotImplementedError
+
+    async def alert_for_key(self, key: str) -> str | None:
+        """The alert id registered under idempotency ``key``.
+
+        Concurrent look-ups share one query (one hop to the store thread), like writes share
+        one transaction: under load every accepted alert asks this once.
+        """
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._lookups.append((key, future))
+        if self._lookup_task is None or self._lookup_task.done():
+            self._lookup_task = asyncio.create_task(self._look_up())
+        return await future
+
+    async def _look_up(self) -> None:
+        while self._lookups:
+            taken, self._lookups = self._lookups, []
+            keys = list({key for key, _ in taken})
+            try:
+                found = await self._read(partial(self._keys_sync, keys))
+            except Exception as err:
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for key, future in taken:
+                if not future.done():
+                    future.set_result(found.get(key))
+
+    def _keys_sync(self, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update((str(k), str(a)) for k, a in self.conn.execute(
+                f"SELECT key, alert_id FROM idempotency WHERE key IN ({marks})",  # noqa: S608
+                chunk))
+        return found
 
     async def load_alert(self, alert_id: str) -> tuple[Alert, AlertStatus,
                                                         list[StoredDelivery]] | None:

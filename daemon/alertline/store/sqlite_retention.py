@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from alertline.store.sqlite import Store
+    from alertline.store.protocol import Store
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,0 +1,114 @@
+"""The Store Protocol: what the engine, the daemon, Home Assistant, on-call and the web pages
+need from a store, and all they may assume.
+
+Units of work go in (ordered :mod:`~alertline.store.intents`, kept atomically or not at all);
+typed records come out (the model's :class:`~alertline.model.Alert`,
+:class:`~alertline.model.AlertStatus` and :class:`~alertline.model.Delivery`, and
+:mod:`alertline.store.stored`). Errors are :mod:`alertline.store.errors`, never a driver's. The
+SQLite store implements it today; a PostgreSQL one (psycopg 3) is held to the same
+:mod:`tests.store.test_conformance` suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from alertline.model import Alert, AlertStatus
+from alertline.store.health import StoreHealth
+from alertline.store.intents import Intent, UnitOfWork
+from alertline.store.stored import OpenWork, StoredDelivery
+
+
+class Store(Protocol):
+    """A durable store of alerts, deliveries, events, timers, counters and the MQTT outbox.
+
+    While the store is failing (a *fault*: disk, network, lock), ``commit`` and the reads wait
+    with backoff rather than fail, so nothing unkept is ever confirmed; :attr:`health` tells
+    the hosts (``/healthz``, MQTT status) meanwhile. Only ``close`` ends that wait, with
+    :class:`~alertline.store.errors.StoreUnavailableError`; a closed store raises
+    :class:`~alertline.store.errors.StoreClosedError`.
+    """
+
+    @property
+    def health(self) -> StoreHealth:
+        """The store's availability: outages, their cause and listeners."""
+        ...
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far (a metric: group commit makes it less than units)."""
+        ...
+
+    async def open(self) -> None:
+        """Connect and migrate to the current schema; ``StoreOpenError`` or ``StoreBusyError``
+        when that cannot be done."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending units of work and release the store; later calls raise
+        ``StoreClosedError``."""
+        ...
+
+    async def commit(self, work: UnitOfWork | Iterable[Intent]) -> None:
+        """Keep ``work``'s intents, in order, all or none; return once durable.
+
+        Concurrent units are all kept (a store may share one transaction between them); a unit
+        the data refuses (an alert id that exists) raises ``StoreRejectedError`` and leaves
+        nothing, without failing its neighbours.
+        """
+        ...
+
+    async def prune(self, finished_before: datetime, *, limit: int = 5000) -> int:
+        """Delete up to ``limit`` alerts final since before ``finished_before`` (oldest first)
+        with their rows; how many were deleted."""
+        ...
+
+    async def alert_for_key(self, key: str) -> str | None:
+        """The alert id registered under idempotency ``key`` (an alert's id is one of its keys)."""
+        ...
+
+    async def load_alert(self, alert_id: str) -> tuple[Alert, AlertStatus,
+                                                        list[StoredDelivery]] | None:
+        """An alert, its status and its deliveries (in the order they were first saved)."""
+        ...
+
+    async def load_open_work(self) -> OpenWork:
+        """Every alert that is not final, with its deliveries, their submissions and all
+        timers: what a restart resumes."""
+        ...
+
+    async def find_deliveries(self, provider: str, provider_ref: str | None,
+                              message_id: str | None) -> list[str]:
+        """Alert ids whose deliveries match a provider message id, else a provider job (for a
+        pushed status)."""
+        ...
+
+    async def outbox(self, limit: int = 1000, *,
+                     after: int = 0) -> list[tuple[int, str, bytes, bool]]:
+        """The oldest queued MQTT messages ``(seq, topic, payload, retain)`` with seq > ``after``,
+        in seq order."""
+        ...
+
+    async def meta_get(self, key: str) -> str | None:
+        """A value a host keeps in the store (see ``MetaSet``)."""
+        ...
+
+    async def counter(self, key: str, window_start: datetime) -> int:
+        """A rate counter's value in the window starting at ``window_start`` (0 in any other)."""
+        ...
+
+    async def events(self, alert_id: str) -> list[dict[str, Any]]:
+        """An alert's event log, oldest first: dicts of ``delivery_id, at, kind, from_state,
+        to_state, provider_status, reason`` (``at`` as ISO 8601 text)."""
+        ...
+
+    async def recent_alerts(self, limit: int = 50) -> list[tuple[Alert, str, bool, datetime]]:
+        """The newest alerts ``(alert, state, final, updated_at)``, open ones first."""
+        ...
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts for metrics: ``deliveries`` (``"provider|state"`` → count), ``alerts_open``,
+        ``alerts_total``, ``outbox``; ``StoreUnavailableError`` at once while failing."""
+        ...

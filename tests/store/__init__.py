@@ -1,0 +1,1 @@
+"""Tests of the store: the conformance suite every implementation passes."""

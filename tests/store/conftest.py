@@ -1,0 +1,52 @@
+"""The store implementations the conformance suite runs against.
+
+Each entry of :data:`IMPLEMENTATIONS` gives a fresh, empty place for a store (a file, a database)
+for one test and a way to open a store there, as often as the test likes (a reopened store must
+find what an earlier one kept). A PostgreSQL store joins the suite with one more entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from alertline.store.protocol import Store
+from alertline.store.sqlite import Store as SqliteStore
+
+StoreFactory = Callable[[], Store]
+"""Makes an unopened store over the test's place (open it, close it)."""
+
+
+@asynccontextmanager
+async def sqlite_place(tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """A SQLite file in the test's temporary directory."""
+    path = tmp_path / "conformance.db"
+
+    def make() -> Store:
+        return SqliteStore(path, exclusive=True)
+    yield make
+
+
+IMPLEMENTATIONS: dict[str, Callable[[Path], AbstractAsyncContextManager[StoreFactory]]] = {
+    "sqlite": sqlite_place,
+}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+async def new_store(request: pytest.FixtureRequest,
+                    tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """A factory of stores over one fresh place, for each implementation."""
+    async with IMPLEMENTATIONS[request.param](tmp_path) as factory:
+        yield factory
+
+
+@pytest.fixture
+async def store(new_store: StoreFactory) -> AsyncIterator[Store]:
+    """An open store over a fresh place, closed after the test."""
+    opened = new_store()
+    await opened.open()
+    yield opened
+    await opened.close()
