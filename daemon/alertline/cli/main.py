@@ -16,8 +16,8 @@ import voluptuous as vol
 from alertline import __version__
 from alertline.cli.web import add_web_parser, hash_password_command
 from alertline.config.sections import Config, load_config
-from alertline.engine.core import Engine
 from alertline.errors import AlertlineError, ConfigError, NotFoundError, ValidationError
+from alertline.factory import create_engine
 from alertline.intake.request import parse_request
 from alertline.logs import configure_logging
 from alertline.model import Channel, Report
@@ -25,7 +25,6 @@ from alertline.oncall.schema import calendar_layers
 from alertline.providers.base import ProviderContext
 from alertline.providers.registry import adapter_class, adapter_types
 from alertline.redact import MASK, Redactor
-from alertline.store.sqlite import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -226,7 +225,7 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
     request = parse_request(payload)
     for layer in calendar_layers(config.schedules):  # schedule:<name> may need a calendar
         await layer.refresh_once()
-    engine = Engine(config, Store(config.store_path, exclusive=True))
+    engine = create_engine(config)
     printer = ProgressPrinter(quiet=args.json)
     engine.subscribe(printer)
     await engine.start()
@@ -274,13 +273,12 @@ async def _exolve(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
-    store = Store(config.store_path)
-    engine = Engine(config, store)
-    await store.open()
+    engine = create_engine(config, exclusive=False)  # only reads: a running daemon may hold it
+    await engine.store.open()
     try:
         report = await engine.report(args.alert_id)
     finally:
-        await store.close()
+        await engine.store.close()
     if args.json:
         _out(json.dumps(report.to_json(), indent=2))
     else:

@@ -1,0 +1,56 @@
+"""``create_engine``: the one way the daemon, the CLI and Home Assistant assemble an engine.
+
+Before it, each host built the store, a redactor, the provider context and the engine by hand,
+and the engine made a second redactor of its own: a secret an adapter registered on the context's
+redactor (a provider option marked secret) was masked in provider errors, but not in the failure
+reasons the engine wrote into reports. Here one :class:`Redactor` serves the providers, the engine
+and whatever the host hands it to (postbacks, logs, Home Assistant's diagnostics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import httpx
+
+from alertline.clock import Clock
+from alertline.config.sections import Config
+from alertline.engine.core import Engine
+from alertline.engine.scheduler import Scheduler
+from alertline.providers.base import Provider, ProviderContext
+from alertline.redact import Redactor
+from alertline.store.sqlite import Store
+
+__all__ = ["create_engine"]
+
+
+def create_engine(config: Config, *, store: Store | str | Path | None = None,
+                  clock: Clock | None = None, scheduler: Scheduler | None = None,
+                  http: httpx.AsyncClient | None = None, callback_base_url: str | None = None,
+                  exclusive: bool = True, secrets: Iterable[str] = (),
+                  redactor: Redactor | None = None,
+                  providers: dict[str, Provider] | None = None,
+                  max_in_flight: int = 4) -> Engine:
+    """An engine for ``config``, not yet started (``await engine.start()`` opens the store).
+
+    ``store``: a store to use, or the path of the SQLite store to open (``config.store_path``
+    when omitted), locked against a second process while ``exclusive`` (the daemon and Home
+    Assistant own theirs; ``alertline status`` only reads). ``http`` is a shared HTTP client for
+    the adapters (Home Assistant's); ``callback_base_url`` where push providers post status.
+    ``secrets`` are extra values to mask; ``redactor`` one to share (with the log formatter).
+    ``providers`` replaces the configured ones (tests)."""
+    if store is None or isinstance(store, str | Path):
+        store = Store(config.store_path if store is None else store, exclusive=exclusive)
+    redactor = redactor if redactor is not None else Redactor()
+    for secret in [*config.secrets, *secrets]:
+        redactor.add(secret)
+    context = ProviderContext(http=http, redactor=redactor, callback_base_url=callback_base_url)
+    if clock is not None:
+        context.clock = clock
+    engine = Engine(config, store, clock=clock, scheduler=scheduler, providers=providers,
+                    context=context, max_in_flight=max_in_flight)
+    # the engine makes a redactor of its own; it uses the context's, which the adapters filled
+    # with the secrets of their options as they were built
+    engine.redactor = context.redactor
+    return engine
