@@ -24,12 +24,15 @@ from homeassistant.helpers.httpx_client import get_async_client
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util.hass_dict import HassKey
 
-from alertline.clock import SystemClock
-from alertline.engine.core import Engine
-from alertline.errors import AuthError, ConfigError, ProviderError
-from alertline.providers.base import Provider, ProviderContext
-from alertline.redact import Redactor
-from alertline.store.sqlite import Store, StoreBusyError
+from alertline import (
+    AuthError,
+    ConfigError,
+    Engine,
+    Provider,
+    ProviderError,
+    StoreBusyError,
+    create_engine,
+)
 
 from .const import (
     CONF_MQTT_BASE_TOPIC,
@@ -85,9 +88,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) ->
                             built_from=reload_key(entry))
     if "mqtt" in hass.config.components:
         runtime.mqtt = MqttReportPublisher(
-            hass, engine.store, entry.options.get(CONF_MQTT_BASE_TOPIC, DEFAULT_MQTT_BASE_TOPIC),
-            start_task)
-        runtime.mqtt.attach(engine)
+            hass, engine, entry.options.get(CONF_MQTT_BASE_TOPIC, DEFAULT_MQTT_BASE_TOPIC))
     engine.subscribe(runtime.reports.handle)
     engine.on_provider_error(lambda err: _on_provider_error(hass, entry, err))
     try:
@@ -98,9 +99,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) ->
     entry.runtime_data = runtime
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _stopper(runtime)))
     if runtime.mqtt is not None:
-        publisher = runtime.mqtt
-        engine.subscribe(lambda _report: publisher.trigger())
-        publisher.async_start()
+        runtime.mqtt.async_start(
+            lambda target, name: entry.async_create_background_task(hass, target, name))
     if wants_postbacks(engine):
         runtime.postbacks = async_register_postbacks(
             hass, f"alertline {entry.title}", entry.data[CONF_WEBHOOK_ID], engine)
@@ -139,14 +139,13 @@ def _create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry,
     except ConfigError as err:
         raise ConfigEntryError(translation_domain=DOMAIN, translation_key="invalid_config",
                                translation_placeholders={"paths": _paths(err)}) from err
-    context = ProviderContext(clock=SystemClock(), http=get_async_client(hass),
-                              redactor=Redactor(config.secrets))
-    context.redactor.add(entry.data[CONF_WEBHOOK_ID])
+    callback_base_url = None
     if pushes_status(adapter):
-        context.callback_base_url = async_callback_base_url(hass, entry.data[CONF_WEBHOOK_ID])
-        _update_callback_issue(hass, entry, missing=context.callback_base_url is None and not
+        callback_base_url = async_callback_base_url(hass, entry.data[CONF_WEBHOOK_ID])
+        _update_callback_issue(hass, entry, missing=callback_base_url is None and not
                                entry.data[CONF_PROVIDER_OPTIONS].get("callback_url"))
-    return Engine(config, Store(config.store_path, exclusive=True), context=context)
+    return create_engine(config, http=get_async_client(hass), callback_base_url=callback_base_url,
+                         secrets=[entry.data[CONF_WEBHOOK_ID]])
 
 
 def _paths(err: ConfigError) -> str:

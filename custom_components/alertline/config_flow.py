@@ -21,8 +21,7 @@ from homeassistant.helpers.selector import (
     TextSelector,
 )
 
-from alertline.providers.base import Provider
-from alertline.providers.registry import adapter_types
+from alertline import Provider, adapter_types
 
 from .const import (
     CONF_PROVIDER_OPTIONS,

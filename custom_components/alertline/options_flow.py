@@ -29,7 +29,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
 )
 
-from alertline.errors import ConfigError
+from alertline import ConfigError
 
 from .const import (
     CONF_ALLOW,
@@ -56,10 +56,9 @@ from .provider_form import async_adapter
 from .runtime import (
     AlertlineConfigEntry,
     default_channel,
-    library_config_data,
+    entry_config,
     provider_channels,
     route_subentries,
-    validate_library_config,
 )
 
 _TOPIC = re.compile(r"^[^#+\s]+$")
@@ -82,11 +81,9 @@ async def _async_channels(flow: OptionsFlow | ConfigSubentryFlow,
 def _check(entry: AlertlineConfigEntry, options: Mapping[str, Any],
            routes: Sequence[Mapping[str, Any]], channels: list[str]) -> list[tuple[str, str]]:
     """The library's problems with ``entry`` given new ``options`` and ``routes``."""
-    data = library_config_data(entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS],
-                               options, routes, store="validation.db", region=None,
-                               channels=channels)
     try:
-        validate_library_config(data)
+        entry_config(entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS], options,
+                     routes, store="validation.db", region=None, channels=channels)
     except ConfigError as err:
         return err.problems
     return []

@@ -15,9 +15,14 @@ from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 
-from alertline.engine.core import Engine
-from alertline.http.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
-from alertline.providers.base import Provider, StatusMode
+from alertline import (
+    PROVIDER_PLACEHOLDER,
+    Engine,
+    PostbackReceiver,
+    Provider,
+    StatusMode,
+    read_limited,
+)
 
 from .const import DOMAIN
 

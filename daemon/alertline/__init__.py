@@ -11,6 +11,7 @@ and may change shape between releases.
 # first: modules imported below read the version while this package is still being imported
 __version__ = "0.1.0"
 
+from alertline.adapters import AdapterOption, adapter_options, check_provider
 from alertline.config.sections import Config, load_config, validate_config
 from alertline.engine.core import Accepted, Engine
 from alertline.engine.reports_waiting import (
@@ -30,7 +31,7 @@ from alertline.errors import (
     TransientError,
     ValidationError,
 )
-from alertline.factory import create_engine
+from alertline.factory import account_config, create_engine
 from alertline.http.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
 from alertline.intake.request import AlertRequest, parse_request
 from alertline.model import AlertState, Channel, Delivery, DeliveryState, Priority, Report
@@ -52,6 +53,7 @@ __all__ = [
     "PROVIDER_PLACEHOLDER",
     "SECRET_KEYS",
     "Accepted",
+    "AdapterOption",
     "AlertRequest",
     "AlertState",
     "AlertlineError",
@@ -85,9 +87,12 @@ __all__ = [
     "ValidationError",
     "__version__",
     "accepted_sink",
+    "account_config",
     "adapter_class",
+    "adapter_options",
     "adapter_types",
     "add_report_sinks",
+    "check_provider",
     "create_engine",
     "load_config",
     "nothing_sent",

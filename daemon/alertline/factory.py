@@ -9,20 +9,21 @@ and whatever the host hands it to (postbacks, logs, Home Assistant's diagnostics
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from alertline.clock import Clock
-from alertline.config.sections import Config
+from alertline.config.sections import Config, validate_config
 from alertline.engine.core import Engine
 from alertline.engine.scheduler import Scheduler
 from alertline.providers.base import Provider, ProviderContext
 from alertline.redact import Redactor
 from alertline.store.sqlite import Store
 
-__all__ = ["create_engine"]
+__all__ = ["account_config", "create_engine"]
 
 
 def create_engine(config: Config, *, store: Store | str | Path | None = None,
@@ -54,3 +55,42 @@ def create_engine(config: Config, *, store: Store | str | Path | None = None,
     # with the secrets of their options as they were built
     engine.redactor = context.redactor
     return engine
+
+
+def account_config(provider_type: str, provider_options: Mapping[str, Any], *, store_path: str,
+                   default_channel: str, contacts: Mapping[str, Any] | None = None,
+                   groups: Mapping[str, Any] | None = None,
+                   escalations: Mapping[str, Any] | None = None,
+                   routes: Mapping[str, Mapping[str, Any]] | None = None,
+                   quiet_hours: Iterable[str] = (), allow: Iterable[str] = (),
+                   per_hour: Mapping[str, int] | None = None, region: str | None = None,
+                   timezone: str | None = None) -> Config:
+    """The validated configuration of a host with one provider account and no YAML file (Home
+    Assistant's config entries): the provider (named after its type), contacts, groups,
+    escalations, routes and guard rails; no HTTP server (the host receives provider postbacks
+    itself); ``quiet_hours`` hold for every route without its own, in ``timezone``. ``${VAR}``
+    is never read from the host's environment. Raises ``ConfigError`` listing every problem."""
+    default_quiet = list(quiet_hours)
+    route_sections = {name: dict(section) for name, section in (routes or {}).items()}
+    for section in route_sections.values():
+        if default_quiet and "quiet_hours" not in section:
+            section["quiet_hours"] = default_quiet
+    limits: dict[str, Any] = {"allow": list(allow)} if allow else {}
+    if per_hour:
+        limits["per_hour"] = dict(per_hour)
+    if timezone:
+        limits["timezone"] = timezone
+    defaults: dict[str, Any] = {"provider": provider_type, "channel": default_channel}
+    if region:
+        defaults["region"] = region
+    return validate_config({
+        "store": {"path": store_path},
+        "http": {"enabled": False},
+        "defaults": defaults,
+        "providers": {provider_type: {"type": provider_type, **provider_options}},
+        "contacts": dict(contacts or {}),
+        "groups": dict(groups or {}),
+        "escalations": dict(escalations or {}),
+        "routes": route_sections,
+        "limits": limits,
+    }, env={})

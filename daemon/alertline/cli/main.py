@@ -11,9 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import voluptuous as vol
-
 from alertline import __version__
+from alertline.adapters import adapter_options
 from alertline.cli.web import add_web_parser, hash_password_command
 from alertline.config.sections import Config, load_config
 from alertline.errors import AlertlineError, ConfigError, NotFoundError, ValidationError
@@ -199,18 +198,10 @@ def _providers(as_json: bool) -> int:
 
 def _describe_adapter(name: str) -> dict[str, Any]:
     cls = adapter_class(name)
-    options = []
-    for marker in cls.options_schema:
-        key = str(marker.schema) if isinstance(marker, vol.Marker) else str(marker)
-        factory = marker.default if isinstance(marker, vol.Optional) else vol.UNDEFINED
-        default = factory() if callable(factory) else None
-        options.append({
-            "name": key,
-            "required": isinstance(marker, vol.Required),
-            "default": MASK if key in cls.secret_options and default else default,
-            "secret": key in cls.secret_options,
-            "description": getattr(marker, "description", None) or "",
-        })
+    options = [{"name": option.name, "required": option.required,
+                "default": MASK if option.secret and option.default else option.default,
+                "secret": option.secret, "description": option.description}
+               for option in adapter_options(cls)]
     return {"type": name, "description": cls.description,
             "capabilities": cls.default_capabilities.to_json(), "options": options}
 

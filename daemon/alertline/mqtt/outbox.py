@@ -118,9 +118,11 @@ class OutboxPublisher:
                 await asyncio.sleep(STORE_RETRY_SECONDS)
 
     async def _publish_batch(self) -> None:
-        self._wakeup.clear()
-        if self._failed or not self._broker.connected:
+        if self._failed:  # a publish failed: wait for news (the flag was cleared with it)
+            await self._wakeup.wait()
             self._failed = False
+        self._wakeup.clear()
+        if not self._broker.connected:
             await self._wakeup.wait()
             return
         rows = await self._store.outbox(self.batch_size, after=self._last_seq)
@@ -157,6 +159,7 @@ class OutboxPublisher:
             _LOGGER.debug("outbox message %d not published (%s); it stays queued", seq, error)
             self._last_seq = min(self._last_seq, seq - 1)
             self._failed = True
+            self._wakeup.clear()
             return
         else:
             self.published += 1
