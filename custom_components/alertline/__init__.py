@@ -6,10 +6,8 @@ work; this integration translates config entries, entities, services, events, we
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from homeassistant.components import webhook
@@ -32,6 +30,8 @@ from alertline import (
     ProviderError,
     StoreBusyError,
     create_engine,
+    pushes_status,
+    remove_store,
 )
 
 from .const import (
@@ -47,7 +47,6 @@ from .notify import legacy_service_name
 from .postback_webhook import (
     async_callback_base_url,
     async_register_postbacks,
-    pushes_status,
     wants_postbacks,
 )
 from .provider_form import account_id, async_adapter
@@ -135,10 +134,11 @@ def _create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry,
     """The library's engine for ``entry``: its config, providers (on Home Assistant's shared
     HTTP client), store in the config directory, and the postback URL for push providers."""
     try:
-        config = build_config(hass, entry, adapter)
+        config = build_config(hass, entry)
     except ConfigError as err:
         raise ConfigEntryError(translation_domain=DOMAIN, translation_key="invalid_config",
-                               translation_placeholders={"paths": _paths(err)}) from err
+                               translation_placeholders={"paths": ", ".join(  # not the reasons
+                                   path or "configuration" for path, _ in err.problems)}) from err
     callback_base_url = None
     if pushes_status(adapter):
         callback_base_url = async_callback_base_url(hass, entry.data[CONF_WEBHOOK_ID])
@@ -146,11 +146,6 @@ def _create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry,
                                entry.data[CONF_PROVIDER_OPTIONS].get("callback_url"))
     return create_engine(config, http=get_async_client(hass), callback_base_url=callback_base_url,
                          secrets=[entry.data[CONF_WEBHOOK_ID]])
-
-
-def _paths(err: ConfigError) -> str:
-    """Where the configuration is wrong (option paths, not the library's English reasons)."""
-    return ", ".join(path or "configuration" for path, _reason in err.problems)
 
 
 async def _async_check_provider(engine: Engine, provider_name: str) -> None:
@@ -244,11 +239,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -
 async def async_remove_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
     """The entry is deleted: delete its store and its repair issue too."""
     ir.async_delete_issue(hass, DOMAIN, _callback_issue_id(entry))
-    path = Path(store_path(hass, entry.entry_id))
-
-    def remove() -> None:
-        for suffix in ("", "-wal", "-shm", ".lock"):
-            with contextlib.suppress(FileNotFoundError):
-                path.with_name(path.name + suffix).unlink()
-
-    await hass.async_add_executor_job(remove)
+    await hass.async_add_executor_job(remove_store, store_path(hass, entry.entry_id))

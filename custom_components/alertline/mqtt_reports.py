@@ -1,11 +1,6 @@
-"""Delivery reports to MQTT through Home Assistant's MQTT integration, from the store's outbox.
-
-The library's outbox sinks and drainer, the daemon's own: the same ``<base>/accepted/<id>`` and
-``<base>/report/<id>`` messages, committed with the state change they describe, published at
-QoS 1 and removed once the broker has them. Here the drainer publishes through Home Assistant's
-MQTT client, one message at a time, and only while it is connected (paho would queue a message
-handed over while disconnected and send it on reconnect besides the outbox's copy): reports made
-while MQTT is down are published later, in order, and once.
+"""Delivery reports to MQTT through Home Assistant's MQTT integration: the daemon's outbox sinks
+and drainer (the same topics and payloads), publishing one message at a time and only while Home
+Assistant's client is connected, so reports made while MQTT is down go out later, in order, once.
 """
 
 from __future__ import annotations
@@ -24,12 +19,26 @@ from .reports import TaskStarter
 REPORT_QOS = 1
 
 
-class HomeAssistantBroker:
-    """Home Assistant's MQTT integration as the library's outbox broker."""
+class MqttReportPublisher:
+    """The engine's reports queued in its outbox, and the library's drainer publishing them
+    through Home Assistant's MQTT client (this is its ``OutboxBroker``)."""
 
-    def __init__(self, hass: HomeAssistant) -> None:
-        """Publish through ``hass``'s MQTT client."""
+    def __init__(self, hass: HomeAssistant, engine: Engine, base_topic: str) -> None:
+        """Queue the daemon's report messages under ``base_topic`` (before the engine starts)."""
         self._hass = hass
+        self.base_topic = base_topic
+        add_report_sinks(engine, Topics(base=base_topic))
+        self.outbox = OutboxPublisher(
+            engine.store, self, batch_size=100, window=1, refused=(),
+            spawn=lambda job: hass.async_create_task(job, "alertline outbox", eager_start=False))
+        engine.subscribe(self.outbox.notify)
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def published(self) -> int:
+        """Messages the broker has acknowledged since the entry was set up."""
+        return self.outbox.published
 
     @property
     def connected(self) -> bool:
@@ -44,27 +53,6 @@ class HomeAssistantBroker:
         return self._hass.async_create_task(
             mqtt.async_publish(self._hass, topic, payload, REPORT_QOS, retain),
             "alertline mqtt report", eager_start=False)
-
-
-class MqttReportPublisher:
-    """The engine's reports queued in its outbox, and the library's drainer publishing them."""
-
-    def __init__(self, hass: HomeAssistant, engine: Engine, base_topic: str) -> None:
-        """Queue the daemon's report messages under ``base_topic`` (before the engine starts)."""
-        self._hass = hass
-        self.base_topic = base_topic
-        add_report_sinks(engine, Topics(base=base_topic))
-        self.outbox = OutboxPublisher(
-            engine.store, HomeAssistantBroker(hass), batch_size=100, window=1, refused=(),
-            spawn=lambda job: hass.async_create_task(job, "alertline outbox", eager_start=False))
-        engine.subscribe(self.outbox.notify)
-        self._task: asyncio.Task[None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
-
-    @property
-    def published(self) -> int:
-        """Messages the broker has acknowledged since the entry was set up."""
-        return self.outbox.published
 
     @callback
     def async_start(self, start_background: TaskStarter) -> None:
@@ -82,7 +70,6 @@ class MqttReportPublisher:
         """Stop publishing; what is still queued stays in the outbox for the next start."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-            self._unsubscribe = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -19,7 +19,6 @@ from alertline import (
     PROVIDER_PLACEHOLDER,
     Engine,
     PostbackReceiver,
-    Provider,
     StatusMode,
     read_limited,
 )
@@ -32,11 +31,6 @@ _LOGGER = logging.getLogger(__name__)
 def wants_postbacks(engine: Engine) -> bool:
     """Whether any provider of the engine reports status by push."""
     return any(p.capabilities.status is not StatusMode.POLL for p in engine.providers.values())
-
-
-def pushes_status(adapter: type[Provider]) -> bool:
-    """Whether the adapter type reports status by push (it then needs a callback URL)."""
-    return adapter.default_capabilities.status is not StatusMode.POLL
 
 
 @callback

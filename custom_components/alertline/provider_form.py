@@ -1,16 +1,12 @@
-"""Provider forms generated from each adapter's own option schema, and the credential check.
-
-An adapter describes its options once (voluptuous markers with ``description=``, secrets in
-``secret_options``). The form shows its required options and the everyday ones (base URL, sender
-or caller id, locale) as fields; every other option is reachable through ``advanced_options``.
-The library validates the result; its messages are shown next to the field they concern.
-"""
+"""Provider forms from the library's description of each adapter's options: required and
+everyday options (base URL, sender or caller id, locale) as fields, every other one through
+``advanced_options``; the library validates the result and checks the credentials."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -175,35 +171,22 @@ def identity_is_secret(adapter: type[Provider]) -> bool:
 
 async def async_check(hass: HomeAssistant, adapter: type[Provider], name: str,
                       options: dict[str, Any], callback_base_url: str | None = None) -> None:
-    """The provider's credential check with validated ``options``, once for every server the
-    options name; its failures become form errors."""
-    for variant in _server_variants(options):
-        redactor = Redactor()
-        try:
-            await check_provider(adapter, name, variant, http=get_async_client(hass),
-                                 callback_base_url=callback_base_url, redactor=redactor)
-        except ConfigError as err:
-            raise ProviderFormError({ADVANCED_OPTIONS: "invalid_option"}, str(err)) from None
-        except AuthError:
-            raise ProviderFormError({"base": "invalid_auth"}) from None
-        except (TransientError, RateLimitedError) as err:
-            raise ProviderFormError({"base": "cannot_connect"},
-                                    redactor.text(str(err))) from None
-        except ValidationError as err:
-            key = "invalid_sender" if err.field in SENDER_OPTIONS else "invalid_option"
-            raise ProviderFormError({"base": key}, redactor.text(str(err))) from None
-        except ProviderError as err:
-            raise ProviderFormError({"base": "provider_error"}, redactor.text(str(err))) from None
-        except Exception:
-            _LOGGER.exception("unexpected error while checking %s", adapter.type)
-            raise ProviderFormError({"base": "unknown"}) from None
-
-
-def _server_variants(options: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The options as given and, when the adapter reads from ``status_urls`` but sends to
-    another ``base_url``, the options reading from ``base_url`` too: its check asks only the
-    status servers, so a wrong send URL would pass (Retarus SMS)."""
-    yield options
-    base_url, status_urls = options.get("base_url"), options.get("status_urls")
-    if base_url and isinstance(status_urls, list) and base_url not in status_urls:
-        yield {**options, "status_urls": [base_url]}
+    """The library's credential check with validated ``options``; failures become form errors."""
+    redactor = Redactor()
+    try:
+        await check_provider(adapter, name, options, http=get_async_client(hass),
+                             callback_base_url=callback_base_url, redactor=redactor)
+    except ConfigError as err:
+        raise ProviderFormError({ADVANCED_OPTIONS: "invalid_option"}, str(err)) from None
+    except AuthError:
+        raise ProviderFormError({"base": "invalid_auth"}) from None
+    except (TransientError, RateLimitedError) as err:
+        raise ProviderFormError({"base": "cannot_connect"}, redactor.text(str(err))) from None
+    except ValidationError as err:
+        key = "invalid_sender" if err.field in SENDER_OPTIONS else "invalid_option"
+        raise ProviderFormError({"base": key}, redactor.text(str(err))) from None
+    except ProviderError as err:
+        raise ProviderFormError({"base": "provider_error"}, redactor.text(str(err))) from None
+    except Exception:
+        _LOGGER.exception("unexpected error while checking %s", adapter.type)
+        raise ProviderFormError({"base": "unknown"}) from None

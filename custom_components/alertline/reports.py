@@ -1,5 +1,4 @@
-"""Delivery reports into Home Assistant: the ``alertline_report`` event, sensor updates, waiters
-(the library's)."""
+"""Delivery reports into Home Assistant: the ``alertline_report`` event, sensor updates, waiters."""
 
 from __future__ import annotations
 

@@ -11,7 +11,14 @@ and may change shape between releases.
 # first: modules imported below read the version while this package is still being imported
 __version__ = "0.1.0"
 
-from alertline.adapters import AdapterOption, adapter_options, check_provider
+from alertline.adapters import (
+    AdapterOption,
+    adapter_channels,
+    adapter_options,
+    check_provider,
+    default_channel,
+    pushes_status,
+)
 from alertline.config.sections import Config, load_config, validate_config
 from alertline.engine.core import Accepted, Engine
 from alertline.engine.reports_waiting import (
@@ -31,7 +38,7 @@ from alertline.errors import (
     TransientError,
     ValidationError,
 )
-from alertline.factory import account_config, create_engine
+from alertline.factory import account_config, create_engine, remove_store
 from alertline.http.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
 from alertline.intake.request import AlertRequest, parse_request
 from alertline.model import AlertState, Channel, Delivery, DeliveryState, Priority, Report
@@ -88,17 +95,21 @@ __all__ = [
     "__version__",
     "accepted_sink",
     "account_config",
+    "adapter_channels",
     "adapter_class",
     "adapter_options",
     "adapter_types",
     "add_report_sinks",
     "check_provider",
     "create_engine",
+    "default_channel",
     "load_config",
     "nothing_sent",
     "parse_request",
     "provider_answered",
+    "pushes_status",
     "read_limited",
+    "remove_store",
     "report_sink",
     "validate_config",
 ]

@@ -9,21 +9,24 @@ and whatever the host hands it to (postbacks, logs, Home Assistant's diagnostics
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from alertline import adapters
 from alertline.clock import Clock
 from alertline.config.sections import Config, validate_config
 from alertline.engine.core import Engine
 from alertline.engine.scheduler import Scheduler
 from alertline.providers.base import Provider, ProviderContext
+from alertline.providers.registry import adapter_class
 from alertline.redact import Redactor
 from alertline.store.sqlite import Store
 
-__all__ = ["account_config", "create_engine"]
+__all__ = ["account_config", "create_engine", "remove_store"]
 
 
 def create_engine(config: Config, *, store: Store | str | Path | None = None,
@@ -58,7 +61,7 @@ def create_engine(config: Config, *, store: Store | str | Path | None = None,
 
 
 def account_config(provider_type: str, provider_options: Mapping[str, Any], *, store_path: str,
-                   default_channel: str, contacts: Mapping[str, Any] | None = None,
+                   default_channel: str | None = None, contacts: Mapping[str, Any] | None = None,
                    groups: Mapping[str, Any] | None = None,
                    escalations: Mapping[str, Any] | None = None,
                    routes: Mapping[str, Mapping[str, Any]] | None = None,
@@ -68,8 +71,9 @@ def account_config(provider_type: str, provider_options: Mapping[str, Any], *, s
     """The validated configuration of a host with one provider account and no YAML file (Home
     Assistant's config entries): the provider (named after its type), contacts, groups,
     escalations, routes and guard rails; no HTTP server (the host receives provider postbacks
-    itself); ``quiet_hours`` hold for every route without its own, in ``timezone``. ``${VAR}``
-    is never read from the host's environment. Raises ``ConfigError`` listing every problem."""
+    itself); ``quiet_hours`` hold for every route without its own, in ``timezone``; the default
+    channel is SMS if the provider sends SMS. ``${VAR}`` is never read from the host's
+    environment. Raises ``ConfigError`` listing every problem."""
     default_quiet = list(quiet_hours)
     route_sections = {name: dict(section) for name, section in (routes or {}).items()}
     for section in route_sections.values():
@@ -80,7 +84,9 @@ def account_config(provider_type: str, provider_options: Mapping[str, Any], *, s
         limits["per_hour"] = dict(per_hour)
     if timezone:
         limits["timezone"] = timezone
-    defaults: dict[str, Any] = {"provider": provider_type, "channel": default_channel}
+    channel = default_channel or adapters.default_channel(
+        adapters.adapter_channels(adapter_class(provider_type)))
+    defaults: dict[str, Any] = {"provider": provider_type, "channel": channel}
     if region:
         defaults["region"] = region
     return validate_config({
@@ -94,3 +100,13 @@ def account_config(provider_type: str, provider_options: Mapping[str, Any], *, s
         "routes": route_sections,
         "limits": limits,
     }, env={})
+
+
+def remove_store(path: str | Path) -> None:
+    """Delete the SQLite store at ``path`` with its write-ahead log, shared memory and lock
+    files (a host deleting an account it created the store for). Blocking: run it in an
+    executor."""
+    path = Path(path)
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).unlink()
