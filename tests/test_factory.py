@@ -3,6 +3,7 @@ the CLI and Home Assistant share; one redactor masks every secret wherever it wo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,15 @@ import pytest
 from alertline import (
     MASK,
     Config,
+    ConfigError,
     DeliveryState,
     NotFoundError,
     RejectedError,
     StoreBusyError,
+    account_config,
     create_engine,
     parse_request,
+    remove_store,
     validate_config,
 )
 from alertline.clock import ManualClock
@@ -124,3 +128,40 @@ async def test_a_failure_reason_in_a_report_never_shows_a_host_secret(tmp_path: 
     assert delivery.reason is not None
     assert WEBHOOK_ID not in delivery.reason
     assert MASK in delivery.reason
+
+
+def test_an_account_config_for_a_host_without_yaml(tmp_path: Path) -> None:
+    config = account_config(
+        "fortytwo_voice", {"token": "ft-token-123456"}, store_path=str(tmp_path / "e.db"),
+        contacts={"alice": {"phone": "+491701234560"}}, groups={"oncall": ["alice"]},
+        routes={"leak": {"to": ["oncall"]}, "night": {"to": ["alice"],
+                                                      "quiet_hours": ["23:00/06:00"]}},
+        quiet_hours=["22:00/07:00"], allow=["+49*"], per_hour={"voice": 5},
+        timezone="Europe/Berlin")
+    assert config.default_channel.value == "voice"  # a voice-only provider calls
+    assert config.default_provider == "fortytwo_voice"
+    assert config.http["enabled"] is False
+    assert config.store_path == str(tmp_path / "e.db")
+    assert config.routes["leak"].quiet_hours == ("22:00/07:00",)  # the default
+    assert config.routes["night"].quiet_hours == ("23:00/06:00",)  # its own
+    assert config.limits["allow"] == ["+49*"]
+    assert config.limits["per_hour"]["voice"] == 5
+    assert "ft-token-123456" in config.secrets
+
+
+def test_an_account_config_reads_no_environment(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME_SECRET", "from-the-environment")
+    with pytest.raises(ConfigError):
+        account_config("retarus_sms", {"username": "acme", "password": "${HOME_SECRET}"},
+                       store_path=str(tmp_path / "e.db"))
+
+
+async def test_removing_a_store_removes_its_companion_files(tmp_path: Path) -> None:
+    engine = create_engine(_config(tmp_path / "gone.db"))
+    await engine.start()
+    await engine.accept(parse_request({"to": "+491701234560", "message": "Leak"}))
+    await engine.stop()
+    assert sorted(os.listdir(tmp_path))[0] == "gone.db"
+    remove_store(tmp_path / "gone.db")
+    assert os.listdir(tmp_path) == []
