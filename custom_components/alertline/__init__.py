@@ -6,10 +6,8 @@ work; this integration translates config entries, entities, services, events, we
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from homeassistant.components import webhook
@@ -24,12 +22,17 @@ from homeassistant.helpers.httpx_client import get_async_client
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util.hass_dict import HassKey
 
-from alertline.clock import SystemClock
-from alertline.engine.core import Engine
-from alertline.errors import AuthError, ConfigError, ProviderError
-from alertline.providers.base import Provider, ProviderContext
-from alertline.redact import Redactor
-from alertline.store.sqlite import Store, StoreBusyError
+from alertline import (
+    AuthError,
+    ConfigError,
+    Engine,
+    Provider,
+    ProviderError,
+    StoreBusyError,
+    create_engine,
+    pushes_status,
+    remove_store,
+)
 
 from .const import (
     CONF_MQTT_BASE_TOPIC,
@@ -44,7 +47,6 @@ from .notify import legacy_service_name
 from .postback_webhook import (
     async_callback_base_url,
     async_register_postbacks,
-    pushes_status,
     wants_postbacks,
 )
 from .provider_form import account_id, async_adapter
@@ -85,9 +87,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) ->
                             built_from=reload_key(entry))
     if "mqtt" in hass.config.components:
         runtime.mqtt = MqttReportPublisher(
-            hass, engine.store, entry.options.get(CONF_MQTT_BASE_TOPIC, DEFAULT_MQTT_BASE_TOPIC),
-            start_task)
-        runtime.mqtt.attach(engine)
+            hass, engine, entry.options.get(CONF_MQTT_BASE_TOPIC, DEFAULT_MQTT_BASE_TOPIC))
     engine.subscribe(runtime.reports.handle)
     engine.on_provider_error(lambda err: _on_provider_error(hass, entry, err))
     try:
@@ -98,9 +98,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) ->
     entry.runtime_data = runtime
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _stopper(runtime)))
     if runtime.mqtt is not None:
-        publisher = runtime.mqtt
-        engine.subscribe(lambda _report: publisher.trigger())
-        publisher.async_start()
+        runtime.mqtt.async_start(
+            lambda target, name: entry.async_create_background_task(hass, target, name))
     if wants_postbacks(engine):
         runtime.postbacks = async_register_postbacks(
             hass, f"alertline {entry.title}", entry.data[CONF_WEBHOOK_ID], engine)
@@ -135,23 +134,18 @@ def _create_engine(hass: HomeAssistant, entry: AlertlineConfigEntry,
     """The library's engine for ``entry``: its config, providers (on Home Assistant's shared
     HTTP client), store in the config directory, and the postback URL for push providers."""
     try:
-        config = build_config(hass, entry, adapter)
+        config = build_config(hass, entry)
     except ConfigError as err:
         raise ConfigEntryError(translation_domain=DOMAIN, translation_key="invalid_config",
-                               translation_placeholders={"paths": _paths(err)}) from err
-    context = ProviderContext(clock=SystemClock(), http=get_async_client(hass),
-                              redactor=Redactor(config.secrets))
-    context.redactor.add(entry.data[CONF_WEBHOOK_ID])
+                               translation_placeholders={"paths": ", ".join(  # not the reasons
+                                   path or "configuration" for path, _ in err.problems)}) from err
+    callback_base_url = None
     if pushes_status(adapter):
-        context.callback_base_url = async_callback_base_url(hass, entry.data[CONF_WEBHOOK_ID])
-        _update_callback_issue(hass, entry, missing=context.callback_base_url is None and not
+        callback_base_url = async_callback_base_url(hass, entry.data[CONF_WEBHOOK_ID])
+        _update_callback_issue(hass, entry, missing=callback_base_url is None and not
                                entry.data[CONF_PROVIDER_OPTIONS].get("callback_url"))
-    return Engine(config, Store(config.store_path, exclusive=True), context=context)
-
-
-def _paths(err: ConfigError) -> str:
-    """Where the configuration is wrong (option paths, not the library's English reasons)."""
-    return ", ".join(path or "configuration" for path, _reason in err.problems)
+    return create_engine(config, http=get_async_client(hass), callback_base_url=callback_base_url,
+                         secrets=[entry.data[CONF_WEBHOOK_ID]])
 
 
 async def _async_check_provider(engine: Engine, provider_name: str) -> None:
@@ -245,11 +239,4 @@ async def async_unload_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -
 async def async_remove_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) -> None:
     """The entry is deleted: delete its store and its repair issue too."""
     ir.async_delete_issue(hass, DOMAIN, _callback_issue_id(entry))
-    path = Path(store_path(hass, entry.entry_id))
-
-    def remove() -> None:
-        for suffix in ("", "-wal", "-shm", ".lock"):
-            with contextlib.suppress(FileNotFoundError):
-                path.with_name(path.name + suffix).unlink()
-
-    await hass.async_add_executor_job(remove)
+    await hass.async_add_executor_job(remove_store, store_path(hass, entry.entry_id))

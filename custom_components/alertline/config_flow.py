@@ -21,8 +21,7 @@ from homeassistant.helpers.selector import (
     TextSelector,
 )
 
-from alertline.providers.base import Provider
-from alertline.providers.registry import adapter_types
+from alertline import Provider, adapter_types, pushes_status
 
 from .const import (
     CONF_PROVIDER_OPTIONS,
@@ -32,7 +31,7 @@ from .const import (
     SUBENTRY_ROUTE,
 )
 from .options_flow import AlertlineOptionsFlow, RouteSubentryFlow
-from .postback_webhook import async_callback_base_url, pushes_status
+from .postback_webhook import async_callback_base_url
 from .provider_form import (
     ProviderFormError,
     account_id,

@@ -7,7 +7,7 @@ from typing import Any
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
-from alertline.redact import SECRET_KEYS
+from alertline import SECRET_KEYS
 
 from .const import CONF_ALLOW, CONF_TO, CONF_WEBHOOK_ID
 from .runtime import AlertlineConfigEntry

@@ -35,18 +35,13 @@ class AlertlineEntity(Entity):
         self._attr_device_info = account_device(entry)
 
 
-class AlertlineRouteEntity(Entity):
+class AlertlineRouteEntity(AlertlineEntity):
     """An entity of one route (a config subentry)."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
 
     def __init__(self, entry: AlertlineConfigEntry, subentry: ConfigSubentry,
                  description: EntityDescription) -> None:
         """Attach to the route's device, which hangs off the account device."""
-        self.entity_description = description
-        self.runtime = entry.runtime_data
-        self._entry_id = entry.entry_id
+        super().__init__(entry, description)
         self.route = str(subentry.data[CONF_ROUTE_NAME])
         self._attr_unique_id = f"{entry.entry_id}_{subentry.subentry_id}_{description.key}"
         self._attr_device_info = DeviceInfo(

@@ -29,7 +29,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
 )
 
-from alertline.errors import ConfigError
+from alertline import ConfigError, adapter_channels, default_channel
 
 from .const import (
     CONF_ALLOW,
@@ -55,11 +55,8 @@ from .const import (
 from .provider_form import async_adapter
 from .runtime import (
     AlertlineConfigEntry,
-    default_channel,
-    library_config_data,
-    provider_channels,
+    entry_config,
     route_subentries,
-    validate_library_config,
 )
 
 _TOPIC = re.compile(r"^[^#+\s]+$")
@@ -76,17 +73,15 @@ _COUNT = NumberSelector(NumberSelectorConfig(min=0, max=1_000_000, step=1,
 async def _async_channels(flow: OptionsFlow | ConfigSubentryFlow,
                           entry: AlertlineConfigEntry) -> list[str]:
     """The channels the entry's provider can deliver on."""
-    return provider_channels(await async_adapter(flow.hass, entry.data[CONF_PROVIDER_TYPE]))
+    return adapter_channels(await async_adapter(flow.hass, entry.data[CONF_PROVIDER_TYPE]))
 
 
 def _check(entry: AlertlineConfigEntry, options: Mapping[str, Any],
-           routes: Sequence[Mapping[str, Any]], channels: list[str]) -> list[tuple[str, str]]:
+           routes: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """The library's problems with ``entry`` given new ``options`` and ``routes``."""
-    data = library_config_data(entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS],
-                               options, routes, store="validation.db", region=None,
-                               channels=channels)
     try:
-        validate_library_config(data)
+        entry_config(entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS], options,
+                     routes, store="validation.db", region=None)
     except ConfigError as err:
         return err.problems
     return []
@@ -111,7 +106,7 @@ class AlertlineOptionsFlow(OptionsFlow):
             if not _TOPIC.match(options[CONF_MQTT_BASE_TOPIC]):
                 errors[CONF_MQTT_BASE_TOPIC] = "invalid_topic"
             routes = [s.data for s in route_subentries(entry)]
-            problems = _check(entry, options, routes, channels)
+            problems = _check(entry, options, routes)
             for path, _reason in problems:
                 errors[_options_field(path)] = "invalid_config"
             if not errors:
@@ -177,7 +172,7 @@ class RouteSubentryFlow(ConfigSubentryFlow):
             if any(r[CONF_ROUTE_NAME] == name for r in others):
                 errors[CONF_ROUTE_NAME] = "route_exists"
             else:
-                problems = _check(entry, entry.options, [*others, route], channels)
+                problems = _check(entry, entry.options, [*others, route])
                 errors = _route_errors(problems, name)
             if not errors:
                 return self.async_create_entry(title=name, data=route, unique_id=name)
@@ -202,7 +197,7 @@ class RouteSubentryFlow(ConfigSubentryFlow):
             route = _clean_route({**user_input, CONF_ROUTE_NAME: name})
             others = [s.data for s in route_subentries(entry)
                       if s.subentry_id != subentry.subentry_id]
-            problems = _check(entry, entry.options, [*others, route], channels)
+            problems = _check(entry, entry.options, [*others, route])
             errors = _route_errors(problems, name)
             if not errors:
                 return self.async_update_and_abort(entry, subentry, data=route)

@@ -15,9 +15,13 @@ from homeassistant.const import CONTENT_TYPE_JSON
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 
-from alertline.engine.core import Engine
-from alertline.http.postbacks import PROVIDER_PLACEHOLDER, PostbackReceiver, read_limited
-from alertline.providers.base import Provider, StatusMode
+from alertline import (
+    PROVIDER_PLACEHOLDER,
+    Engine,
+    PostbackReceiver,
+    StatusMode,
+    read_limited,
+)
 
 from .const import DOMAIN
 
@@ -27,11 +31,6 @@ _LOGGER = logging.getLogger(__name__)
 def wants_postbacks(engine: Engine) -> bool:
     """Whether any provider of the engine reports status by push."""
     return any(p.capabilities.status is not StatusMode.POLL for p in engine.providers.values())
-
-
-def pushes_status(adapter: type[Provider]) -> bool:
-    """Whether the adapter type reports status by push (it then needs a callback URL)."""
-    return adapter.default_capabilities.status is not StatusMode.POLL
 
 
 @callback

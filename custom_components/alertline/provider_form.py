@@ -1,16 +1,12 @@
-"""Provider forms generated from each adapter's own option schema, and the credential check.
-
-An adapter describes its options once (voluptuous markers with ``description=``, secrets in
-``secret_options``). The form shows its required options and the everyday ones (base URL, sender
-or caller id, locale) as fields; every other option is reachable through ``advanced_options``.
-The library validates the result; its messages are shown next to the field they concern.
-"""
+"""Provider forms from the library's description of each adapter's options: required and
+everyday options (base URL, sender or caller id, locale) as fields, every other one through
+``advanced_options``; the library validates the result and checks the credentials."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -23,17 +19,19 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 
-from alertline.errors import (
+from alertline import (
     AuthError,
     ConfigError,
+    Provider,
     ProviderError,
     RateLimitedError,
+    Redactor,
     TransientError,
     ValidationError,
+    adapter_class,
+    adapter_options,
+    check_provider,
 )
-from alertline.providers.base import Provider, ProviderContext
-from alertline.providers.registry import adapter_class
-from alertline.redact import Redactor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,18 +54,14 @@ async def async_adapter(hass: HomeAssistant, provider_type: str) -> type[Provide
     return await hass.async_add_import_executor_job(adapter_class, provider_type)
 
 
-def option_keys(adapter: type[Provider]) -> list[str]:
-    """Every option name of ``adapter``, in schema order."""
-    return [str(marker.schema) for marker in adapter.options_schema]
-
-
 def field_keys(adapter: type[Provider], *, secrets_only: bool = False) -> list[str]:
     """The options shown as fields: required ones and the everyday ones (or only the secrets)."""
-    if secrets_only:
-        return [key for key in option_keys(adapter) if key in adapter.secret_options]
-    required = {str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)}
-    return [key for key in option_keys(adapter) if key in required or key in EVERYDAY_OPTIONS
-            or key in adapter.secret_options]
+    return [o.name for o in adapter_options(adapter) if o.secret or (not secrets_only
+            and (o.required or o.name in EVERYDAY_OPTIONS))]
+
+
+def _required(adapter: type[Provider]) -> list[str]:
+    return [o.name for o in adapter_options(adapter) if o.required]
 
 
 def _selector(adapter: type[Provider], key: str) -> TextSelector:
@@ -82,20 +76,18 @@ def form_schema(adapter: type[Provider], current: Mapping[str, Any] | None = Non
                 secrets_only: bool = False) -> vol.Schema:
     """The form of ``adapter``'s options; ``current`` values are suggested (never secrets)."""
     current = current or {}
-    markers = {str(m.schema): m for m in adapter.options_schema}
+    fields = field_keys(adapter, secrets_only=secrets_only)
     schema: dict[Any, Any] = {}
-    for key in field_keys(adapter, secrets_only=secrets_only):
-        marker = markers[key]
-        suggested = current.get(key)
-        if suggested is None and marker.default is not vol.UNDEFINED:
-            default = marker.default()
-            suggested = default if isinstance(default, str) else None
-        if key in adapter.secret_options:
+    for option in (o for o in adapter_options(adapter) if o.name in fields):
+        suggested = current.get(option.name)
+        if suggested is None and isinstance(option.default, str):
+            suggested = option.default
+        if option.secret:
             suggested = None
-        required = isinstance(marker, vol.Required) and not (current and key in current)
+        required = option.required and not (current and option.name in current)
         field_type = vol.Required if required else vol.Optional
         described = {"suggested_value": suggested} if suggested is not None else None
-        schema[field_type(key, description=described)] = _selector(adapter, key)
+        schema[field_type(option.name, description=described)] = _selector(adapter, option.name)
     if not secrets_only:
         advanced = {k: v for k, v in current.items() if k not in schema}
         schema[vol.Optional(ADVANCED_OPTIONS, description=(
@@ -105,13 +97,10 @@ def form_schema(adapter: type[Provider], current: Mapping[str, Any] | None = Non
 
 def options_help(adapter: type[Provider]) -> str:
     """A Markdown list of every option with its description (the form's description text)."""
-    lines = []
-    for marker in adapter.options_schema:
-        note = " (required)" if isinstance(marker, vol.Required) else ""
-        if marker.default is not vol.UNDEFINED and marker.default() not in (None, "", [], {}):
-            note += f" (default: {marker.default()})"
-        lines.append(f"- `{marker.schema}`{note}: {marker.description or ''}")
-    return "\n".join(lines)
+    return "\n".join(
+        f"- `{o.name}`{' (required)' if o.required else ''}"
+        f"{f' (default: {o.default})' if o.default not in (None, '', [], {}) else ''}: "
+        f"{o.description}" for o in adapter_options(adapter))
 
 
 def options_from_input(adapter: type[Provider], user_input: Mapping[str, Any],
@@ -160,8 +149,7 @@ def validate_options(adapter: type[Provider], options: dict[str, Any]) -> dict[s
 def account_id(adapter: type[Provider], options: Mapping[str, Any]) -> str:
     """The unique id of the account: non-secret required options, else a hash of the secrets.
     Not the URL: the same account may move to another server (reconfigure)."""
-    required = [str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)]
-    visible = [str(options[k]) for k in required
+    visible = [str(options[k]) for k in _required(adapter)
                if k not in adapter.secret_options and options.get(k)]
     if not visible:
         secret = "|".join(str(options.get(k, "")) for k in sorted(adapter.secret_options))
@@ -171,49 +159,25 @@ def account_id(adapter: type[Provider], options: Mapping[str, Any]) -> str:
 
 def account_title(adapter: type[Provider], options: Mapping[str, Any]) -> str:
     """A readable default title: the adapter type and the account's visible name, if any."""
-    required = [str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)]
-    visible = next((str(options[k]) for k in required
+    visible = next((str(options[k]) for k in _required(adapter)
                     if k not in adapter.secret_options and options.get(k)), None)
     return f"{adapter.type} ({visible})" if visible else adapter.type
 
 
 def identity_is_secret(adapter: type[Provider]) -> bool:
     """Whether the account id is derived from a secret (it then changes with the secret)."""
-    return all(key in adapter.secret_options for key in
-               (str(m.schema) for m in adapter.options_schema if isinstance(m, vol.Required)))
+    return all(key in adapter.secret_options for key in _required(adapter))
 
 
 async def async_check(hass: HomeAssistant, adapter: type[Provider], name: str,
                       options: dict[str, Any], callback_base_url: str | None = None) -> None:
-    """Build the provider with validated ``options`` and run its credential check, once for
-    every server the options name."""
+    """The library's credential check with validated ``options``; failures become form errors."""
     redactor = Redactor()
-    context = ProviderContext(http=get_async_client(hass), redactor=redactor,
-                              callback_base_url=callback_base_url)
-    for variant in _server_variants(options):
-        await _async_check_one(adapter, name, variant, context)
-
-
-def _server_variants(options: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The options as given and, when the adapter reads from ``status_urls`` but sends to
-    another ``base_url``, the options reading from ``base_url`` too: its check asks only the
-    status servers, so a wrong send URL would pass (Retarus SMS)."""
-    yield options
-    base_url, status_urls = options.get("base_url"), options.get("status_urls")
-    if base_url and isinstance(status_urls, list) and base_url not in status_urls:
-        yield {**options, "status_urls": [base_url]}
-
-
-async def _async_check_one(adapter: type[Provider], name: str, options: dict[str, Any],
-                           context: ProviderContext) -> None:
-    """One credential check; its failures become form errors."""
-    redactor = context.redactor
     try:
-        provider = adapter(name, options, context)
+        await check_provider(adapter, name, options, http=get_async_client(hass),
+                             callback_base_url=callback_base_url, redactor=redactor)
     except ConfigError as err:
         raise ProviderFormError({ADVANCED_OPTIONS: "invalid_option"}, str(err)) from None
-    try:
-        await provider.check()
     except AuthError:
         raise ProviderFormError({"base": "invalid_auth"}) from None
     except (TransientError, RateLimitedError) as err:
@@ -226,5 +190,3 @@ async def _async_check_one(adapter: type[Provider], name: str, options: dict[str
     except Exception:
         _LOGGER.exception("unexpected error while checking %s", adapter.type)
         raise ProviderFormError({"base": "unknown"}) from None
-    finally:
-        await provider.aclose()

@@ -10,14 +10,12 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
-from alertline.engine.core import Engine
-from alertline.model import DeliveryState, Report
+from alertline import DeliveryState, Engine, Report, ReportWaiters
 
 from .const import ATTR_CONFIG_ENTRY_ID, EVENT_REPORT
 
 _LOGGER = logging.getLogger(__name__)
 
-ReportCondition = Callable[[Report], bool]
 # starts a task tracked by the config entry (its unload waits; nothing outlives the entry)
 type TaskStarter = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
@@ -41,7 +39,7 @@ class ReportHub:
         self._start_task = start_task
         self._entry_id = entry_id
         self._engine = engine
-        self._waiters: dict[str, list[tuple[ReportCondition, asyncio.Future[Report]]]] = {}
+        self.waiters = ReportWaiters(engine)
         self._refresh: asyncio.Task[None] | None = None
         self._refresh_again = False
         self.last_by_route: dict[str, Report] = {}
@@ -50,35 +48,13 @@ class ReportHub:
         self._stopped = False
 
     def handle(self, report: Report) -> None:
-        """Engine listener: fire the event, update entities, wake waiters (kept quick)."""
+        """Engine listener: fire the event, update entities (kept quick)."""
         payload: dict[str, Any] = {ATTR_CONFIG_ENTRY_ID: self._entry_id, **report.to_json()}
         self._hass.bus.async_fire(EVENT_REPORT, payload)
         if report.alert.route:
             self.last_by_route[report.alert.route] = report
         async_dispatcher_send(self._hass, signal_report(self._entry_id), report)
-        for condition, future in self._waiters.get(report.alert.id, []):
-            if not future.done() and condition(report):
-                future.set_result(report)
         self.schedule_count_refresh()
-
-    async def async_wait(self, alert_id: str, condition: ReportCondition,
-                         within: float) -> Report:
-        """The first report of ``alert_id`` that meets ``condition`` (TimeoutError after
-        ``within`` seconds); the current report counts too."""
-        future: asyncio.Future[Report] = self._hass.loop.create_future()
-        waiter = (condition, future)
-        self._waiters.setdefault(alert_id, []).append(waiter)
-        try:
-            current = await self._engine.report(alert_id)
-            if condition(current):
-                return current
-            return await asyncio.wait_for(future, within)
-        finally:
-            waiters = self._waiters.get(alert_id, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._waiters.pop(alert_id, None)
 
     def schedule_count_refresh(self) -> None:
         """Re-read delivery counts from the store, coalescing bursts into one read at a time."""
@@ -116,7 +92,4 @@ class ReportHub:
         if self._refresh is not None and not self._refresh.done():
             self._refresh_again = False
             await self._refresh
-        for waiters in self._waiters.values():
-            for _, future in waiters:
-                future.cancel()
-        self._waiters.clear()
+        self.waiters.close()

@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 
-from alertline.config.sections import Config, validate_config
-from alertline.engine.core import Engine
-from alertline.http.postbacks import PostbackReceiver
-from alertline.model import Channel
-from alertline.providers.base import Provider
+from alertline import Config, Engine, PostbackReceiver, account_config
 
 from .const import (
     CONF_ALLOW,
-    CONF_CHANNEL,
     CONF_CONTACTS,
     CONF_DEFAULT_CHANNEL,
-    CONF_ESCALATION,
     CONF_ESCALATIONS,
     CONF_GROUPS,
     CONF_PER_HOUR_SMS,
     CONF_PER_HOUR_VOICE,
-    CONF_PRIORITY,
     CONF_PROVIDER_OPTIONS,
     CONF_PROVIDER_TYPE,
     CONF_QUIET_HOURS,
     CONF_ROUTE_NAME,
-    CONF_SENDER,
-    CONF_TITLE,
     CONF_TO,
     DOMAIN,
     SUBENTRY_ROUTE,
@@ -77,68 +68,35 @@ def task_starter(hass: HomeAssistant, entry: AlertlineConfigEntry) -> TaskStarte
     return start
 
 
-def default_channel(channels: Collection[str]) -> str:
-    """The channel used when neither the call nor the route names one: SMS if the provider
-    sends SMS, else what it can do (a voice-only provider calls)."""
-    return Channel.SMS.value if Channel.SMS.value in channels else sorted(channels)[0]
-
-
-def provider_channels(adapter: type[Provider]) -> list[str]:
-    """The channels the adapter can deliver on (``sms`` first)."""
-    return sorted(c.value for c in adapter.default_capabilities.channels)
-
-
 def store_path(hass: HomeAssistant, entry_id: str) -> str:
     """Where an entry's SQLite store lives: in the config directory, so state survives restarts."""
     return hass.config.path(DOMAIN, f"{entry_id}.db")
 
 
 def route_section(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The library's ``routes.<name>`` section from a route subentry's data."""
-    section: dict[str, Any] = {"to": list(data.get(CONF_TO) or [])}
-    for key in (CONF_CHANNEL, CONF_PRIORITY, CONF_QUIET_HOURS, CONF_ESCALATION, CONF_SENDER,
-                CONF_TITLE):
-        if data.get(key):
-            section[key] = data[key]
-    return section
+    """The library's ``routes.<name>`` section from a route subentry's data (the form's field
+    names are the library's keys; empty fields are left out)."""
+    return {CONF_TO: list(data.get(CONF_TO) or []),
+            **{key: value for key, value in data.items()
+               if value and key not in (CONF_ROUTE_NAME, CONF_TO)}}
 
 
-def library_config_data(provider_type: str, provider_options: Mapping[str, Any],
-                        options: Mapping[str, Any], routes: Iterable[Mapping[str, Any]], *,
-                        store: str, region: str | None, channels: Collection[str],
-                        timezone: str | None = None) -> dict[str, Any]:
-    """The configuration mapping the library validates, from an entry's data, options, routes."""
-    route_sections = {str(r[CONF_ROUTE_NAME]): route_section(r) for r in routes}
-    default_quiet = list(options.get(CONF_QUIET_HOURS) or [])
-    for section in route_sections.values():
-        if default_quiet and CONF_QUIET_HOURS not in section:
-            section[CONF_QUIET_HOURS] = default_quiet
-    limits: dict[str, Any] = {}
-    if options.get(CONF_ALLOW):
-        limits["allow"] = list(options[CONF_ALLOW])
+def entry_config(provider_type: str, provider_options: Mapping[str, Any],
+                 options: Mapping[str, Any], routes: Iterable[Mapping[str, Any]], *,
+                 store: str, region: str | None, timezone: str | None = None) -> Config:
+    """The library's configuration from an entry's data, options and routes (raises
+    ``ConfigError``)."""
     per_hour = {channel: int(options[key]) for channel, key in
                 (("sms", CONF_PER_HOUR_SMS), ("voice", CONF_PER_HOUR_VOICE))
                 if options.get(key) is not None}
-    if per_hour:
-        limits["per_hour"] = per_hour
-    if timezone:
-        limits["timezone"] = timezone  # quiet hours are local time
-    defaults: dict[str, Any] = {"provider": provider_type,
-                                "channel": options.get(CONF_DEFAULT_CHANNEL)
-                                or default_channel(channels)}
-    if region:
-        defaults["region"] = region
-    return {
-        "store": {"path": store},
-        "http": {"enabled": False},
-        "defaults": defaults,
-        "providers": {provider_type: {"type": provider_type, **provider_options}},
-        "contacts": dict(options.get(CONF_CONTACTS) or {}),
-        "groups": dict(options.get(CONF_GROUPS) or {}),
-        "escalations": dict(options.get(CONF_ESCALATIONS) or {}),
-        "routes": route_sections,
-        "limits": limits,
-    }
+    return account_config(
+        provider_type, provider_options, store_path=store,
+        default_channel=options.get(CONF_DEFAULT_CHANNEL),
+        contacts=options.get(CONF_CONTACTS), groups=options.get(CONF_GROUPS),
+        escalations=options.get(CONF_ESCALATIONS),
+        routes={str(r[CONF_ROUTE_NAME]): route_section(r) for r in routes},
+        quiet_hours=options.get(CONF_QUIET_HOURS) or (), allow=options.get(CONF_ALLOW) or (),
+        per_hour=per_hour, region=region, timezone=timezone)
 
 
 def route_subentries(entry: AlertlineConfigEntry) -> list[ConfigSubentry]:
@@ -146,17 +104,9 @@ def route_subentries(entry: AlertlineConfigEntry) -> list[ConfigSubentry]:
     return [s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ROUTE]
 
 
-def validate_library_config(data: dict[str, Any]) -> Config:
-    """The library's validation of ``data``; ``${VAR}`` never reads Home Assistant's environment."""
-    return validate_config(data, env={})
-
-
-def build_config(hass: HomeAssistant, entry: AlertlineConfigEntry,
-                 adapter: type[Provider]) -> Config:
+def build_config(hass: HomeAssistant, entry: AlertlineConfigEntry) -> Config:
     """The validated library configuration of ``entry`` (raises ``ConfigError``)."""
-    data = library_config_data(
+    return entry_config(
         entry.data[CONF_PROVIDER_TYPE], entry.data[CONF_PROVIDER_OPTIONS], entry.options,
         [s.data for s in route_subentries(entry)], store=store_path(hass, entry.entry_id),
-        region=hass.config.country, channels=provider_channels(adapter),
-        timezone=hass.config.time_zone)
-    return validate_library_config(data)
+        region=hass.config.country, timezone=hass.config.time_zone)

@@ -10,22 +10,22 @@ MQTT, the action's response), as are later delivery outcomes.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
-from alertline.errors import AlertlineError, NotFoundError, ValidationError
-from alertline.intake.request import parse_request
-from alertline.model import DeliveryState, Report
+from alertline import (
+    AlertlineError,
+    Report,
+    ValidationError,
+    nothing_sent,
+    parse_request,
+    provider_answered,
+)
 
 from .const import DOMAIN, SUBMIT_TIMEOUT
-from .reports import ReportCondition
 from .runtime import AlertlineData
 
-_LOGGER = logging.getLogger(__name__)
-
-_REFUSED = (DeliveryState.FAILED, DeliveryState.REJECTED)
 # the library's ValidationError codes that have a message of their own; others are "invalid"
 _CODES = frozenset({"empty", "json", "missing", "too_long", "type", "unknown_contact",
                     "unknown_field", "unknown_route"})
@@ -44,18 +44,6 @@ def unknown_alert(alert_id: str) -> ServiceValidationError:
     """The Home Assistant error for an alert id no loaded entry knows."""
     return ServiceValidationError(translation_domain=DOMAIN, translation_key="unknown_alert",
                                   translation_placeholders={"alert_id": alert_id})
-
-
-def _submitted_or_final(report: Report) -> bool:
-    """Whether the provider has answered for every delivery (or nothing more will happen)."""
-    return report.final or all(d.state is not DeliveryState.PENDING for d in report.deliveries)
-
-
-def _nothing_sent(report: Report) -> bool:
-    """Whether every delivery failed before a provider took it (the provider refused the
-    request, or a guard rail such as the allowlist or a cap rejected it)."""
-    return bool(report.deliveries) and all(
-        d.state in _REFUSED and d.submitted_at is None for d in report.deliveries)
 
 
 async def async_send(runtime: AlertlineData, request: dict[str, Any], *, source: str,
@@ -77,15 +65,17 @@ async def async_send(runtime: AlertlineData, request: dict[str, Any], *, source:
     alert_id = accepted.alert_id
     report = accepted.report
     if not accepted.duplicate and not _held(report):
-        report = await _wait(runtime, alert_id, _submitted_or_final, SUBMIT_TIMEOUT, report)
-        if _nothing_sent(report):
+        report = await runtime.reports.waiters.wait(alert_id, provider_answered, SUBMIT_TIMEOUT,
+                                                    latest_on_timeout=True)
+        if nothing_sent(report):
             reason = next((d.reason for d in report.deliveries if d.reason), "") or ""
             raise HomeAssistantError(  # the untranslated message: the library's reason
                 f"Alert {alert_id} was not sent: {reason}",
                 translation_domain=DOMAIN, translation_key="not_sent",
                 translation_placeholders={"alert_id": alert_id})
     if wait:
-        report = await _wait(runtime, alert_id, lambda r: r.final, wait_seconds, report)
+        report = await runtime.reports.waiters.wait(alert_id, lambda r: r.final, wait_seconds,
+                                                    latest_on_timeout=True)
     return report, accepted.duplicate
 
 
@@ -93,16 +83,3 @@ def _held(report: Report) -> bool:
     """Whether the alert waits for ``not_before`` (the provider is asked later)."""
     not_before = report.alert.not_before
     return not_before is not None and not_before > report.updated_at
-
-
-async def _wait(runtime: AlertlineData, alert_id: str, condition: ReportCondition,
-                seconds: float, fallback: Report) -> Report:
-    try:
-        report: Report = await runtime.reports.async_wait(alert_id, condition, seconds)
-    except TimeoutError:
-        _LOGGER.debug("alert %s: no matching report within %.0f s", alert_id, seconds)
-        try:
-            return await runtime.engine.report(alert_id)
-        except NotFoundError:
-            return fallback
-    return report

@@ -17,7 +17,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from alertline.model import AlertState, DeliveryState, Report
+from alertline import AlertState, DeliveryState, Report
 
 from .const import ATTR_ALERT_ID
 from .entity import AlertlineEntity, AlertlineRouteEntity

@@ -16,8 +16,7 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
-from alertline.errors import NotFoundError
-from alertline.model import Report
+from alertline import NotFoundError, Report
 
 from .const import ATTR_ALERT_ID, ATTR_CONFIG_ENTRY_ID, DEFAULT_WAIT_TIMEOUT, DOMAIN
 from .runtime import AlertlineConfigEntry, AlertlineData

@@ -23,6 +23,7 @@ from alertline.config.sections import Config
 from alertline.engine.core import Engine
 from alertline.engine.scheduler import Scheduler
 from alertline.errors import AlertlineError
+from alertline.factory import create_engine
 from alertline.http.guard import ConnectionLimits
 from alertline.http.metrics import DaemonMetrics
 from alertline.http.postbacks import PostbackReceiver, callback_base_url
@@ -37,8 +38,6 @@ from alertline.mqtt.outbox import OutboxPublisher, accepted_sink, report_sink
 from alertline.mqtt.topics import Topics
 from alertline.oncall.http import heartbeat_routes
 from alertline.oncall.service import OnCallService
-from alertline.providers.base import ProviderContext
-from alertline.redact import Redactor
 from alertline.store.errors import StoreError
 from alertline.store.health import describe
 from alertline.store.sqlite import Store, StoreBusyError
@@ -137,14 +136,9 @@ class Daemon:
             host, protocol = EMBEDDED_HOST, "3.1.1"
         settings = MqttSettings.from_config(section, host=host, protocol=protocol)
         postbacks_token = config.http.get("postback_token")
-        context = ProviderContext(redactor=Redactor(config.secrets),
-                                  callback_base_url=self._callback_base(postbacks_token))
-        if self.clock is not None:
-            context.clock = self.clock
-        self.store = Store(config.store_path, exclusive=True)
-        engine = Engine(config, self.store, clock=self.clock, scheduler=self.scheduler,
-                        context=context)
-        self.engine = engine
+        engine = create_engine(config, clock=self.clock, scheduler=self.scheduler,
+                               callback_base_url=self._callback_base(postbacks_token))
+        self.store, self.engine = engine.store, engine
         self.web, engine.linked_texts = web_for_config(engine, config, status=self._overview)
         engine.add_accepted_sink(accepted_sink(self.topics))
         engine.add_outbox_sink(report_sink(self.topics))

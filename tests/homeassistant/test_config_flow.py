@@ -11,7 +11,7 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, Config
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
-from alertline.providers.registry import adapter_class
+from alertline import adapter_class
 from custom_components.alertline.const import (
     CONF_PROVIDER_OPTIONS,
     CONF_PROVIDER_TYPE,

@@ -14,7 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from alertline.store.sqlite import Store
+from alertline import Store
 from custom_components.alertline.const import (
     CONF_PROVIDER_OPTIONS,
     CONF_PROVIDER_TYPE,

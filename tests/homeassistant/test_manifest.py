@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from alertline import __version__ as library_version
-from alertline.providers.registry import adapter_class, adapter_types
+from alertline import adapter_class, adapter_types
 from custom_components.alertline.const import DOMAIN
 
 ROOT = Path(__file__).parents[2]

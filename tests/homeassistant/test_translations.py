@@ -15,8 +15,7 @@ from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 
-from alertline.model import AlertState, DeliveryState
-from alertline.providers.registry import adapter_class, adapter_types
+from alertline import AlertState, DeliveryState, adapter_class, adapter_types
 from custom_components.alertline.const import DOMAIN
 from custom_components.alertline.provider_form import field_keys
 

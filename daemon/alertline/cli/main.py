@@ -11,13 +11,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import voluptuous as vol
-
 from alertline import __version__
+from alertline.adapters import adapter_options
 from alertline.cli.web import add_web_parser, hash_password_command
 from alertline.config.sections import Config, load_config
-from alertline.engine.core import Engine
 from alertline.errors import AlertlineError, ConfigError, NotFoundError, ValidationError
+from alertline.factory import create_engine
 from alertline.intake.request import parse_request
 from alertline.logs import configure_logging
 from alertline.model import Channel, Report
@@ -25,7 +24,6 @@ from alertline.oncall.schema import calendar_layers
 from alertline.providers.base import ProviderContext
 from alertline.providers.registry import adapter_class, adapter_types
 from alertline.redact import MASK, Redactor
-from alertline.store.sqlite import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -200,18 +198,10 @@ def _providers(as_json: bool) -> int:
 
 def _describe_adapter(name: str) -> dict[str, Any]:
     cls = adapter_class(name)
-    options = []
-    for marker in cls.options_schema:
-        key = str(marker.schema) if isinstance(marker, vol.Marker) else str(marker)
-        factory = marker.default if isinstance(marker, vol.Optional) else vol.UNDEFINED
-        default = factory() if callable(factory) else None
-        options.append({
-            "name": key,
-            "required": isinstance(marker, vol.Required),
-            "default": MASK if key in cls.secret_options and default else default,
-            "secret": key in cls.secret_options,
-            "description": getattr(marker, "description", None) or "",
-        })
+    options = [{"name": option.name, "required": option.required,
+                "default": MASK if option.secret and option.default else option.default,
+                "secret": option.secret, "description": option.description}
+               for option in adapter_options(cls)]
     return {"type": name, "description": cls.description,
             "capabilities": cls.default_capabilities.to_json(), "options": options}
 
@@ -226,7 +216,7 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
     request = parse_request(payload)
     for layer in calendar_layers(config.schedules):  # schedule:<name> may need a calendar
         await layer.refresh_once()
-    engine = Engine(config, Store(config.store_path, exclusive=True))
+    engine = create_engine(config)
     printer = ProgressPrinter(quiet=args.json)
     engine.subscribe(printer)
     await engine.start()
@@ -274,13 +264,12 @@ async def _exolve(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
-    store = Store(config.store_path)
-    engine = Engine(config, store)
-    await store.open()
+    engine = create_engine(config, exclusive=False)  # only reads: a running daemon may hold it
+    await engine.store.open()
     try:
         report = await engine.report(args.alert_id)
     finally:
-        await store.close()
+        await engine.store.close()
     if args.json:
         _out(json.dumps(report.to_json(), indent=2))
     else:

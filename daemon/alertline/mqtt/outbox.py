@@ -5,6 +5,7 @@ table in the same transaction as the change they describe. :class:`OutboxPublish
 them at QoS 1 while the broker is connected, many at a time (a window of unacknowledged
 messages, never one PUBACK after another), and deletes each row in batches once the broker has
 acknowledged it. A broker outage or a daemon crash only delays them: rows stay until acknowledged.
+Home Assistant drains the same outbox through its own MQTT integration (an :class:`OutboxBroker`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
-from alertline.engine.core import AcceptedSink, OutboxSink
-from alertline.mqtt.bridge import MqttBridge, PublishError
+from alertline.engine.core import AcceptedSink, Engine, OutboxSink
+from alertline.mqtt.bridge import PublishError
 from alertline.mqtt.inbound import encode
 from alertline.mqtt.topics import Topics
 from alertline.store.sqlite import Store
@@ -24,6 +26,8 @@ from alertline.store.sqlite import Store
 _LOGGER = logging.getLogger(__name__)
 
 STORE_RETRY_SECONDS = 1.0
+
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Future[None]"]
 
 
 def report_sink(topics: Topics) -> OutboxSink:
@@ -37,23 +41,56 @@ def accepted_sink(topics: Topics) -> AcceptedSink:
                               False)]
 
 
-class OutboxPublisher:
-    """Drains the store's outbox to the broker: nothing lost across outages and restarts."""
+def add_report_sinks(engine: Engine, topics: Topics) -> None:
+    """Have ``engine`` queue ``<base>/accepted/<id>`` and ``<base>/report/<id>`` in the outbox
+    (the daemon's topics and payloads; Home Assistant publishes the same)."""
+    engine.add_accepted_sink(accepted_sink(topics))
+    engine.add_outbox_sink(report_sink(topics))
 
-    def __init__(self, store: Store, bridge: MqttBridge, *, batch_size: int = 500,
-                 window: int = 2000) -> None:
+
+class OutboxBroker(Protocol):
+    """Where the outbox goes: the daemon's :class:`MqttBridge`, or a host's own MQTT client
+    (Home Assistant's ``mqtt.async_publish`` behind two lines)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether a publish now reaches the broker (nothing is handed over while it is not:
+        an MQTT client queues such a message itself, and it would go out twice)."""
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> Awaitable[None]:
+        """Publish at QoS 1; done when the broker has the message, failed if it has not."""
+
+
+class OutboxPublisher:
+    """Drains the store's outbox to the broker: nothing lost across outages and restarts.
+
+    ``window`` messages may await their acknowledgement at once (the daemon keeps thousands in
+    flight; Home Assistant, whose publish waits for each acknowledgement, sends one at a time,
+    which also keeps the order when a publish fails). A publish failing with one of ``refused``
+    is dropped (the broker will never take it); any other failure leaves the message in the
+    outbox and stops the drain until :meth:`notify` (a new report, the connection is back).
+    ``spawn`` starts the task that removes acknowledged rows (a host may track its tasks).
+    """
+
+    def __init__(self, store: Store, broker: OutboxBroker, *, batch_size: int = 500,
+                 window: int = 2000,
+                 refused: tuple[type[BaseException], ...] = (PublishError,),
+                 spawn: Spawn = asyncio.ensure_future) -> None:
         self._store = store
-        self._bridge = bridge
+        self._spawn = spawn
+        self._broker = broker
         self.batch_size = batch_size
         self.window = window
+        self.refused_errors = refused
         self._last_seq = 0
         self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._acked: list[int] = []
-        self._deleting: asyncio.Task[None] | None = None
+        self._deleting: asyncio.Future[None] | None = None
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._caught_up = False
+        self._failed = False
         self.published = 0
         self.refused = 0
 
@@ -63,7 +100,8 @@ class OutboxPublisher:
         return len(self._in_flight)
 
     def notify(self, *_: Any) -> None:
-        """New rows may be in the outbox (an engine report listener)."""
+        """New rows may be in the outbox, or the broker is back (an engine report listener and
+        a connection hook)."""
         self._caught_up = False
         self._idle.clear()
         self._wakeup.set()
@@ -80,12 +118,13 @@ class OutboxPublisher:
                 await asyncio.sleep(STORE_RETRY_SECONDS)
 
     async def _publish_batch(self) -> None:
-        await self._bridge.wait_connected()
-        if len(self._in_flight) >= self.window:
-            self._room.clear()
-            await self._room.wait()
-            return
+        if self._failed:  # a publish failed: wait for news (the flag was cleared with it)
+            await self._wakeup.wait()
+            self._failed = False
         self._wakeup.clear()
+        if not self._broker.connected:
+            await self._wakeup.wait()
+            return
         rows = await self._store.outbox(self.batch_size, after=self._last_seq)
         if not rows:
             self._caught_up = True
@@ -94,8 +133,13 @@ class OutboxPublisher:
             await self._wakeup.wait()
             return
         for seq, topic, payload, retain in rows:
+            while len(self._in_flight) >= self.window:
+                self._room.clear()
+                await self._room.wait()
+            if self._failed or not self._broker.connected:
+                return  # the next round waits for the broker
             self._last_seq = seq
-            future = self._bridge.publish(topic, payload, retain=retain)
+            future = asyncio.ensure_future(self._broker.publish(topic, payload, retain=retain))
             self._in_flight[seq] = future
             future.add_done_callback(partial(self._acknowledged, seq))
 
@@ -106,17 +150,22 @@ class OutboxPublisher:
         if future.cancelled():
             return  # stopping: the row stays and is published by the next run
         error = future.exception()
-        if isinstance(error, PublishError):
+        if isinstance(error, self.refused_errors):
             self.refused += 1
             _LOGGER.error("outbox message %d cannot be published and is dropped: %s", seq, error)
         elif error is not None:
-            _LOGGER.error("outbox message %d: %s", seq, error)
+            # not published: read it again once the broker is back (its successors that are
+            # still in flight may then go out twice; QoS 1 is "at least once")
+            _LOGGER.debug("outbox message %d not published (%s); it stays queued", seq, error)
+            self._last_seq = min(self._last_seq, seq - 1)
+            self._failed = True
+            self._wakeup.clear()
             return
         else:
             self.published += 1
         self._acked.append(seq)
         if self._deleting is None or self._deleting.done():
-            self._deleting = asyncio.ensure_future(self._delete_acknowledged())
+            self._deleting = self._spawn(self._delete_acknowledged())
         if self._caught_up and not self._in_flight:
             self._idle.set()
 
@@ -140,3 +189,14 @@ class OutboxPublisher:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._deleting), within)
         return True
+
+    async def close(self) -> None:
+        """Forget the publishes awaiting an acknowledgement (their rows stay in the outbox) and
+        finish removing the acknowledged ones; call it after cancelling :meth:`run`, before the
+        store closes."""
+        for future in list(self._in_flight.values()):
+            future.cancel()
+        self._in_flight.clear()
+        if self._deleting is not None:
+            with contextlib.suppress(Exception):
+                await self._deleting
