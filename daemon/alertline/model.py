@@ -1,4 +1,5 @@
-"""Plain data: alerts, recipients, deliveries, their states, and the report published for them."""
+"""Plain data: alerts, recipients, deliveries and the report published for them (the states
+live in :mod:`alertline.states` and are re-exported here)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from alertline.states import (
+    AlertState,
+    DeliveryState,
+    IllegalTransitionError,
+    can_transition,
+)
+
+__all__ = [
+    "Acknowledgement",
+    "Alert",
+    "AlertState",
+    "AlertStatus",
+    "Channel",
+    "Delivery",
+    "DeliveryState",
+    "IllegalTransitionError",
+    "Priority",
+    "Recipient",
+    "Report",
+    "alert_state",
+    "can_transition",
+    "utcnow",
+]
 
 
 class Channel(StrEnum):
@@ -21,64 +46,6 @@ class Priority(StrEnum):
 
     NORMAL = "normal"
     HIGH = "high"
-
-
-class DeliveryState(StrEnum):
-    """Normalised state of one delivery (one recipient on one channel)."""
-
-    PENDING = "pending"
-    SUBMITTED = "submitted"
-    DELIVERED = "delivered"
-    SENT = "sent"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-
-    @property
-    def final(self) -> bool:
-        """Whether no further change can happen."""
-        return self not in (DeliveryState.PENDING, DeliveryState.SUBMITTED)
-
-    @property
-    def success(self) -> bool:
-        """Whether the delivery counts as a success."""
-        return self in (DeliveryState.DELIVERED, DeliveryState.SENT)
-
-
-_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
-    DeliveryState.PENDING: frozenset({
-        DeliveryState.PENDING, DeliveryState.SUBMITTED, DeliveryState.CANCELLED,
-        DeliveryState.REJECTED, DeliveryState.FAILED, DeliveryState.EXPIRED,
-        DeliveryState.DELIVERED, DeliveryState.SENT,
-    }),
-    DeliveryState.SUBMITTED: frozenset({
-        DeliveryState.SUBMITTED, DeliveryState.DELIVERED, DeliveryState.SENT,
-        DeliveryState.FAILED, DeliveryState.EXPIRED, DeliveryState.CANCELLED,
-    }),
-}
-
-
-def can_transition(current: DeliveryState, new: DeliveryState) -> bool:
-    """Whether a delivery in ``current`` may move to ``new`` (same state = progress update)."""
-    return new in _TRANSITIONS.get(current, frozenset())
-
-
-class IllegalTransitionError(ValueError):
-    """A delivery was asked to move to a state it cannot reach from where it is."""
-
-
-class AlertState(StrEnum):
-    """Alert-level summary state."""
-
-    ACCEPTED = "accepted"
-    IN_PROGRESS = "in_progress"
-    DELIVERED = "delivered"
-    PARTIALLY_DELIVERED = "partially_delivered"
-    FAILED = "failed"
-    ACKNOWLEDGED = "acknowledged"
-    CANCELLED = "cancelled"
-    RESOLVED = "resolved"
 
 
 def utcnow() -> datetime:
