@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from alertline.progress import EscalationProgress
 from alertline.states import (
     AlertState,
     DeliveryState,
@@ -24,6 +25,7 @@ __all__ = [
     "Channel",
     "Delivery",
     "DeliveryState",
+    "EscalationProgress",
     "IllegalTransitionError",
     "Priority",
     "Recipient",
@@ -276,7 +278,7 @@ class AlertStatus:
     acknowledged: Acknowledgement | None = None
     cancelled: bool = False
     resolved: bool = False
-    escalation: dict[str, Any] | None = None
+    escalation: EscalationProgress | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -284,7 +286,7 @@ class AlertStatus:
             "acknowledged": self.acknowledged.to_json() if self.acknowledged else None,
             "cancelled": self.cancelled,
             "resolved": self.resolved,
-            "escalation": self.escalation,
+            "escalation": self.escalation.to_json() if self.escalation else None,
         }
 
     @classmethod
@@ -293,7 +295,8 @@ class AlertStatus:
         ack = data.get("acknowledged")
         return cls(acknowledged=Acknowledgement.from_json(ack) if ack else None,
                    cancelled=bool(data.get("cancelled")), resolved=bool(data.get("resolved")),
-                   escalation=data.get("escalation"))
+                   escalation=(EscalationProgress.from_json(data["escalation"])
+                               if data.get("escalation") else None))
 
 
 def alert_state(deliveries: list[Delivery], status: AlertStatus) -> AlertState:
@@ -302,7 +305,7 @@ def alert_state(deliveries: list[Delivery], status: AlertStatus) -> AlertState:
         return AlertState.RESOLVED
     if status.acknowledged is not None:
         return AlertState.ACKNOWLEDGED
-    escalating = bool(status.escalation and status.escalation.get("active"))
+    escalating = bool(status.escalation and status.escalation.active)
     if not deliveries:
         return AlertState.CANCELLED if status.cancelled else AlertState.ACCEPTED
     if escalating or any(not d.state.final for d in deliveries):
@@ -311,7 +314,7 @@ def alert_state(deliveries: list[Delivery], status: AlertStatus) -> AlertState:
         return AlertState.IN_PROGRESS
     if status.cancelled and not any(d.state.success for d in deliveries):
         return AlertState.CANCELLED
-    if status.escalation and status.escalation.get("outcome") == "not_acknowledged":
+    if status.escalation and status.escalation.outcome == "not_acknowledged":
         return AlertState.FAILED
     successes = sum(1 for d in deliveries if d.state.success)
     if successes == len(deliveries):
@@ -369,5 +372,6 @@ class Report:
                              if self.status.acknowledged else None),
             "cancelled": self.status.cancelled,
             "resolved": self.status.resolved,
-            "escalation": self.status.escalation,
+            "escalation": (self.status.escalation.to_json()
+                           if self.status.escalation else None),
         }
