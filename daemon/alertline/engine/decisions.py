@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from alertline.model import Acknowledgement, Delivery
 from alertline.progress import EscalationProgress
@@ -93,10 +93,10 @@ class SetEscalation:
 
 @dataclass(frozen=True, slots=True)
 class EndAlert:
-    """An alert-level fact: acknowledged, cancelled or resolved (``kind``: ack, cancel,
-    resolve), recorded as an event with ``detail``."""
+    """An alert-level fact: acknowledged, cancelled or resolved, recorded as an event (named
+    by ``kind``) with ``detail``."""
 
-    kind: str
+    kind: Literal["ack", "cancel", "resolve"]
     at: datetime
     detail: str | None = None
     acknowledgement: Acknowledgement | None = None

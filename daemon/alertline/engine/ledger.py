@@ -216,10 +216,8 @@ class Ledger:
             status = dataclasses.replace(status, acknowledged=decision.acknowledgement)
         elif decision.kind == "cancel":
             status = dataclasses.replace(status, cancelled=True)
-        elif decision.kind == "resolve":
-            status = dataclasses.replace(status, resolved=True)
         else:
-            raise ValueError(f"unknown alert event {decision.kind!r}")
+            status = dataclasses.replace(status, resolved=True)
         record.status = status
         self._events.append((record.alert.id, None, decision.at, decision.kind, None, None, None,
                              decision.detail))
@@ -235,7 +233,6 @@ class Ledger:
         escalation's timer, outbox messages) in one transaction, then emit it."""
         alert, now = record.alert, self.clock.now()
         report = record.report(now)
-        check_alert_transition(AlertState.ACCEPTED, report.state, what=f"alert {alert.id}")
         accepted = Accepted(alert.id, len(record.deliveries), False, report)
         ops = [Store.op_insert_alert(alert, record.status, report.state.value, False, keys),
                Store.op_save_deliveries([(d, Phase.QUEUED, None)
