@@ -8,6 +8,7 @@ from typing import Any
 
 from alertline.model import Alert, AlertStatus, Delivery, Report
 from alertline.states import Phase
+from alertline.store.sqlite import StoredDelivery
 
 
 @dataclass(slots=True)
@@ -22,6 +23,14 @@ class AlertRecord:
     # and the alert row's (status, state, final); only what differs is written
     saved: dict[str, tuple[Delivery, tuple[Phase, str | None]]] = field(default_factory=dict)
     saved_row: tuple[AlertStatus, str, bool] | None = None
+
+    @classmethod
+    def from_store(cls, alert: Alert, status: AlertStatus,
+                   stored: list[StoredDelivery]) -> AlertRecord:
+        """The record of a stored alert (the store's phase strings typed)."""
+        return cls(alert=alert, status=status,
+                   deliveries={s.delivery.id: s.delivery for s in stored},
+                   phases={s.delivery.id: (Phase(s.phase), s.submission_id) for s in stored})
 
     def mark_saved(self) -> None:
         """Remember that the store holds the current deliveries and phases."""

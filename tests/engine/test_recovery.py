@@ -6,11 +6,11 @@ from alertline.engine.decisions import Advance, Queue, SetPhase
 from alertline.engine.recovery import (
     INTERRUPTED,
     fail_decision,
-    record_of,
     requeue_plan,
     resend_decisions,
 )
 from alertline.model import AlertStatus, DeliveryState
+from alertline.records import AlertRecord
 from alertline.states import Phase
 from alertline.store.sqlite import StoredDelivery
 from tests.engine.conftest import T0, make_alert, make_delivery, make_record
@@ -43,7 +43,7 @@ def test_stored_phases_come_back_typed() -> None:
     stored = [StoredDelivery(make_delivery(number=1), "in_flight", None),
               StoredDelivery(make_delivery(number=2, state=DeliveryState.SUBMITTED), "tracking",
                              "sub-1")]
-    record = record_of(make_alert(), AlertStatus(), stored)
+    record = AlertRecord.from_store(make_alert(), AlertStatus(), stored)
     assert record.phases == {"al-1-1": (Phase.IN_FLIGHT, None),
                              "al-1-2": (Phase.TRACKING, "sub-1")}
     assert all(isinstance(phase, Phase) for phase, _ in record.phases.values())

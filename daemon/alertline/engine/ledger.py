@@ -109,11 +109,7 @@ class Ledger:
         loaded = await self.store.load_alert(alert_id)
         if loaded is None:
             raise NotFoundError(f"unknown alert {alert_id!r}")
-        alert, status, stored = loaded
-        return AlertRecord(alert=alert, status=status,
-                           deliveries={s.delivery.id: s.delivery for s in stored},
-                           phases={s.delivery.id: (Phase(s.phase), s.submission_id)
-                                   for s in stored})
+        return AlertRecord.from_store(*loaded)
 
     def adopt(self, record: AlertRecord) -> None:
         """Hold ``record`` as open (resumed after a restart, or loaded to change it)."""

@@ -22,7 +22,7 @@ from alertline.engine.policy import Policy
 from alertline.engine.scheduler import Scheduler
 from alertline.engine.tracking import Tracker
 from alertline.errors import ProviderError, RateLimitedError, TransientError
-from alertline.model import Alert, AlertStatus, Delivery, DeliveryState
+from alertline.model import Delivery, DeliveryState
 from alertline.providers.base import Batch, BatchItem, Provider, Submission, SubmittedItem
 from alertline.records import AlertRecord
 from alertline.redact import Redactor
@@ -38,13 +38,6 @@ Entries = list[tuple[AlertRecord, Delivery]]
 
 
 # -- decisions -----------------------------------------------------------------------------
-
-def record_of(alert: Alert, status: AlertStatus, stored: list[StoredDelivery]) -> AlertRecord:
-    """The open record of a stored alert (the store's phase strings typed)."""
-    return AlertRecord(alert=alert, status=status,
-                       deliveries={s.delivery.id: s.delivery for s in stored},
-                       phases={s.delivery.id: (Phase(s.phase), s.submission_id) for s in stored})
-
 
 def requeue_plan(record: AlertRecord) -> tuple[list[Delivery], list[Delivery]]:
     """The pending deliveries of ``record`` never handed over (to queue again), and those
@@ -98,7 +91,7 @@ class Recovery:
             by_alert[item.delivery.alert_id].append(item)
         in_doubt: Entries = []
         for alert_id, (alert, status) in work.alerts.items():
-            record = record_of(alert, status, by_alert.get(alert_id, []))
+            record = AlertRecord.from_store(alert, status, by_alert.get(alert_id, []))
             ledger.adopt(record)
             requeue, doubtful = requeue_plan(record)
             if requeue:
