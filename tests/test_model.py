@@ -19,6 +19,7 @@ from alertline.model import (
     Channel,
     Delivery,
     DeliveryState,
+    EscalationProgress,
     IllegalTransitionError,
     Priority,
     Recipient,
@@ -26,6 +27,7 @@ from alertline.model import (
     alert_state,
     can_transition,
 )
+from alertline.progress import StepContact
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 FINAL = [s for s in DeliveryState if s.final]
@@ -186,9 +188,9 @@ def test_report_final_iff_nothing_more_can_happen(chosen: list[DeliveryState],
 
 def test_active_escalation_keeps_the_alert_in_progress() -> None:
     done = deliveries_in([DeliveryState.DELIVERED])
-    assert alert_state(done, AlertStatus(escalation={"active": True})) is AlertState.IN_PROGRESS
-    assert alert_state(done, AlertStatus(escalation={"active": False,
-                                                     "outcome": "not_acknowledged"})) \
+    active = EscalationProgress(policy="page", steps=1, rounds=1, started_at=T0)
+    assert alert_state(done, AlertStatus(escalation=active)) is AlertState.IN_PROGRESS
+    assert alert_state(done, AlertStatus(escalation=active.ended("not_acknowledged", T0))) \
         is AlertState.FAILED
 
 
@@ -231,12 +233,24 @@ deliveries = st.builds(
     reason=st.none() | st.text(max_size=20), attempts=st.integers(0, 10),
     submitted_at=st.none() | aware, step=st.none() | st.integers(0, 5),
     details=st.dictionaries(st.text(max_size=8), json_values, max_size=3))
+contacts = st.builds(
+    StepContact, step=st.integers(0, 5), round=st.integers(0, 3), at=aware,
+    to=st.lists(names, max_size=2).map(tuple),
+    channels=st.lists(st.sampled_from([c.value for c in Channel]), max_size=2).map(tuple),
+    deliveries=st.lists(names, max_size=2).map(tuple))
+progresses = st.builds(
+    EscalationProgress, policy=names, steps=st.integers(1, 5), rounds=st.integers(1, 3),
+    started_at=aware, active=st.booleans(), position=st.integers(-1, 10),
+    contacted=st.lists(contacts, max_size=2).map(tuple),
+    outcome=st.none() | names, step=st.integers(0, 5), round=st.integers(0, 3),
+    step_started_at=aware, next_at=st.none() | aware, ended_at=st.none() | aware,
+    error=st.none() | names)
 statuses = st.builds(
     AlertStatus,
     acknowledged=st.none() | st.builds(Acknowledgement, by=st.none() | names, via=names,
                                        at=aware),
     cancelled=st.booleans(), resolved=st.booleans(),
-    escalation=st.none() | st.dictionaries(st.text(max_size=8), json_values, max_size=3))
+    escalation=st.none() | progresses)
 
 
 def through_json(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Plain data: alerts, recipients, deliveries, their states, and the report published for them."""
+"""Plain data: alerts, recipients, deliveries and the report published for them (the states
+live in :mod:`alertline.states` and are re-exported here)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from alertline.progress import EscalationProgress
+from alertline.states import (
+    AlertState,
+    DeliveryState,
+    IllegalTransitionError,
+    can_transition,
+)
+
+__all__ = [
+    "Acknowledgement",
+    "Alert",
+    "AlertState",
+    "AlertStatus",
+    "Channel",
+    "Delivery",
+    "DeliveryState",
+    "EscalationProgress",
+    "IllegalTransitionError",
+    "Priority",
+    "Recipient",
+    "Report",
+    "alert_state",
+    "can_transition",
+    "utcnow",
+]
 
 
 class Channel(StrEnum):
@@ -21,64 +48,6 @@ class Priority(StrEnum):
 
     NORMAL = "normal"
     HIGH = "high"
-
-
-class DeliveryState(StrEnum):
-    """Normalised state of one delivery (one recipient on one channel)."""
-
-    PENDING = "pending"
-    SUBMITTED = "submitted"
-    DELIVERED = "delivered"
-    SENT = "sent"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-
-    @property
-    def final(self) -> bool:
-        """Whether no further change can happen."""
-        return self not in (DeliveryState.PENDING, DeliveryState.SUBMITTED)
-
-    @property
-    def success(self) -> bool:
-        """Whether the delivery counts as a success."""
-        return self in (DeliveryState.DELIVERED, DeliveryState.SENT)
-
-
-_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
-    DeliveryState.PENDING: frozenset({
-        DeliveryState.PENDING, DeliveryState.SUBMITTED, DeliveryState.CANCELLED,
-        DeliveryState.REJECTED, DeliveryState.FAILED, DeliveryState.EXPIRED,
-        DeliveryState.DELIVERED, DeliveryState.SENT,
-    }),
-    DeliveryState.SUBMITTED: frozenset({
-        DeliveryState.SUBMITTED, DeliveryState.DELIVERED, DeliveryState.SENT,
-        DeliveryState.FAILED, DeliveryState.EXPIRED, DeliveryState.CANCELLED,
-    }),
-}
-
-
-def can_transition(current: DeliveryState, new: DeliveryState) -> bool:
-    """Whether a delivery in ``current`` may move to ``new`` (same state = progress update)."""
-    return new in _TRANSITIONS.get(current, frozenset())
-
-
-class IllegalTransitionError(ValueError):
-    """A delivery was asked to move to a state it cannot reach from where it is."""
-
-
-class AlertState(StrEnum):
-    """Alert-level summary state."""
-
-    ACCEPTED = "accepted"
-    IN_PROGRESS = "in_progress"
-    DELIVERED = "delivered"
-    PARTIALLY_DELIVERED = "partially_delivered"
-    FAILED = "failed"
-    ACKNOWLEDGED = "acknowledged"
-    CANCELLED = "cancelled"
-    RESOLVED = "resolved"
 
 
 def utcnow() -> datetime:
@@ -309,7 +278,7 @@ class AlertStatus:
     acknowledged: Acknowledgement | None = None
     cancelled: bool = False
     resolved: bool = False
-    escalation: dict[str, Any] | None = None
+    escalation: EscalationProgress | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -317,7 +286,7 @@ class AlertStatus:
             "acknowledged": self.acknowledged.to_json() if self.acknowledged else None,
             "cancelled": self.cancelled,
             "resolved": self.resolved,
-            "escalation": self.escalation,
+            "escalation": self.escalation.to_json() if self.escalation else None,
         }
 
     @classmethod
@@ -326,7 +295,8 @@ class AlertStatus:
         ack = data.get("acknowledged")
         return cls(acknowledged=Acknowledgement.from_json(ack) if ack else None,
                    cancelled=bool(data.get("cancelled")), resolved=bool(data.get("resolved")),
-                   escalation=data.get("escalation"))
+                   escalation=(EscalationProgress.from_json(data["escalation"])
+                               if data.get("escalation") else None))
 
 
 def alert_state(deliveries: list[Delivery], status: AlertStatus) -> AlertState:
@@ -335,7 +305,7 @@ def alert_state(deliveries: list[Delivery], status: AlertStatus) -> AlertState:
         return AlertState.RESOLVED
     if status.acknowledged is not None:
         return AlertState.ACKNOWLEDGED
-    escalating = bool(status.escalation and status.escalation.get("active"))
+    escalating = bool(status.escalation and status.escalation.active)
     if not deliveries:
         return AlertState.CANCELLED if status.cancelled else AlertState.ACCEPTED
     if escalating or any(not d.state.final for d in deliveries):
@@ -344,7 +314,7 @@ def alert_state(deliveries: list[Delivery], status: AlertStatus) -> AlertState:
         return AlertState.IN_PROGRESS
     if status.cancelled and not any(d.state.success for d in deliveries):
         return AlertState.CANCELLED
-    if status.escalation and status.escalation.get("outcome") == "not_acknowledged":
+    if status.escalation and status.escalation.outcome == "not_acknowledged":
         return AlertState.FAILED
     successes = sum(1 for d in deliveries if d.state.success)
     if successes == len(deliveries):
@@ -402,5 +372,6 @@ class Report:
                              if self.status.acknowledged else None),
             "cancelled": self.status.cancelled,
             "resolved": self.status.resolved,
-            "escalation": self.status.escalation,
+            "escalation": (self.status.escalation.to_json()
+                           if self.status.escalation else None),
         }

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from alertline.model import Alert, AlertStatus, Delivery, Report
-from alertline.store.sqlite import Phase
+from alertline.states import Phase
+from alertline.store.sqlite import StoredDelivery
 
 
 @dataclass(slots=True)
@@ -17,11 +18,19 @@ class AlertRecord:
     alert: Alert
     status: AlertStatus
     deliveries: dict[str, Delivery]
-    phases: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    phases: dict[str, tuple[Phase, str | None]] = field(default_factory=dict)
     # what the store holds: deliveries by identity (they are frozen, so a change is a new object)
     # and the alert row's (status, state, final); only what differs is written
-    saved: dict[str, tuple[Delivery, tuple[str, str | None]]] = field(default_factory=dict)
+    saved: dict[str, tuple[Delivery, tuple[Phase, str | None]]] = field(default_factory=dict)
     saved_row: tuple[AlertStatus, str, bool] | None = None
+
+    @classmethod
+    def from_store(cls, alert: Alert, status: AlertStatus,
+                   stored: list[StoredDelivery]) -> AlertRecord:
+        """The record of a stored alert (the store's phase strings typed)."""
+        return cls(alert=alert, status=status,
+                   deliveries={s.delivery.id: s.delivery for s in stored},
+                   phases={s.delivery.id: (Phase(s.phase), s.submission_id) for s in stored})
 
     def mark_saved(self) -> None:
         """Remember that the store holds the current deliveries and phases."""
@@ -30,13 +39,17 @@ class AlertRecord:
 
     def unsaved(self) -> list[tuple[Delivery, str, str | None]]:
         """Deliveries (with phase and submission id) that changed since the last save."""
-        rows = []
+        rows: list[tuple[Delivery, str, str | None]] = []  # the store's row shape
         for delivery in self.deliveries.values():
             phase = self.phases.get(delivery.id, (Phase.QUEUED, None))
             stored = self.saved.get(delivery.id)
             if stored is None or stored[0] is not delivery or stored[1] != phase:
                 rows.append((delivery, *phase))
         return rows
+
+    def phase(self, delivery_id: str) -> Phase:
+        """The outbox phase of a delivery (queued until said otherwise)."""
+        return self.phases.get(delivery_id, (Phase.QUEUED, None))[0]
 
     def report(self, at: datetime) -> Report:
         """The current report."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
+from alertline.config.sections import Config
+from alertline.engine.decisions import Advance, Reroute
 from alertline.errors import (
     AuthError,
     ProviderError,
@@ -17,56 +20,54 @@ from alertline.errors import (
 )
 from alertline.intake.expand import provider_candidates
 from alertline.model import Alert, Delivery, DeliveryState
-from alertline.providers.base import Batch
+from alertline.providers.base import Provider
 from alertline.redact import Redactor
-from alertline.store.sqlite import Phase
-
-if TYPE_CHECKING:
-    from alertline.engine.core import Engine
 
 _LOGGER = logging.getLogger(__name__)
 
 
-async def submission_failed(engine: Engine, batch: Batch, error: BaseException | None) -> None:
-    """Fail over to the route's next provider where the error allows it, else fail or reject.
+def may_fail_over(error: BaseException | None) -> bool:
+    """Whether another provider may well take what ``error`` refused.
 
     A refusal of this provider's own (:class:`ProviderRefusedError`: funds, coverage, an
-    unsupported language) fails over too: another provider may well accept the same request,
-    and so does an ``OSError`` that escaped an adapter's own error mapping (a connection failure).
-    """
-    now = engine.clock.now()
-    state, reason = _failure(error, engine.redactor)
-    failover = isinstance(error, AuthError | TransientError | RateLimitedError
-                          | ProviderRefusedError | OSError)
-    touched: set[str] = set()
-    requeue: dict[str, list[Delivery]] = {}
-    for item in batch.items:
-        record = engine._open.get(item.alert_id)
-        delivery = record.deliveries.get(item.delivery_id) if record else None
-        if record is None or delivery is None:
-            continue
-        touched.add(record.alert.id)
-        nxt = next_provider(engine, record.alert, delivery) if failover else None
-        if nxt is not None:
-            record.deliveries[delivery.id] = dataclasses.replace(
-                delivery, provider=nxt, updated_at=now,
-                details={**delivery.details, "failover_from": delivery.provider,
-                         "failover_reason": reason})
-            record.phases[delivery.id] = (Phase.QUEUED, None)
-            requeue.setdefault(record.alert.id, []).append(record.deliveries[delivery.id])
-            _LOGGER.warning("%s failed for %s (%s); failing over to %s", delivery.provider,
-                            delivery.id, reason, nxt)
-            continue
-        engine._set_state(record, delivery, state, now, reason=reason)
-    await engine._save(touched)
-    for alert_id, deliveries in requeue.items():
-        engine._queue(engine._open[alert_id], deliveries)
-    await engine._emit_many(touched)
+    unsupported language) fails over too, and so does an ``OSError`` that escaped an adapter's
+    own error mapping (a connection failure)."""
+    return isinstance(error, AuthError | TransientError | RateLimitedError
+                      | ProviderRefusedError | OSError)
 
-def next_provider(engine: Engine, alert: Alert, delivery: Delivery) -> str | None:
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed provider request means for its deliveries."""
+
+    state: DeliveryState
+    reason: str
+    failover: bool
+
+    @classmethod
+    def of(cls, error: BaseException | None, redactor: Redactor) -> Failure:
+        """The meaning of ``error`` (its reason redacted)."""
+        state, reason = _failure(error, redactor)
+        return cls(state, reason, may_fail_over(error))
+
+
+def submission_failed(alert: Alert, delivery: Delivery, failure: Failure, *, config: Config,
+                      providers: Mapping[str, Provider], now: datetime) -> Reroute | Advance:
+    """What becomes of ``delivery`` after its provider request failed: a failover to the
+    route's next provider where the error allows it, else its final state and reason."""
+    nxt = next_provider(alert, delivery, config, providers) if failure.failover else None
+    if nxt is not None:
+        _LOGGER.warning("%s failed for %s (%s); failing over to %s", delivery.provider,
+                        delivery.id, failure.reason, nxt)
+        return Reroute(delivery.id, nxt, failure.reason, now)
+    return Advance(delivery.id, failure.state, now, {"reason": failure.reason})
+
+
+def next_provider(alert: Alert, delivery: Delivery, config: Config,
+                  providers: Mapping[str, Provider]) -> str | None:
     """The next provider of ``alert``'s route that can carry ``delivery`` and was not tried."""
     tried = {delivery.provider, delivery.details.get("failover_from")}
-    for name in provider_candidates(alert, delivery.channel, engine.config, engine.providers):
+    for name in provider_candidates(alert, delivery.channel, config, providers):
         if name not in tried:
             return name
     return None

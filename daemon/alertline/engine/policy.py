@@ -8,28 +8,29 @@ globally and per route; the counters live in the store's ``counters`` table, wri
 transaction as the deliveries they count. Quiet hours are checked when a delivery is handed to its
 provider (:meth:`Policy.quiet_plan`): providers that schedule natively get blackout periods, for
 the others the send is held until the window ends.
+
+The policy decides; it returns decisions (a rejection, a count, a note) that the engine's ledger
+applies and writes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import voluptuous as vol
 
+from alertline.clock import Clock
 from alertline.engine.allowlist import Allowlist
+from alertline.engine.decisions import Advance, Annotate, CountSend, Decision
 from alertline.model import Alert, Channel, Delivery, DeliveryState, Priority
-from alertline.store.sqlite import Store
-
-if TYPE_CHECKING:
-    from alertline.engine.core import Engine
-    from alertline.records import AlertRecord
+from alertline.providers.base import Provider
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -182,12 +183,43 @@ def caps_from(limits: dict[str, Any]) -> list[Cap]:
 
 # -- the policy ----------------------------------------------------------------------------
 
+CounterRead = Callable[[str, datetime], Awaitable[int]]
+"""Reads a cap counter's value for the window starting at a time (the store's ``counter``)."""
+
+
+class QuietContact(Protocol):
+    """What the policy reads of a configured contact (``config.contacts``)."""
+
+    @property
+    def name(self) -> str:
+        """The contact's name."""
+
+    @property
+    def timezone(self) -> str | None:
+        """The contact's IANA time zone, if set."""
+
+    @property
+    def quiet_hours(self) -> tuple[str, ...]:
+        """The contact's quiet-hours windows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A delivery is held by quiet hours until ``until`` (``window`` is the cause)."""
+
+    until: datetime
+    window: QuietWindow
+
+
 class Policy:
     """The guard rails of one engine, from the config's ``limits`` and ``contacts``."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        limits: dict[str, Any] = engine.config.limits or {}
+    def __init__(self, limits: dict[str, Any], contacts: Mapping[str, QuietContact], *,
+                 clock: Clock, providers: Mapping[str, Provider], counter: CounterRead) -> None:
+        self.contacts = contacts
+        self.clock = clock
+        self.providers = providers
+        self._counter = counter
         self.allowlist = Allowlist(limits.get("allow") or [])
         self.caps = caps_from(limits)
         self.zone = ZoneInfo(limits.get("timezone") or "UTC")
@@ -198,35 +230,37 @@ class Policy:
 
     async def load(self) -> None:
         """Read the current windows' counters from the store (at start, before any send)."""
-        now = self.engine.clock.now()
+        now = self.clock.now()
         for cap in self.caps:
             start = cap.window_start(now)
-            self._counts[cap.key] = (start, await self.engine.store.counter(cap.key, start))
+            self._counts[cap.key] = (start, await self._counter(cap.key, start))
 
     # -- screening new deliveries ------------------------------------------------------------
 
-    def admit(self, record: AlertRecord) -> None:
+    def admit(self, alert: Alert, deliveries: list[Delivery]) -> list[Decision]:
         """Screen a newly accepted alert's deliveries and remember it for duplicate checks."""
-        alert = record.alert
         if self.duplicate_window and alert.route:
             self._recent[(alert.route, alert.message.strip())] = (alert.id, alert.created_at)
-        self.screen(record, list(record.deliveries.values()))
+        return self.screen(alert, deliveries)
 
-    def screen(self, record: AlertRecord, deliveries: list[Delivery]) -> None:
-        """Reject pending ``deliveries`` outside the allowlist or over a cap; count the rest."""
-        now = self.engine.clock.now()
+    def screen(self, alert: Alert, deliveries: list[Delivery]) -> list[Decision]:
+        """Reject pending ``deliveries`` outside the allowlist or over a cap; count the rest
+        (and note those that quiet hours hold)."""
+        now = self.clock.now()
+        decisions: list[Decision] = []
         for delivery in deliveries:
             if delivery.state is not DeliveryState.PENDING:
                 continue
             reason = self.allowlist_reason(delivery.recipient.number) or \
-                self._cap_reason(record.alert, delivery.channel, now)
+                self._cap_reason(alert, delivery.channel, now)
             if reason is not None:
                 _LOGGER.warning("%s rejected: %s", delivery.id, reason)
-                self.engine._set_state(record, delivery, DeliveryState.REJECTED, now,
-                                       reason=reason)
+                decisions.append(Advance(delivery.id, DeliveryState.REJECTED, now,
+                                         {"reason": reason}))
                 continue
-            self._count(record.alert, delivery.channel, now)
-            self._note_hold(record, delivery, now)
+            decisions += self._count(alert, delivery.channel, now)
+            decisions += self._note_hold(alert, delivery, now)
+        return decisions
 
     def allowlist_reason(self, number: str) -> str | None:
         """Why ``number`` may not be called or texted, or None if the allowlist lets it pass."""
@@ -246,15 +280,17 @@ class Policy:
                 return cap.reason
         return None
 
-    def _count(self, alert: Alert, channel: Channel, now: datetime) -> None:
+    def _count(self, alert: Alert, channel: Channel, now: datetime) -> list[Decision]:
+        counted: list[Decision] = []
         for cap in self._applicable(alert, channel):
             start = cap.window_start(now)
             self._counts[cap.key] = (start, self._value(cap, now) + 1)
-            self.engine.pending_ops.append(Store.op_counter_add(cap.key, 1, start))
+            counted.append(CountSend(cap.key, start))
+        return counted
 
     def usage(self) -> dict[str, dict[str, Any]]:
         """Each cap's rule, limit and use in the current window (for reports and diagnostics)."""
-        now = self.engine.clock.now()
+        now = self.clock.now()
         return {cap.rule: {"limit": cap.limit, "used": self._value(cap, now),
                            "window_start": cap.window_start(now).isoformat()}
                 for cap in self.caps}
@@ -265,7 +301,7 @@ class Policy:
         """The id of an alert with the same route and message within ``limits.duplicate_window``."""
         if not self.duplicate_window or not alert.route:
             return None
-        now = self.engine.clock.now()
+        now = self.clock.now()
         while self._recent:
             _, (_, seen_at) = next(iter(self._recent.items()))
             if now - seen_at < self.duplicate_window:
@@ -279,7 +315,7 @@ class Policy:
     def windows(self, alert: Alert, delivery: Delivery) -> list[QuietWindow]:
         """The quiet-hours windows that apply to ``delivery``: the alert's (or its route's)
         and its contact's, in the contact's time zone (else ``limits.timezone``)."""
-        contact = self.engine.config.contacts.get(delivery.recipient.contact or "")
+        contact = self.contacts.get(delivery.recipient.contact or "")
         zone = ZoneInfo(contact.timezone) if contact and contact.timezone else self.zone
         found = [QuietWindow(text, "quiet_hours", zone) for text in alert.quiet_hours]
         if contact is not None:
@@ -305,47 +341,34 @@ class Policy:
             until, cause = max(ends, key=lambda pair: pair[0])
         return (until, cause) if cause is not None else None
 
-    def _note_hold(self, record: AlertRecord, delivery: Delivery, now: datetime) -> None:
+    def _note_hold(self, alert: Alert, delivery: Delivery, now: datetime) -> list[Decision]:
         """Show in the report that a new delivery waits for quiet hours to end."""
         if self._schedules_natively(delivery):
-            return
-        held = self.hold_until(record.alert, delivery, now)
-        if held is not None:
-            until, window = held
-            record.deliveries[delivery.id] = dataclasses.replace(
-                record.deliveries[delivery.id],
-                details={**delivery.details, "held_until": until.isoformat(),
-                         "held_by": f"quiet hours {window.text} ({window.rule})"})
+            return []
+        held = self.hold_until(alert, delivery, now)
+        if held is None:
+            return []
+        until, window = held
+        return [Annotate(delivery.id, {**delivery.details, "held_until": until.isoformat(),
+                                       "held_by": f"quiet hours {window.text} ({window.rule})"})]
 
     def _schedules_natively(self, delivery: Delivery) -> bool:
-        provider = self.engine.providers.get(delivery.provider)
+        provider = self.providers.get(delivery.provider)
         return provider is not None and provider.capabilities.scheduling
 
-    def quiet_plan(self, record: AlertRecord, delivery: Delivery) -> tuple[str, ...] | None:
+    def quiet_plan(self, alert: Alert, delivery: Delivery) -> tuple[str, ...] | Held:
         """How to send ``delivery`` now: the blackout periods to pass to a provider that
-        schedules natively (empty if none apply), or None when it is held for quiet hours
-        (it is queued again when the window ends)."""
-        alert = record.alert
-        now = self.engine.clock.now()
+        schedules natively (empty if none apply), or :class:`Held` when quiet hours hold it
+        (the engine queues it again when the window ends)."""
+        now = self.clock.now()
         if self._schedules_natively(delivery):
             periods = [p for w in self._applies(alert, delivery)
                        for p in w.periods(now, BLACKOUT_HORIZON)]
             return tuple(sorted(dict.fromkeys(periods)))
         held = self.hold_until(alert, delivery, now)
         if held is None:
-            self.engine.scheduler.cancel(f"quiet:{delivery.id}")
             return ()
         until, window = held
         _LOGGER.info("%s held until %s by quiet hours (%s)", delivery.id, until.isoformat(),
                      window.rule)
-        self.engine.scheduler.call_at(f"quiet:{delivery.id}", until,
-                                      lambda: self._release(alert.id, delivery.id))
-        return None
-
-    async def _release(self, alert_id: str, delivery_id: str) -> None:
-        record = self.engine.record(alert_id)
-        delivery = record.deliveries.get(delivery_id) if record else None
-        if record is not None and delivery is not None and \
-                delivery.state is DeliveryState.PENDING:
-            self.engine._queue(record, [delivery])
-
+        return Held(until, window)
