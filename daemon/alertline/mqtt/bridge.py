@@ -110,7 +110,6 @@ class MqttBridge:
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._accepting = True
         self._failures = 0
-        self._connack_refused = False
         self._session_present = False
         self.availability = b"online"
         self.stats: Counter[str] = Counter()
@@ -235,11 +234,10 @@ class MqttBridge:
     @_logged
     def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode,
                     properties: Properties | None) -> None:
-        if reason.is_failure:
-            self._connack_refused = True  # the close that follows is not a second failure
-            self._refused(str(reason))
-            return
         assert self._driver is not None
+        if reason.is_failure:  # reported by the driver once the connection has closed
+            self._driver.attempt_failed(str(reason))
+            return
         self._driver.accepted()
         receive_maximum = getattr(properties, "ReceiveMaximum", None)
         if receive_maximum:
@@ -323,9 +321,11 @@ class MqttBridge:
 
     def _down(self, reason: str) -> None:
         if not self._connected.is_set():
-            refused, self._connack_refused = self._connack_refused, False
-            if self._accepting and not refused:  # e.g. a TLS client certificate refused
-                self._refused(f"the connection closed before the broker accepted it ({reason})")
+            # e.g. a TLS client certificate refused after the handshake; paho also calls this
+            # twice for one keepalive timeout (the driver ignores it once the broker accepted)
+            if self._driver is not None:
+                self._driver.attempt_failed(
+                    f"the connection closed before the broker accepted it ({reason})")
             return
         self._connected.clear()
         self._ready.clear()

@@ -57,6 +57,7 @@ class LoopDriver:
         self._wake = asyncio.Event()  # the socket closed, or stop_reconnecting() was called
         self._stopping = False
         self._accepted = False
+        self._failure: str | None = None
         client.on_socket_open = self._socket_opened
         client.on_socket_close = self._socket_closed
         client.on_socket_register_write = self._write_wanted
@@ -77,6 +78,12 @@ class LoopDriver:
         """The broker accepted the connection (CONNACK): the next drop retries at the
         minimum delay again."""
         self._accepted = True
+
+    def attempt_failed(self, reason: str) -> None:
+        """Why the connection being opened failed (the broker's CONNACK, or why it closed);
+        reported once per attempt, the first reason first."""
+        if not self._accepted and self._failure is None:
+            self._failure = reason
 
     def call(self, function: Callable[[], None]) -> None:
         """Run ``function`` (which uses the client) now, or, while a connection is being opened
@@ -118,11 +125,14 @@ class LoopDriver:
                     await asyncio.wait_for(self._wake.wait(), delay)
                 if self._stopping:
                     break
-            self._accepted = False
+            self._accepted, self._failure = False, None
             self._wake.clear()
             await self._open()
             if self._sock is not None:
                 await self._wake.wait()  # closed, or stopping (then the caller disconnects)
+                if self._sock is None and not self._accepted and not self._stopping:
+                    self._on_attempt_failed(self._failure or "the connection closed before the "
+                                            "broker accepted it")
             if self._accepted:
                 delay = self.min_delay
             else:
