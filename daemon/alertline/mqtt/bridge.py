@@ -214,8 +214,9 @@ class MqttBridge:
     def _publish(self, future: asyncio.Future[None], topic: str, payload: bytes, *, qos: int,
                  retain: bool, properties: Properties | None) -> None:
         client = self._client
-        if future.done() or client is None:
-            return  # stopped meanwhile: stop() cancelled what it knew of
+        if client is None:  # stopped while the publish was held back
+            future.cancel()
+            return
         try:
             info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         except ValueError as err:

@@ -63,11 +63,6 @@ class LoopDriver:
         client.on_socket_register_write = self._write_wanted
         client.on_socket_unregister_write = self._write_done
 
-    @property
-    def has_socket(self) -> bool:
-        """Whether a connection (up, or waiting for the broker's CONNACK) is open."""
-        return self._sock is not None
-
     def start(self) -> None:
         """Connect now, and again (with backoff) whenever the connection is lost."""
         if self._supervisor is None:
@@ -182,13 +177,12 @@ class LoopDriver:
         self._wake.set()
 
     def _readable(self) -> None:
-        client = self._client
-        client.loop_read()
+        # loop_read() takes one packet, or as many as messages are in flight: the rest waits for
+        # the next pass of the loop, so a burst of messages does not hold back the handlers
         sock = self._sock
-        # TLS decrypts whole records: bytes already decrypted make no readiness event, so read
-        # them now rather than when the next record arrives
-        while isinstance(sock, ssl.SSLSocket) and self._sock is sock and sock.pending():
-            client.loop_read()
+        self._client.loop_read()
+        if isinstance(sock, ssl.SSLSocket) and self._sock is sock and sock.pending():
+            self._loop.call_soon(self._readable)  # decrypted TLS bytes make no readiness event
 
     def _writable(self) -> None:
         self._client.loop_write()
