@@ -60,9 +60,6 @@ class DaemonStartError(AlertlineError):
 
 def run_daemon(config: Config, config_path: str | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
-    # three threads hand work to each other (paho's network loop, the event loop, the store):
-    # a shorter GIL switch interval than the default 5 ms keeps each hand-off from waiting
-    sys.setswitchinterval(0.0005)
     # thousands of open alerts are long-lived objects: collect young garbage less often, so
     # full collections (pauses of tens of ms under load) stay rare
     gc.set_threshold(50_000, 20, 100)

@@ -1,27 +1,27 @@
 """The paho-mqtt bridge: one persistent session, manual acks in arrival order, PUBACK futures.
 
-paho runs its network loop in its own thread; every callback hops onto the asyncio loop with
-``loop.call_soon_threadsafe`` and all state lives on the loop. An inbound QoS 1 message is
-acknowledged only once its handler has finished (for an alert: once it is committed to the store),
-and acknowledgements leave in the order the messages arrived, as MQTT requires. While the store
-cannot be written, handlers wait for it, so nothing is acknowledged and the broker's flow control
-(its in-flight window) stops sending more; a handler that ends with
-:class:`~alertline.store.health.StoreUnavailableError` leaves its message unacknowledged. When the
-connection drops, unacknowledged messages are left to the broker, which redelivers them on the
-resumed session; a redelivery of a message still being handled waits for that handling instead of
-repeating it.
+paho runs on the asyncio loop (:mod:`alertline.mqtt.driver` reads and writes its socket there),
+so its callbacks and all the state here live on the loop, with no thread or lock. An inbound
+QoS 1 message is acknowledged only once its handler has finished (for an alert: once it is
+committed to the store), and acknowledgements leave in the order the messages arrived, as MQTT
+requires (:mod:`alertline.mqtt.acks`). While the store cannot be written, handlers wait for it,
+so nothing is acknowledged and the broker's flow control (its in-flight window) stops sending
+more; a handler that ends with :class:`~alertline.store.health.StoreUnavailableError` leaves its
+message unacknowledged. When the connection drops, unacknowledged messages are left to the
+broker, which redelivers them on the resumed session; a redelivery of a message still being
+handled waits for that handling instead of repeating it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -30,15 +30,30 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from alertline.errors import AlertlineError
+from alertline.mqtt.acks import ArrivalOrder, Unacked
 from alertline.mqtt.client import MqttSettings, connect_async, create_client, publish_properties
+from alertline.mqtt.driver import LoopDriver
 from alertline.store.health import StoreUnavailableError
 
 _LOGGER = logging.getLogger(__name__)
 
-RECONNECT_MIN_DELAY = 1
-RECONNECT_MAX_DELAY = 60
 DEFAULT_INFLIGHT = 20  # until the broker says more (MQTT v5 Receive Maximum)
 MAX_INFLIGHT = 1000
+
+
+_P = ParamSpec("_P")
+
+
+def _logged(callback: Callable[_P, None]) -> Callable[_P, None]:
+    """A paho callback whose failure is logged: an exception must not abort paho's reading of
+    the packets after it (they are processed in the same ``loop_read``)."""
+    @functools.wraps(callback)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception:
+            _LOGGER.exception("handling an MQTT event failed")
+    return guarded
 
 
 class PublishError(AlertlineError):
@@ -71,14 +86,6 @@ MessageHandler = Callable[[InboundMessage], Awaitable[Sequence[Outgoing]]]
 ConnectHook = Callable[[bool], Awaitable[None]]
 
 
-@dataclass(slots=True)
-class _Unacked:
-    mid: int
-    qos: int
-    key: tuple[int, str, bytes]
-    done: asyncio.Future[None]
-
-
 class MqttBridge:
     """The daemon's MQTT session: subscriptions, ordered manual acks, publishing, availability."""
 
@@ -91,20 +98,14 @@ class MqttBridge:
         self.subscriptions = list(subscriptions)
         self.retained_subscriptions = set(retained_subscriptions)
         self._handler = handler
-        self._ordered = ordered
         self._hooks: list[ConnectHook] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._hops: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
-        self._hop_lock = threading.Lock()
-        self._hop_scheduled = False
         self._client: paho.Client | None = None
+        self._driver: LoopDriver | None = None
         self._connected = asyncio.Event()
         self._ready = asyncio.Event()
         self._subscribe_mid: int | None = None
-        self._order: deque[_Unacked] = deque()
-        self._orphans: dict[tuple[int, str, bytes], asyncio.Future[None]] = {}
-        self._barrier: asyncio.Future[None] | None = None
-        self._since_barrier: set[asyncio.Future[None]] = set()  # unfinished, since the last
+        self._arrivals = ArrivalOrder(ordered)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._accepting = True
@@ -147,20 +148,20 @@ class MqttBridge:
     async def start(self) -> None:
         """Begin connecting (retrying with backoff until :meth:`stop`)."""
         self._loop = asyncio.get_running_loop()
+        # the driver reconnects (with backoff); paho must not reconnect by itself on the loop
         client = create_client(self.settings, client_id=self.settings.client_id,
-                               persistent=True, manual_ack=True)
+                               persistent=True, manual_ack=True, reconnect_on_failure=False)
         client.will_set(self.status_topic, b"offline", qos=1, retain=True)
-        client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
         client.max_inflight_messages_set(DEFAULT_INFLIGHT)
-        client.on_connect = self._on_connect_thread
-        client.on_connect_fail = self._on_connect_fail_thread
-        client.on_disconnect = self._on_disconnect_thread
-        client.on_message = self._on_message_thread
-        client.on_publish = self._on_publish_thread
-        client.on_subscribe = self._on_subscribe_thread
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         self._client = client
-        connect_async(client, self.settings, persistent=True)
-        client.loop_start()
+        connect_async(client, self.settings, persistent=True)  # stores where; connects nothing
+        self._driver = LoopDriver(client, on_attempt_failed=self._refused)
+        self._driver.start()
 
     def stop_accepting(self) -> None:
         """Leave new inbound messages unhandled and unacknowledged (the broker keeps them)."""
@@ -174,17 +175,18 @@ class MqttBridge:
         return not pending
 
     async def stop(self, *, grace: float = 5.0) -> None:
-        """Publish ``offline``, disconnect cleanly and stop the network thread."""
+        """Publish ``offline``, disconnect cleanly (a DISCONNECT: no last will) and close."""
         self._accepting = False
-        client = self._client
-        if client is None:
+        client, driver = self._client, self._driver
+        if client is None or driver is None:
             return
+        await driver.stop_reconnecting()
         if self.connected:
             with contextlib.suppress(TimeoutError, PublishError):
                 await asyncio.wait_for(self.publish(self.status_topic, b"offline", retain=True),
                                        grace)
         client.disconnect()
-        await asyncio.get_running_loop().run_in_executor(None, client.loop_stop)
+        await driver.closed(grace)
         self._connected.clear()
         self._ready.clear()
         for task in list(self._tasks):
@@ -192,7 +194,7 @@ class MqttBridge:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
-        self._client = None
+        self._client = self._driver = None
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -202,15 +204,24 @@ class MqttBridge:
 
         Messages queued while disconnected go out, in order, once the session is back.
         """
-        assert self._client is not None and self._loop is not None, "bridge not started"
+        assert self._driver is not None and self._loop is not None, "bridge not started"
         future: asyncio.Future[None] = self._loop.create_future()
         properties = publish_properties(correlation_data) if self.settings.v5 else None
+        self._driver.call(functools.partial(self._publish, future, topic, payload, qos=qos,
+                                            retain=retain, properties=properties))
+        return future
+
+    def _publish(self, future: asyncio.Future[None], topic: str, payload: bytes, *, qos: int,
+                 retain: bool, properties: Properties | None) -> None:
+        client = self._client
+        if client is None:  # stopped while the publish was held back
+            future.cancel()
+            return
         try:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain,
-                                        properties=properties)
+            info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         except ValueError as err:
             future.set_exception(PublishError(f"cannot publish on {topic!r}: {err}"))
-            return future
+            return
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             future.set_exception(PublishError(f"cannot queue a message on {topic!r}: "
                                               f"{paho.error_string(info.rc)}"))
@@ -218,56 +229,33 @@ class MqttBridge:
             future.set_result(None)
         else:
             self._pending[info.mid] = future
-        return future
 
-    # -- paho thread callbacks: hop onto the loop ------------------------------------------
+    # -- paho's callbacks (called by the driver's socket reads and writes, on the loop) ---------
 
-    def _call(self, callback: Callable[..., None], *args: Any) -> None:
-        # Calls queue up in arrival order; the loop is woken (a write to its self-pipe) only
-        # when the queue was empty, so a burst of messages and PUBACKs costs one wake-up.
-        loop = self._loop
-        if loop is None or loop.is_closed():
+    @_logged
+    def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode,
+                    properties: Properties | None) -> None:
+        assert self._driver is not None
+        if reason.is_failure:  # reported by the driver once the connection has closed
+            self._driver.attempt_failed(str(reason))
             return
-        with self._hop_lock:
-            self._hops.append((callback, args))
-            if self._hop_scheduled:
-                return
-            self._hop_scheduled = True
-        with contextlib.suppress(RuntimeError):  # the loop closed while shutting down
-            loop.call_soon_threadsafe(self._run_hops)
-
-    def _run_hops(self) -> None:
-        with self._hop_lock:
-            hops, self._hops = self._hops, []
-            self._hop_scheduled = False
-        for callback, args in hops:
-            try:
-                callback(*args)
-            except Exception:
-                _LOGGER.exception("handling an MQTT event failed")
-
-    def _on_connect_thread(self, client: paho.Client, _userdata: Any, flags: Any,
-                           reason: ReasonCode, properties: Properties | None) -> None:
-        if reason.is_failure:
-            self._call(self._refused, str(reason))
-            return
+        self._driver.accepted()
         receive_maximum = getattr(properties, "ReceiveMaximum", None)
         if receive_maximum:
             # The broker's limit on our unacknowledged publishes (exceeding it gets us
             # disconnected). paho 2 does not apply it and refuses max_inflight_messages_set() on
             # a connection, so set it where paho reads it, before it resends queued messages.
             client._max_inflight_messages = min(int(receive_maximum), MAX_INFLIGHT)
-        self._call(self._up, bool(flags.session_present))
+        self._up(bool(flags.session_present))
 
-    def _on_connect_fail_thread(self, _client: paho.Client, _userdata: Any) -> None:
-        self._call(self._refused, "the broker cannot be reached")
+    @_logged
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any,
+                       reason: ReasonCode, _properties: Any) -> None:
+        self._down(str(reason))
 
-    def _on_disconnect_thread(self, _client: paho.Client, _userdata: Any, _flags: Any,
-                              reason: ReasonCode, _properties: Any) -> None:
-        self._call(self._down, str(reason))
-
-    def _on_message_thread(self, _client: paho.Client, _userdata: Any,
-                           message: paho.MQTTMessage) -> None:
+    @_logged
+    def _on_message(self, _client: paho.Client, _userdata: Any,
+                    message: paho.MQTTMessage) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:
@@ -279,15 +267,17 @@ class MqttBridge:
                                  retain=bool(message.retain), dup=bool(message.dup),
                                  response_topic=response,
                                  correlation_data=bytes(correlation) if correlation else None)
-        self._call(self._received, message.mid, message.qos, inbound)
+        self._received(message.mid, message.qos, inbound)
 
-    def _on_publish_thread(self, _client: paho.Client, _userdata: Any, mid: int,
-                           reason: ReasonCode, _properties: Any) -> None:
-        self._call(self._puback, mid, str(reason) if reason.is_failure else None)
+    @_logged
+    def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int,
+                    reason: ReasonCode, _properties: Any) -> None:
+        self._puback(mid, str(reason) if reason.is_failure else None)
 
-    def _on_subscribe_thread(self, _client: paho.Client, _userdata: Any, mid: int,
-                             reasons: list[ReasonCode], _properties: Any) -> None:
-        self._call(self._subscribed, mid, [str(r) for r in reasons if r.is_failure])
+    @_logged
+    def _on_subscribe(self, _client: paho.Client, _userdata: Any, mid: int,
+                      reasons: list[ReasonCode], _properties: Any) -> None:
+        self._subscribed(mid, [str(r) for r in reasons if r.is_failure])
 
     # -- on the loop -----------------------------------------------------------------------
 
@@ -296,7 +286,7 @@ class MqttBridge:
         self.stats["connects"] += 1
         self._failures = 0
         if not session_present:
-            self._orphans.clear()  # nothing of the old session comes back
+            self._arrivals.session_lost()
         _LOGGER.info("connected to the MQTT broker %s:%d (%s session)", self.settings.host,
                      self.settings.port, "resumed" if session_present else "new")
         if self.settings.v5:
@@ -332,18 +322,18 @@ class MqttBridge:
 
     def _down(self, reason: str) -> None:
         if not self._connected.is_set():
-            if self._accepting:  # e.g. a TLS client certificate refused after the handshake
-                self._refused(f"the connection closed before the broker accepted it ({reason})")
+            # e.g. a TLS client certificate refused after the handshake; paho also calls this
+            # twice for one keepalive timeout (the driver ignores it once the broker accepted)
+            if self._driver is not None:
+                self._driver.attempt_failed(
+                    f"the connection closed before the broker accepted it ({reason})")
             return
         self._connected.clear()
         self._ready.clear()
         self.stats["disconnects"] += 1
         if self._accepting:
             _LOGGER.warning("lost the MQTT connection (%s); reconnecting", reason)
-        # the broker redelivers what was not acknowledged; answer it with the first handling
-        for entry in self._order:
-            self._orphans[entry.key] = entry.done
-        self._order.clear()
+        self._arrivals.connection_lost()
 
     def _received(self, mid: int, qos: int, message: InboundMessage) -> None:
         self.stats["received"] += 1
@@ -351,32 +341,16 @@ class MqttBridge:
             return  # not acknowledged: the broker delivers it to the next session
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()
-        entry = _Unacked(mid, qos, (mid, message.topic, message.payload), done)
-        if qos > 0:
-            self._order.append(entry)
-        first = self._orphans.pop(entry.key, None) if message.dup else None
+        entry, first = self._arrivals.arrive(mid, qos, message.topic, message.payload,
+                                             dup=message.dup, done=done)
         if first is not None:
             self.stats["redelivered"] += 1
             first.add_done_callback(lambda _f: self._complete(entry))
             return
-        waits = self._dependencies(message.topic, done)
+        waits = self._arrivals.dependencies(message.topic, done)
         self._spawn(self._process(entry, message, waits))
 
-    def _dependencies(self, topic: str, done: asyncio.Future[None]) -> list[asyncio.Future[None]]:
-        """What must finish first: an ordered message (ack, cancel...) waits for everything
-        before it; any message waits for the last ordered one."""
-        barrier = self._barrier
-        if self._ordered(topic):
-            waits = [*self._since_barrier, *([barrier] if barrier else [])]
-            self._barrier, self._since_barrier = done, set()
-        else:
-            waits = [barrier] if barrier is not None else []
-            since = self._since_barrier
-            since.add(done)
-            done.add_done_callback(since.discard)
-        return [future for future in waits if not future.done()]
-
-    async def _process(self, entry: _Unacked, message: InboundMessage,
+    async def _process(self, entry: Unacked, message: InboundMessage,
                        waits: list[asyncio.Future[None]]) -> None:
         try:
             if waits:
@@ -397,15 +371,14 @@ class MqttBridge:
             _LOGGER.exception("handling a message on %s failed", message.topic)
         self._complete(entry)
 
-    def _complete(self, entry: _Unacked) -> None:
-        if not entry.done.done():
-            entry.done.set_result(None)
+    def _complete(self, entry: Unacked) -> None:
+        ready = self._arrivals.complete(entry)
         client = self._client
-        while self._order and self._order[0].done.done():
-            head = self._order.popleft()
-            if client is not None and self._connected.is_set():
-                client.ack(head.mid, head.qos)
-                self.stats["acked"] += 1
+        if client is None or not self._connected.is_set():
+            return  # the broker redelivers them on the next connection
+        for head in ready:
+            client.ack(head.mid, head.qos)
+        self.stats["acked"] += len(ready)
 
     def _puback(self, mid: int, failure: str | None) -> None:
         future = self._pending.pop(mid, None)

@@ -65,15 +65,19 @@ class MqttSettings:
 
 
 def create_client(settings: MqttSettings, *, client_id: str, persistent: bool,
-                  manual_ack: bool = False) -> paho.Client:
-    """A paho client with the protocol, credentials and TLS of ``settings`` (not connected)."""
+                  manual_ack: bool = False, reconnect_on_failure: bool = True) -> paho.Client:
+    """A paho client with the protocol, credentials and TLS of ``settings`` (not connected).
+
+    ``reconnect_on_failure=False`` for a client whose owner reconnects it (paho's own retries
+    would otherwise open sockets behind the owner's back)."""
     if settings.v5:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=paho.MQTTv5, manual_ack=manual_ack)
+                             protocol=paho.MQTTv5, manual_ack=manual_ack,
+                             reconnect_on_failure=reconnect_on_failure)
     else:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              clean_session=not persistent, protocol=paho.MQTTv311,
-                             manual_ack=manual_ack)
+                             manual_ack=manual_ack, reconnect_on_failure=reconnect_on_failure)
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls is not None:
@@ -87,7 +91,8 @@ def create_client(settings: MqttSettings, *, client_id: str, persistent: bool,
 
 
 def connect_async(client: paho.Client, settings: MqttSettings, *, persistent: bool) -> None:
-    """Start connecting ``client`` (with a session expiry when ``persistent`` under v5)."""
+    """Tell ``client`` where and how to connect (with a session expiry when ``persistent``
+    under v5); its network loop (``loop_start`` or the bridge's driver) opens the connection."""
     if settings.v5:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
