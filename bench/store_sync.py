@@ -17,29 +17,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alertline.model import Alert, AlertStatus, Channel, Delivery, DeliveryState, Recipient
-from alertline.store.sqlite import Phase, Store
-from alertline.store.sqlite_ops import Op
+from alertline.store import intents
+from alertline.store.intents import Intent
+from alertline.store.sqlite import Phase, SqliteStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _alert_ops(alert_id: str) -> list[Op]:
+def _alert_ops(alert_id: str) -> list[Intent]:
     recipient = Recipient("+491701234560")
     alert = Alert(id=alert_id, message="Water leak in the basement", recipients=(recipient,),
                   channels=(Channel.SMS,), created_at=NOW)
     delivery = Delivery(id=f"{alert_id}-1", alert_id=alert_id, recipient=recipient,
                         channel=Channel.SMS, provider="sim", state=DeliveryState.PENDING,
                         created_at=NOW, updated_at=NOW)
-    return [Store.op_insert_alert(alert, AlertStatus(), "accepted", False, [f"k:{alert_id}"]),
-            Store.op_save_deliveries([(delivery, Phase.QUEUED, None)]),
-            Store.op_events([(alert_id, None, NOW, "accepted", None, None, None, "bench")])]
+    return [intents.insert_alert(alert, AlertStatus(), "accepted", False, [f"k:{alert_id}"]),
+            intents.save_deliveries([(delivery, Phase.QUEUED, None)]),
+            intents.events([(alert_id, None, NOW, "accepted", None, None, None, "bench")])]
 
 
 async def _rate(directory: Path, synchronous: str, count: int,
                 concurrency: int) -> tuple[float, float]:
     """Alerts committed per second by ``concurrency`` callers at a time, and bytes per alert."""
     path = directory / f"bench-{synchronous}-{concurrency}.db"
-    store = Store(path)
+    store = SqliteStore(path)
     await store.open()
     # the store always opens with FULL; the bench alone turns it down to compare
     await store._run(store.conn.execute, f"PRAGMA synchronous={synchronous}")

@@ -27,10 +27,14 @@ LIBRARY = "alertline"
 INTEGRATION = "custom_components.alertline"
 ENGINE = "alertline.engine.core"
 ENGINE_NAME = "Engine"
-ENGINE_HOST_MODULES = frozenset({"alertline", "alertline.daemon", "alertline.factory"})
-ENGINE_HOST_TREES = ("alertline.cli", "alertline.engine")
-"""Who may build or hold the Engine: the public face (``alertline/__init__.py``), the
-composition root, the factory, and the trees of the CLI and of the engine itself (its façade)."""
+ENGINE_HOST_MODULES = frozenset({"alertline", "alertline.daemon", "alertline.factory",
+                                 "alertline.engine", ENGINE})
+ENGINE_HOST_TREES = ("alertline.cli",)
+"""Who may build or hold the Engine at run time: the public face (``alertline/__init__.py``),
+the composition root, the factory, the CLI, and the engine package's own face."""
+ENGINE_HELPERS = "alertline.engine"
+"""The engine's helpers (ledger, dispatch, tracking, failover, recovery, escalation, policy, ...)
+decide and return decisions: they do not import the Engine at all, not even for annotations."""
 STORE = "alertline.store"
 SQL_DRIVERS = frozenset({"sqlite3", "aiosqlite", "psycopg", "psycopg2", "asyncpg"})
 
@@ -310,17 +314,22 @@ def engine_outside_hosts(modules: Mapping[str, Module]) -> list[str]:
     """Imports of the Engine by modules that are not its hosts (:data:`ENGINE_HOST_TREES`).
 
     The Engine is ``alertline.engine.core`` itself, or the name ``Engine`` imported from the
-    engine package or the public face (a re-export is the same dependency).
+    engine package or the public face (a re-export is the same dependency). Modules the Engine
+    is handed to (the MQTT inbound handler, the HTTP server, on-call) may name it in annotations
+    (``if TYPE_CHECKING:``); the engine's own helpers may not import it in any way.
     """
     offenders: list[Import] = []
     for module in modules.values():
         if module.name in ENGINE_HOST_MODULES or any(
                 _within(module.name, tree) for tree in ENGINE_HOST_TREES):
             continue
+        helper = _within(module.name, ENGINE_HELPERS)
         for imp in imports(module):
             target = _target(imp, modules)
-            if _within(target, ENGINE) or (
-                    imp.name == ENGINE_NAME and imp.module in (LIBRARY, "alertline.engine")):
+            if not (_within(target, ENGINE) or (
+                    imp.name == ENGINE_NAME and imp.module in (LIBRARY, ENGINE_HELPERS))):
+                continue
+            if helper or imp.load_time:
                 offenders.append(imp)
     return statements(offenders)
 
@@ -361,3 +370,29 @@ def integration_reaches_in(integration: Mapping[str, Module],
             if imp.module != LIBRARY or _target(imp, library) != LIBRARY:
                 offenders.append(imp)
     return statements(offenders)
+
+
+FOREIGN_PRIVATES = frozenset({"_content", "_max_inflight_messages", "_SubParsersAction"})
+"""Private names of third-party objects the library must touch (httpx's response body for zeep's
+transport, paho's in-flight window from the broker's Receive Maximum, argparse's subparsers type
+for an annotation): no alertline module owns these names."""
+
+
+def foreign_private_attributes(modules: Mapping[str, Module]) -> list[str]:
+    """``something._name`` where ``something`` is not ``self``/``cls``: one object reaching into
+    another's private state (``engine._emit(...)``) instead of asking it through its interface."""
+    found: list[str] = []
+    for module in modules.values():
+        for node in ast.walk(module.tree):
+            if not isinstance(node, ast.Attribute) or not _private(node.attr):
+                continue
+            if node.attr.startswith("__") or node.attr in FOREIGN_PRIVATES:
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in {"self", "cls"}:
+                continue
+            if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) \
+                    and owner.func.id == "super":
+                continue
+            found.append(f"{module.name}:{node.lineno}: .{node.attr}")
+    return sorted(found)

@@ -26,7 +26,7 @@ from alertline.providers.base import (
     SubmittedItem,
 )
 from alertline.providers.simulator import SimulatorProvider
-from alertline.store.sqlite import Store
+from alertline.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SIM_OPTIONS: dict[str, Any] = {"type": "simulator", "sms_delay": 1.0, "voice_delay": 3.0,
@@ -116,7 +116,7 @@ class EngineHarness:
                     providers: dict[str, Provider] | None = None, **kwargs: Any) -> Engine:
         """A started engine (a fresh scheduler, as after a restart)."""
         self.scheduler = ManualScheduler(self.clock)
-        engine = Engine(config or make_config(), Store(self.path), clock=self.clock,
+        engine = Engine(config or make_config(), SqliteStore(self.path), clock=self.clock,
                         scheduler=self.scheduler, providers=providers, **kwargs)
         engine.subscribe(self.reports.append)
         self.engines.append(engine)

@@ -20,6 +20,7 @@ from tests.architecture import (
     STORE,
     Module,
     engine_outside_hosts,
+    foreign_private_attributes,
     import_cycles,
     imports_of,
     integration_reaches_in,
@@ -68,6 +69,13 @@ def test_no_module_reaches_into_another_modules_private_names(
     """(b) A private name is private to its module, a private module to its package's tree."""
     found = private_access({**library, **integration}, (LIBRARY, INTEGRATION))
     assert not found, "private names used from outside:" + offenders(found)
+
+
+def test_no_object_reaches_into_anothers_private_attributes(
+        library: dict[str, Module]) -> None:
+    """(b') Helpers take what they need as arguments; nobody calls ``engine._save`` & co."""
+    found = foreign_private_attributes(library)
+    assert not found, "private attributes used from outside their object:" + offenders(found)
 
 
 def test_only_the_hosts_import_the_engine(library: dict[str, Module]) -> None:
@@ -204,12 +212,26 @@ def test_the_engine_outside_its_hosts_is_found(tmp_path: Path) -> None:
         "alertline/mqtt/bridge.py": "from alertline.engine import core\n",
     })
     assert engine_outside_hosts(modules) == [
-        "alertline.http.server:3: from alertline.engine.core import Engine "
+        "alertline.engine.dispatch:3: from alertline.engine.core import Engine "
         "(type-only or in a function)",
         "alertline.http.web:1: from alertline.engine import Engine",
         "alertline.mqtt.bridge:1: from alertline.engine import core",
         "alertline.mqtt:1: from alertline import Engine",
     ]
+
+
+def test_reaching_into_another_objects_private_attribute_is_found(tmp_path: Path) -> None:
+    modules = tree(tmp_path, {
+        "alertline/__init__.py": "",
+        "alertline/escalation.py": "class Runner:\n"
+                                   "    def __init__(self, engine: object) -> None:\n"
+                                   "        self._engine = engine\n"
+                                   "    def go(self) -> None:\n"
+                                   "        self._engine._emit()\n"
+                                   "        super()._go()\n"
+                                   "        type(self).__name__\n",
+    })
+    assert foreign_private_attributes(modules) == ["alertline.escalation:5: ._emit"]
 
 
 def test_home_assistant_and_sql_imports_are_found(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from alertline.providers.registry import adapter_types
-from alertline.store.sqlite import Store
+from alertline.store.sqlite import SqliteStore
 
 SECRET = "hunter2-Very-Secret"
 ENV_SECRET = "env-Token-0xC0FFEE"
@@ -233,7 +233,7 @@ def test_console_script_and_version(tmp_path: Path) -> None:
 
 
 async def test_send_refuses_a_store_in_use(tmp_path: Path) -> None:
-    held = Store(tmp_path / "alertline.db", exclusive=True)
+    held = SqliteStore(tmp_path / "alertline.db", exclusive=True)
     await held.open()
     try:
         result = await asyncio.to_thread(alertline, tmp_path, "send", "--to", "+491701234560",

@@ -24,7 +24,7 @@ from alertline.http.postbacks import PostbackReceiver, aiohttp_routes, callback_
 from alertline.intake.request import parse_request
 from alertline.model import AlertState, Channel, DeliveryState, Report
 from alertline.providers.base import ProviderContext
-from alertline.store.sqlite import Store
+from alertline.store.sqlite import SqliteStore
 from tests.emulators.fortytwo import FortytwoVoiceEmulator
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 
@@ -64,7 +64,7 @@ class Harness:
 
     async def start(self) -> Engine:
         scheduler = ManualScheduler(self.clock)
-        engine = Engine(self.config, Store(self.path, exclusive=True), clock=self.clock,
+        engine = Engine(self.config, SqliteStore(self.path, exclusive=True), clock=self.clock,
                         scheduler=scheduler, context=self.context)
         await engine.start()
         self.engines.append(engine)

@@ -17,6 +17,7 @@ from alertline import (
     DeliveryState,
     NotFoundError,
     RejectedError,
+    SqliteStore,
     StoreBusyError,
     account_config,
     create_engine,
@@ -52,6 +53,7 @@ async def test_the_daemon_owns_the_configured_store(tmp_path: Path) -> None:
     engine = create_engine(config, callback_base_url=callback)
     await engine.start()
     try:
+        assert isinstance(engine.store, SqliteStore)
         assert engine.store.path == str(tmp_path / "daemon.db")
         assert set(engine.providers) == {"sim", "retarus"}
         assert {p.context.callback_base_url for p in engine.providers.values()} == {callback}
@@ -85,6 +87,7 @@ async def test_home_assistant_hands_in_its_store_path_http_client_and_secrets(
     async with httpx.AsyncClient() as http:
         engine = create_engine(config, store=tmp_path / "entry.db", http=http,
                                secrets=[WEBHOOK_ID])
+        assert isinstance(engine.store, SqliteStore)
         assert engine.store.path == str(tmp_path / "entry.db")
         assert {id(p.context.http) for p in engine.providers.values()} == {id(http)}
         assert WEBHOOK_ID not in engine.redactor.text(f"/api/webhook/{WEBHOOK_ID}")

@@ -20,7 +20,7 @@ from alertline.engine.core import Accepted, Engine
 from alertline.errors import ConfigError, ProviderError, RateLimitedError
 from alertline.intake.request import parse_request
 from alertline.model import AlertState, DeliveryState
-from alertline.store.sqlite import Store
+from alertline.store.sqlite import SqliteStore
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.engine_harness import SIM_OPTIONS, T0, EngineHarness, make_config
 from tests.held_clock import HeldClock
@@ -239,7 +239,7 @@ async def test_in_real_time_every_alert_gets_through_a_limited_provider(tmp_path
                                   rate_limit=(1, window)) as emulator:
         config = make_config(providers={"retarus": retarus_options(
             emulator, max_recipients=1, rate_limit_window=window, poll_interval=0.1)})
-        engine = Engine(config, Store(tmp_path / "alertline.db"))
+        engine = Engine(config, SqliteStore(tmp_path / "alertline.db"))
         await engine.start()
         try:
             accepted = [await engine.accept(parse_request({"message": "Water leak",

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from alertline.model import Alert, AlertState, AlertStatus
+from alertline.store import intents
 from alertline.store.health import StoreHealth, retry_delay
-from alertline.store.sqlite import Op, Store, StoreUnavailableError
+from alertline.store.intents import Intent
+from alertline.store.sqlite import SqliteStore, StoreUnavailableError
 from alertline.store.sqlite_faults import is_fault
 from tests.engine_harness import T0, EngineHarness
 from tests.filesystems import failing_ext4, fillable_disk
@@ -30,16 +32,17 @@ def _alert(alert_id: str, text: str = "x" * 200) -> Alert:
     return Alert(id=alert_id, message=text, recipients=(), channels=(), created_at=NOW)
 
 
-def _insert(alert_id: str) -> list[Op]:
-    return [Store.op_insert_alert(_alert(alert_id), AlertStatus(), "pending", False,
+def _insert(alert_id: str) -> list[Intent]:
+    return [intents.insert_alert(_alert(alert_id), AlertStatus(), "pending", False,
                                   [f"key-{alert_id}"])]
 
 
-async def _count(store: Store) -> int:
+async def _count(store: SqliteStore) -> int:
     return int((await store.stats())["alerts_total"])
 
 
-async def _commit_until_blocked(store: Store, prefix: str) -> tuple[list[asyncio.Task[None]], int]:
+async def _commit_until_blocked(store: SqliteStore,
+                                prefix: str) -> tuple[list[asyncio.Task[None]], int]:
     """Commit alerts one by one until a commit stops returning (the store is failing)."""
     tasks: list[asyncio.Task[None]] = []
     for index in range(100_000):
@@ -55,7 +58,7 @@ async def _commit_until_blocked(store: Store, prefix: str) -> tuple[list[asyncio
 async def test_a_full_disk_makes_commits_wait_and_they_complete_when_space_returns(
         tmp_path: Path) -> None:
     with fillable_disk(tmp_path / "disk", size="4m") as disk:
-        store = Store(disk.mountpoint / "alertline.db", exclusive=True)
+        store = SqliteStore(disk.mountpoint / "alertline.db", exclusive=True)
         await store.open()
         await store.commit(_insert("before"))
         disk.fill()
@@ -80,7 +83,7 @@ async def test_a_full_disk_makes_commits_wait_and_they_complete_when_space_retur
 async def test_a_file_system_turned_read_only_is_repaired_and_mounted_again(
         tmp_path: Path) -> None:
     with failing_ext4(tmp_path / "ext4") as disk:
-        store = Store(disk.mountpoint / "alertline.db", exclusive=True)
+        store = SqliteStore(disk.mountpoint / "alertline.db", exclusive=True)
         await store.open()
         await store.commit(_insert("before"))
         disk.fail()
@@ -96,7 +99,7 @@ async def test_a_file_system_turned_read_only_is_repaired_and_mounted_again(
         assert await _count(store) == 2
         await store.close()
 
-        reopened = Store(disk.mountpoint / "alertline.db")
+        reopened = SqliteStore(disk.mountpoint / "alertline.db")
         await reopened.open()
         assert await reopened.alert_for_key("key-during") == "during"
         await reopened.close()
@@ -104,7 +107,7 @@ async def test_a_file_system_turned_read_only_is_repaired_and_mounted_again(
 
 async def test_closing_a_failing_store_fails_what_it_could_not_keep(tmp_path: Path) -> None:
     with fillable_disk(tmp_path / "disk", size="4m") as disk:
-        store = Store(disk.mountpoint / "alertline.db")
+        store = SqliteStore(disk.mountpoint / "alertline.db")
         await store.open()
         disk.fill()
         waiting, _ = await _commit_until_blocked(store, "x")
@@ -120,7 +123,7 @@ async def test_reads_racing_the_close_of_a_failing_store_do_not_keep_its_lock(
     again: the next start of the daemon would find its own store "in use"."""
     with fillable_disk(tmp_path / "disk", size="4m") as disk:
         path = disk.mountpoint / "alertline.db"
-        store = Store(path, exclusive=True)
+        store = SqliteStore(path, exclusive=True)
         await store.open()
         disk.fill()
         await _commit_until_blocked(store, "x")
@@ -131,7 +134,7 @@ async def test_reads_racing_the_close_of_a_failing_store_do_not_keep_its_lock(
             await asyncio.sleep(0)
         await asyncio.wait_for(asyncio.gather(closing, *readers, return_exceptions=True), WAIT)
         disk.free()
-        again = Store(path, exclusive=True)
+        again = SqliteStore(path, exclusive=True)
         await again.open()
         await again.close()
 

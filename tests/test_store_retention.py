@@ -16,8 +16,9 @@ from alertline.model import (
     Recipient,
 )
 from alertline.providers.base import Submission, SubmittedItem
-from alertline.store.sqlite import Phase, Store
-from alertline.store.sqlite_ops import Op
+from alertline.store import intents
+from alertline.store.intents import Intent
+from alertline.store.sqlite import Phase, SqliteStore
 from alertline.store.sqlite_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
 from alertline.store.sqlite_schema import MIGRATIONS
 
@@ -27,7 +28,7 @@ PER_MINUTE = 500
 RETENTION = timedelta(minutes=2)
 
 
-def _finished_alert(alert_id: str, at: datetime) -> list[Op]:
+def _finished_alert(alert_id: str, at: datetime) -> list[Intent]:
     """One small alert, delivered: the rows a real one leaves (delivery, events, submission)."""
     alert = Alert(id=alert_id, message="Water leak in the basement",
                   recipients=(Recipient("+491701234560"),), channels=(Channel.SMS,),
@@ -38,19 +39,19 @@ def _finished_alert(alert_id: str, at: datetime) -> list[Op]:
     submission = Submission(provider_ref=f"job-{alert_id}", submitted_at=at, data={},
                             items=(SubmittedItem(delivery.id, "+491701234560", None),))
     return [
-        Store.op_insert_alert(alert, AlertStatus(), "accepted", False, [f"mqtt:{alert_id}"]),
-        Store.op_save_submission(f"sub-{alert_id}", "sim", submission),
-        Store.op_save_deliveries([(delivery, Phase.DONE, f"sub-{alert_id}")]),
-        Store.op_events([(alert_id, None, at, "accepted", None, None, None, "mqtt"),
+        intents.insert_alert(alert, AlertStatus(), "accepted", False, [f"mqtt:{alert_id}"]),
+        intents.save_submission(f"sub-{alert_id}", "sim", submission),
+        intents.save_deliveries([(delivery, Phase.DONE, f"sub-{alert_id}")]),
+        intents.events([(alert_id, None, at, "accepted", None, None, None, "mqtt"),
                          (alert_id, delivery.id, at, "state", "pending", "delivered", "DELIVERED",
                           None)]),
-        Store.op_update_alert(alert_id, AlertStatus(), "delivered", True, at),
+        intents.update_alert(alert_id, AlertStatus(), "delivered", True, at),
     ]
 
 
-async def _run(path: Path, *, prune: bool) -> tuple[Store, int]:
+async def _run(path: Path, *, prune: bool) -> tuple[SqliteStore, int]:
     """20,000 alerts, 500 a minute; with ``prune`` the retention runs after every minute."""
-    store = Store(path)
+    store = SqliteStore(path)
     await store.open()
     pruned = 0
     for minute in range(ALERTS // PER_MINUTE):
@@ -86,7 +87,7 @@ async def test_20000_alerts_with_a_short_retention_keep_the_file_small(tmp_path:
 
 
 async def test_open_and_recent_alerts_are_kept(tmp_path: Path) -> None:
-    store = Store(tmp_path / "alertline.db")
+    store = SqliteStore(tmp_path / "alertline.db")
     await store.open()
     old = T0 - timedelta(days=40)
     await store.commit(_finished_alert("old-final", old))
@@ -114,7 +115,7 @@ async def test_a_file_from_before_retention_is_switched_to_incremental_vacuum(
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA auto_vacuum").fetchone() == (0,)
 
-    store = Store(path)
+    store = SqliteStore(path)
     await store.open()
     await store.close()
 
@@ -126,7 +127,7 @@ async def test_a_file_from_before_retention_is_switched_to_incremental_vacuum(
 
 
 async def test_the_daemon_prunes_as_it_starts_and_then_periodically(tmp_path: Path) -> None:
-    store = Store(tmp_path / "alertline.db")
+    store = SqliteStore(tmp_path / "alertline.db")
     await store.open()
     await store.commit(_finished_alert("old", T0 - timedelta(days=31)))
     await store.commit(_finished_alert("young", T0 - timedelta(days=29)))

@@ -21,12 +21,6 @@ from alertline.adapters import (
 )
 from alertline.config.sections import Config, load_config, validate_config
 from alertline.engine.core import Accepted, Engine
-from alertline.engine.reports_waiting import (
-    ReportCondition,
-    ReportWaiters,
-    nothing_sent,
-    provider_answered,
-)
 from alertline.errors import (
     AlertlineError,
     AuthError,
@@ -53,7 +47,15 @@ from alertline.mqtt.topics import Topics
 from alertline.providers.base import Capabilities, Provider, ProviderContext, StatusMode
 from alertline.providers.registry import adapter_class, adapter_types
 from alertline.redact import MASK, SECRET_KEYS, Redactor
-from alertline.store.sqlite import Store, StoreBusyError
+from alertline.reports_waiting import (
+    ReportCondition,
+    ReportWaiters,
+    nothing_sent,
+    provider_answered,
+)
+from alertline.store.errors import StoreBusyError
+from alertline.store.protocol import Store
+from alertline.store.sqlite import SqliteStore
 
 __all__ = [
     "MASK",
@@ -86,6 +88,7 @@ __all__ = [
     "Report",
     "ReportCondition",
     "ReportWaiters",
+    "SqliteStore",
     "StatusMode",
     "Store",
     "StoreBusyError",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import shlex
 import signal
@@ -38,9 +37,9 @@ from alertline.mqtt.outbox import OutboxPublisher, accepted_sink, report_sink
 from alertline.mqtt.topics import Topics
 from alertline.oncall.http import heartbeat_routes
 from alertline.oncall.service import OnCallService
-from alertline.store.errors import StoreError
+from alertline.store.errors import StoreBusyError, StoreError
 from alertline.store.health import describe
-from alertline.store.sqlite import Store, StoreBusyError
+from alertline.store.protocol import Store
 from alertline.store.sqlite_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,9 +59,6 @@ class DaemonStartError(AlertlineError):
 
 def run_daemon(config: Config, config_path: str | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
-    # thousands of open alerts are long-lived objects: collect young garbage less often, so
-    # full collections (pauses of tens of ms under load) stay rare
-    gc.set_threshold(50_000, 20, 100)
     daemon = Daemon(config, config_path=config_path)
     try:
         return asyncio.run(daemon.run())

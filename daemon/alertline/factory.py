@@ -24,7 +24,8 @@ from alertline.engine.scheduler import Scheduler
 from alertline.providers.base import Provider, ProviderContext
 from alertline.providers.registry import adapter_class
 from alertline.redact import Redactor
-from alertline.store.sqlite import Store
+from alertline.store.protocol import Store
+from alertline.store.sqlite import SqliteStore
 
 __all__ = ["account_config", "create_engine", "remove_store"]
 
@@ -45,7 +46,7 @@ def create_engine(config: Config, *, store: Store | str | Path | None = None,
     ``secrets`` are extra values to mask; ``redactor`` one to share (with the log formatter).
     ``providers`` replaces the configured ones (tests)."""
     if store is None or isinstance(store, str | Path):
-        store = Store(config.store_path if store is None else store, exclusive=exclusive)
+        store = SqliteStore(config.store_path if store is None else store, exclusive=exclusive)
     redactor = redactor if redactor is not None else Redactor()
     for secret in [*config.secrets, *secrets]:
         redactor.add(secret)

@@ -8,7 +8,7 @@ from typing import Any
 
 from alertline.model import Alert, AlertStatus, Delivery, Report
 from alertline.states import Phase
-from alertline.store.sqlite import StoredDelivery
+from alertline.store.stored import StoredDelivery
 
 
 @dataclass(slots=True)

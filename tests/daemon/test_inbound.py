@@ -14,17 +14,18 @@ from alertline.errors import NotFoundError
 from alertline.mqtt.bridge import InboundMessage
 from alertline.mqtt.inbound import InboundHandler
 from alertline.mqtt.topics import Topics
-from alertline.store.sqlite import Store
+from alertline.store.sqlite import SqliteStore
 from tests.daemon.harness import daemon_config
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     """A started engine on a store in ``tmp_path`` (simulator provider)."""
-    engine = Engine(daemon_config(tmp_path, None), Store(tmp_path / "alertline.db"))
+    store = SqliteStore(tmp_path / "alertline.db")
+    engine = Engine(daemon_config(tmp_path, None), store)
     await engine.start()
     yield engine
-    if engine.store._conn is not None:  # some tests close it on purpose
+    if store._conn is not None:  # some tests close it on purpose
         await engine.stop()
 
 
@@ -135,7 +136,7 @@ async def test_a_route_topic_may_not_name_another_route(engine: Engine) -> None:
 async def test_what_a_route_allows_may_be_overridden_on_its_topic(tmp_path: Path) -> None:
     routes = {"door": {"to": ["alice"], "allow_override": ["to", "channel"]}}
     engine = Engine(daemon_config(tmp_path, None, routes=routes),
-                    Store(tmp_path / "alertline.db"))
+                    SqliteStore(tmp_path / "alertline.db"))
     await engine.start()
     try:
         handler = InboundHandler(engine, Topics(), max_payload_bytes=4096)

@@ -4,14 +4,15 @@ which publishes one message at a time and fails a publish while the broker is aw
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from alertline import OutboxPublisher, Store
+from alertline import OutboxPublisher, SqliteStore, Store
 from alertline.mqtt.bridge import PublishError
+from alertline.store import intents
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -35,14 +36,21 @@ class FakeBroker:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(tmp_path / "outbox.db")
+    opened = SqliteStore(tmp_path / "outbox.db")
     await opened.open()
     yield opened
     await opened.close()
 
 
 async def _queue(store: Store, *topics: str) -> None:
-    await store.commit([Store.op_outbox_add([(t, b"{}", False) for t in topics], T0)])
+    await store.commit([intents.outbox_add([(t, b"{}", False) for t in topics], T0)])
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (bounded) until ``condition`` holds: the drainer reads the store on its thread."""
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.005)
 
 
 async def _drained(store: Store, publisher: OutboxPublisher) -> list[str]:
@@ -71,7 +79,7 @@ async def test_a_failed_publish_waits_in_the_outbox_until_notified(store: Store)
     await _queue(store, "r/1", "r/2")
     task = asyncio.create_task(publisher.run())
     try:
-        publisher.notify()
+        await _until(lambda: bool(broker.handed))  # the first attempt (no news after it)
         for _ in range(20):
             await asyncio.sleep(0)
         assert broker.handed == ["r/1"]  # stopped at the first failure, not retried in a loop

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alertline.config.sections import Config
 from alertline.daemon import Daemon
-from alertline.store.sqlite import Store
+from alertline.store.sqlite import SqliteStore
 from tests.daemon.harness import MqttProbe, daemon_config
 from tests.mosquitto import Mosquitto
 
@@ -17,7 +17,7 @@ ProbeFactory = Callable[..., Awaitable[MqttProbe]]
 
 
 async def _outbox_rows(path: Path) -> int:
-    store = Store(path)
+    store = SqliteStore(path)
     await store.open()
     try:
         return len(await store.outbox(10_000))

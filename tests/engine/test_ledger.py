@@ -25,7 +25,7 @@ from alertline.engine.ledger import Ledger
 from alertline.model import Acknowledgement, Delivery, DeliveryState, Report
 from alertline.records import AlertRecord
 from alertline.states import AlertState, IllegalTransitionError, Phase
-from alertline.store.sqlite import Store
+from alertline.store.sqlite import SqliteStore
 from tests.engine.conftest import T0, make_delivery, make_record
 
 
@@ -40,8 +40,8 @@ class Queued:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(tmp_path / "ledger.db")
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "ledger.db")
     await opened.open()
     yield opened
     await opened.close()
@@ -53,7 +53,7 @@ def queued() -> Queued:
 
 
 @pytest.fixture
-def ledger(store: Store, queued: Queued) -> Ledger:
+def ledger(store: SqliteStore, queued: Queued) -> Ledger:
     return Ledger(store, ManualClock(T0), queue=queued)
 
 
@@ -64,7 +64,8 @@ async def opened(ledger: Ledger, record: AlertRecord | None = None) -> AlertReco
     return record
 
 
-async def test_a_new_alert_is_written_whole_then_emitted(ledger: Ledger, store: Store) -> None:
+async def test_a_new_alert_is_written_whole_then_emitted(ledger: Ledger,
+                                                        store: SqliteStore) -> None:
     seen: list[Report] = []
     ledger.subscribe(seen.append)
     ledger.add_outbox_sink(lambda report: [(f"report/{report.alert.id}", b"{}", False)])
@@ -85,7 +86,7 @@ async def test_a_new_alert_is_written_whole_then_emitted(ledger: Ledger, store: 
 
 
 async def test_a_move_changes_state_and_phase_and_is_logged(ledger: Ledger,
-                                                            store: Store) -> None:
+                                                            store: SqliteStore) -> None:
     record = await opened(ledger)
     changed = ledger.apply(record, [
         SetPhase("al-1-1", Phase.TRACKING, "sub-1"),
@@ -103,7 +104,7 @@ async def test_a_move_changes_state_and_phase_and_is_logged(ledger: Ledger,
         "state", "pending", "delivered")
 
 
-async def test_a_move_the_table_forbids_is_ignored(ledger: Ledger, store: Store) -> None:
+async def test_a_move_the_table_forbids_is_ignored(ledger: Ledger, store: SqliteStore) -> None:
     record = await opened(ledger, make_record(
         make_delivery(state=DeliveryState.DELIVERED), phase=Phase.DONE))
     before = record.deliveries["al-1-1"]
@@ -142,7 +143,7 @@ async def test_a_failover_queues_the_delivery_again_with_its_new_provider(
     assert queued.calls == [["al-1-1"]]
 
 
-async def test_what_follows_a_final_state_is_applied_in_order(store: Store,
+async def test_what_follows_a_final_state_is_applied_in_order(store: SqliteStore,
                                                               queued: Queued) -> None:
     seen_by_second: list[int] = []
 
@@ -161,7 +162,7 @@ async def test_what_follows_a_final_state_is_applied_in_order(store: Store,
     assert record.phases["al-1-2"] == (Phase.QUEUED, None)
 
 
-async def test_alert_facts_are_status_and_events(ledger: Ledger, store: Store) -> None:
+async def test_alert_facts_are_status_and_events(ledger: Ledger, store: SqliteStore) -> None:
     """Ack, cancel and resolve change the status and are logged with who did it."""
     record = await opened(ledger)
     ack = Acknowledgement(by="alice", via="mqtt", at=T0)
@@ -186,7 +187,7 @@ async def test_a_final_alert_leaves_the_open_set_and_wakes_its_waiters(ledger: L
     assert recent is not None and recent.final
 
 
-async def test_phases_alone_are_written_cheaply(ledger: Ledger, store: Store) -> None:
+async def test_phases_alone_are_written_cheaply(ledger: Ledger, store: SqliteStore) -> None:
     record = await opened(ledger)
     entries = [(record, d) for d in record.deliveries.values()]
     await ledger.save_phases(entries, Phase.IN_FLIGHT)
@@ -195,7 +196,7 @@ async def test_phases_alone_are_written_cheaply(ledger: Ledger, store: Store) ->
     assert record.unsaved() == []  # the ledger knows the store holds it
 
 
-async def test_timers_are_dropped_with_the_next_commit(ledger: Ledger, store: Store) -> None:
+async def test_timers_are_dropped_with_the_next_commit(ledger: Ledger, store: SqliteStore) -> None:
     ledger.apply(None, [SetTimer("escalation:x", T0, {"position": 1})])
     await ledger.save([])
     ledger.apply(None, [DropTimer("escalation:x")])

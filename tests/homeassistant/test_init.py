@@ -14,7 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from alertline import Store
+from alertline import SqliteStore
 from custom_components.alertline.const import (
     CONF_PROVIDER_OPTIONS,
     CONF_PROVIDER_TYPE,
@@ -64,7 +64,7 @@ async def test_unload_and_reload_leave_nothing_behind(hass: HomeAssistant) -> No
     assert not hass.services.has_service("notify", "alertline_sim")
     assert not hass.services.has_service("notify", "alertline_sim_oncall")
     assert hass.services.has_service(DOMAIN, "send")  # actions stay: registered in async_setup
-    store = Store(store_path(hass, entry.entry_id), exclusive=True)
+    store = SqliteStore(store_path(hass, entry.entry_id), exclusive=True)
     await store.open()  # the lock file was released
     await store.close()
 
@@ -211,7 +211,7 @@ async def test_an_entry_whose_account_has_an_entry_keeps_its_old_id(
 async def test_a_store_in_use_retries_setup(hass: HomeAssistant) -> None:
     entry = make_entry(hass)
     Path(store_path(hass, entry.entry_id)).parent.mkdir(parents=True, exist_ok=True)
-    other = Store(store_path(hass, entry.entry_id), exclusive=True)
+    other = SqliteStore(store_path(hass, entry.entry_id), exclusive=True)
     await other.open()  # another process holds the store
     try:
         await hass.config_entries.async_setup(entry.entry_id)

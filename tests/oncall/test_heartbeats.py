@@ -9,7 +9,8 @@ from alertline.config.sections import Config
 from alertline.engine.core import Engine
 from alertline.http.metrics import render
 from alertline.oncall.heartbeats import Heartbeats
-from alertline.store.sqlite import Store
+from alertline.store import intents
+from alertline.store.sqlite import SqliteStore
 from tests.engine_harness import EngineHarness, make_config
 
 ALICE = "+491701234560"
@@ -41,9 +42,15 @@ async def started(harness: EngineHarness, published: Published | None = None,
     return engine, heartbeats
 
 
+def sqlite_of(engine: Engine) -> SqliteStore:
+    """The engine's store, which these tests open as SQLite to look at its rows."""
+    assert isinstance(engine.store, SqliteStore)
+    return engine.store
+
+
 async def alerts(engine: Engine) -> list[tuple[str, str, bool]]:
     """Every alert in the store: id, message, resolved."""
-    rows = engine.store.conn.execute("SELECT id FROM alerts ORDER BY created_at").fetchall()
+    rows = sqlite_of(engine).conn.execute("SELECT id FROM alerts ORDER BY created_at").fetchall()
     reports = [await engine.report(row[0]) for row in rows]
     return [(r.alert.id, r.alert.message, r.status.resolved) for r in reports]
 
@@ -98,12 +105,12 @@ async def test_an_outage_that_began_while_the_daemon_was_down_counts(
 async def test_a_check_repeated_after_a_crash_finds_the_alert_it_sent(
         manual_engine: EngineHarness) -> None:
     engine, heartbeats = await started(manual_engine)
-    saved = engine.store.conn.execute(
+    saved = sqlite_of(engine).conn.execute(
         "SELECT value FROM meta WHERE key='heartbeat:backup'").fetchone()[0]
     await manual_engine.advance(engine, DAY + 2 * HOUR)
     assert len(await alerts(engine)) == 1
     # the crash came after the alert was accepted but before the heartbeat's state was saved
-    await engine.store.commit([Store.op_meta_set("heartbeat:backup", saved)])
+    await engine.store.commit([intents.meta_set("heartbeat:backup", saved)])
     heartbeats = Heartbeats.from_config(engine)
     await heartbeats.start()
     assert len(await alerts(engine)) == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from alertline.store.protocol import Store
-from alertline.store.sqlite import Store as SqliteStore
+from alertline.store.sqlite import SqliteStore
 
 StoreFactory = Callable[[], Store]
 """Makes an unopened store over the test's place (open it, close it)."""

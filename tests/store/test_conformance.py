@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from alertline.model import Acknowledgement, AlertStatus, DeliveryState
+from alertline.progress import EscalationProgress, StepContact
 from alertline.providers.base import Submission, SubmittedItem
 from alertline.store.errors import StoreClosedError, StoreRejectedError
 from alertline.store.intents import (
@@ -82,9 +83,11 @@ async def test_an_update_changes_status_state_and_finality(store: Store) -> None
 
 
 async def test_escalation_progress_round_trips_with_its_timer(store: Store) -> None:
-    progress = {"policy": "night", "active": True, "position": 1, "step": 1, "round": 0,
-                "steps": 3, "step_started_at": T0.isoformat(),
-                "contacted": [{"step": 0, "to": ["alice"], "at": T0.isoformat()}]}
+    progress = EscalationProgress(
+        policy="night", steps=3, rounds=1, started_at=T0, position=1, step=1, round=0,
+        step_started_at=T0,
+        contacted=(StepContact(step=0, round=0, at=T0, to=("alice",), channels=("sms",),
+                               deliveries=("d-1",)),))
     due = T0 + timedelta(minutes=5)
     await store.commit([*accepted("al-1"),
                         UpdateAlert("al-1", AlertStatus(escalation=progress), "in_progress",

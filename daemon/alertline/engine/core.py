@@ -33,7 +33,7 @@ from alertline.providers.registry import create_provider
 from alertline.records import Accepted, AlertRecord
 from alertline.redact import Redactor
 from alertline.states import Phase
-from alertline.store.sqlite import Store
+from alertline.store.protocol import Store
 
 __all__ = ["Accepted", "AcceptedSink", "AlertRecord", "Engine", "OutboxSink", "ReportListener"]
 

@@ -30,8 +30,7 @@ from typing import Any
 
 from alertline.clock import Clock, SystemClock
 from alertline.model import Alert, Channel, Priority
-from alertline.providers.base import is_throttled
-from alertline.providers.base import Batch, BatchItem, Provider, Submission
+from alertline.providers.base import Batch, BatchItem, Provider, Submission, is_throttled
 
 _LOGGER = logging.getLogger(__name__)
 

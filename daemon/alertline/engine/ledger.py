@@ -42,7 +42,9 @@ from alertline.states import (
     check_phase_transition,
     phase_after,
 )
-from alertline.store.sqlite import Op, Store
+from alertline.store import intents
+from alertline.store.intents import Intent
+from alertline.store.protocol import Store
 
 __all__ = ["AcceptedSink", "FinalHook", "Ledger", "OutboxSink", "QueueFn", "ReportListener"]
 
@@ -81,7 +83,7 @@ class Ledger:
         self._open: dict[str, AlertRecord] = {}
         self._recent: OrderedDict[str, Report] = OrderedDict()
         self._events: list[EventRow] = []
-        self._ops: list[Op] = []  # counters and timers, written with the next commit
+        self._ops: list[Intent] = []  # counters and timers, written with the next commit
         self._listeners: list[ReportListener] = []
         self._sinks: list[OutboxSink] = []
         self._accepted_sinks: list[AcceptedSink] = []
@@ -142,12 +144,12 @@ class Ledger:
         changed = False
         for decision in decisions:
             if isinstance(decision, CountSend):
-                self._ops.append(Store.op_counter_add(decision.key, 1, decision.start))
+                self._ops.append(intents.counter_add(decision.key, 1, decision.start))
             elif isinstance(decision, SetTimer):
-                self._ops.append(Store.op_set_timer(decision.key, decision.due,
+                self._ops.append(intents.set_timer(decision.key, decision.due,
                                                     dict(decision.data)))
             elif isinstance(decision, DropTimer):
-                self._ops.append(Store.op_delete_timer(decision.key))
+                self._ops.append(intents.delete_timer(decision.key))
             elif record is None:
                 raise ValueError(f"{decision!r} needs the alert it applies to")
             else:
@@ -230,10 +232,10 @@ class Ledger:
         alert, now = record.alert, self.clock.now()
         report = record.report(now)
         accepted = Accepted(alert.id, len(record.deliveries), False, report)
-        ops = [Store.op_insert_alert(alert, record.status, report.state.value, False, keys),
-               Store.op_save_deliveries([(d, Phase.QUEUED, None)
+        ops = [intents.insert_alert(alert, record.status, report.state.value, False, keys),
+               intents.save_deliveries([(d, Phase.QUEUED, None)
                                          for d in record.deliveries.values()]),
-               Store.op_events([(alert.id, None, now, "accepted", None, None, None,
+               intents.events([(alert.id, None, now, "accepted", None, None, None,
                                  alert.source)]),
                *self._take_pending(), *self._outbox_ops(report, accepted)]
         await self.store.commit(ops)
@@ -244,11 +246,11 @@ class Ledger:
         return accepted
 
     async def save(self, alert_ids: Iterable[str], *, publish: bool = True,
-                   extra: Iterable[Op] = ()) -> None:
+                   extra: Iterable[Intent] = ()) -> None:
         """Write what changed of the given open alerts (deliveries, alert row, new events,
         counters, timers) in one group commit, with their reports' outbox messages unless
         ``publish`` is False."""
-        ops: list[Op] = list(extra)
+        ops: list[Intent] = list(extra)
         now = self.clock.now()
         saved: list[AlertRecord] = []
         for alert_id in set(alert_ids):
@@ -258,14 +260,14 @@ class Ledger:
             report = record.report(now)
             rows = record.unsaved()
             if rows:
-                ops.append(Store.op_save_deliveries(rows))
+                ops.append(intents.save_deliveries(rows))
             row = (record.status, report.state.value, report.final)
             if record.saved_row is None or record.saved_row[0] is not row[0] or \
                     record.saved_row[1:] != row[1:]:
                 if record.saved_row is not None:
                     check_alert_transition(AlertState(record.saved_row[1]), report.state,
                                            what=f"alert {alert_id}")
-                ops.append(Store.op_update_alert(alert_id, record.status, report.state.value,
+                ops.append(intents.update_alert(alert_id, record.status, report.state.value,
                                                  report.final, now))
                 record.saved_row = row
             if publish:
@@ -276,7 +278,7 @@ class Ledger:
         for record in saved:
             record.mark_saved()
 
-    async def settle(self, alert_ids: Iterable[str], *, extra: Iterable[Op] = ()) -> None:
+    async def settle(self, alert_ids: Iterable[str], *, extra: Iterable[Intent] = ()) -> None:
         """:meth:`save` the alerts, then emit their reports."""
         ids = set(alert_ids)
         await self.save(ids, extra=extra)
@@ -287,19 +289,19 @@ class Ledger:
         report (marking a batch in flight, or queued again after a provider refused it)."""
         for record, delivery in entries:
             self._set_phase(record, delivery.id, phase, None)
-        await self.store.commit([Store.op_set_phase([d.id for _, d in entries], phase)])
+        await self.store.commit([intents.set_phase([d.id for _, d in entries], phase)])
         for record, delivery in entries:
             record.saved[delivery.id] = (delivery, (phase, None))
 
-    def _take_pending(self) -> list[Op]:
+    def _take_pending(self) -> list[Intent]:
         ops, self._ops = self._ops, []
         events, self._events = self._events, []
-        return ops + ([Store.op_events(events)] if events else [])
+        return ops + ([intents.events(events)] if events else [])
 
-    def _outbox_ops(self, report: Report, accepted: Accepted | None = None) -> list[Op]:
+    def _outbox_ops(self, report: Report, accepted: Accepted | None = None) -> list[Intent]:
         messages = [m for sink in self._accepted_sinks for m in sink(accepted)] if accepted else []
         messages += [m for sink in self._sinks for m in sink(report)]
-        return [Store.op_outbox_add(messages, report.updated_at)] if messages else []
+        return [intents.outbox_add(messages, report.updated_at)] if messages else []
 
     # -- emitting --------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from alertline.providers.base import Batch, BatchItem, Provider, Submission, Sub
 from alertline.records import AlertRecord
 from alertline.redact import Redactor
 from alertline.states import Phase
-from alertline.store.sqlite import StoredDelivery
+from alertline.store.stored import StoredDelivery
 
 _LOGGER = logging.getLogger(__name__)
 

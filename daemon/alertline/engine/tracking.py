@@ -31,7 +31,8 @@ from alertline.providers.base import (
 )
 from alertline.redact import Redactor
 from alertline.states import Phase
-from alertline.store.sqlite import Store, StoredSubmission
+from alertline.store import intents
+from alertline.store.stored import StoredSubmission
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class Tracker:
         # the submission and its deliveries' new phase in one transaction: after a crash a
         # delivery is either still in flight (in doubt) or tracked, never half of each
         await self.ledger.settle(touched, extra=[
-            Store.op_save_submission(sub_id, provider_name, submission)])
+            intents.save_submission(sub_id, provider_name, submission)])
         if tracked.members:
             self._tracked[sub_id] = tracked
             self._schedule(tracked, now)

@@ -21,7 +21,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -32,28 +32,13 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from alertline.errors import AlertlineError
 from alertline.mqtt.acks import ArrivalOrder, Unacked
 from alertline.mqtt.client import MqttSettings, connect_async, create_client, publish_properties
-from alertline.mqtt.driver import LoopDriver
+from alertline.mqtt.driver import LoopDriver, logged_callback
 from alertline.store.health import StoreUnavailableError
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_INFLIGHT = 20  # until the broker says more (MQTT v5 Receive Maximum)
 MAX_INFLIGHT = 1000
-
-
-_P = ParamSpec("_P")
-
-
-def _logged(callback: Callable[_P, None]) -> Callable[_P, None]:
-    """A paho callback whose failure is logged: an exception must not abort paho's reading of
-    the packets after it (they are processed in the same ``loop_read``)."""
-    @functools.wraps(callback)
-    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> None:
-        try:
-            callback(*args, **kwargs)
-        except Exception:
-            _LOGGER.exception("handling an MQTT event failed")
-    return guarded
 
 
 class PublishError(AlertlineError):
@@ -232,7 +217,7 @@ class MqttBridge:
 
     # -- paho's callbacks (called by the driver's socket reads and writes, on the loop) ---------
 
-    @_logged
+    @logged_callback
     def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode,
                     properties: Properties | None) -> None:
         assert self._driver is not None
@@ -248,12 +233,12 @@ class MqttBridge:
             client._max_inflight_messages = min(int(receive_maximum), MAX_INFLIGHT)
         self._up(bool(flags.session_present))
 
-    @_logged
+    @logged_callback
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any,
                        reason: ReasonCode, _properties: Any) -> None:
         self._down(str(reason))
 
-    @_logged
+    @logged_callback
     def _on_message(self, _client: paho.Client, _userdata: Any,
                     message: paho.MQTTMessage) -> None:
         try:
@@ -269,12 +254,12 @@ class MqttBridge:
                                  correlation_data=bytes(correlation) if correlation else None)
         self._received(message.mid, message.qos, inbound)
 
-    @_logged
+    @logged_callback
     def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int,
                     reason: ReasonCode, _properties: Any) -> None:
         self._puback(mid, str(reason) if reason.is_failure else None)
 
-    @_logged
+    @logged_callback
     def _on_subscribe(self, _client: paho.Client, _userdata: Any, mid: int,
                       reasons: list[ReasonCode], _properties: Any) -> None:
         self._subscribed(mid, [str(r) for r in reasons if r.is_failure])

@@ -24,7 +24,8 @@ from alertline.model import Report
 from alertline.mqtt.bridge import MqttBridge
 from alertline.mqtt.inbound import encode
 from alertline.mqtt.topics import Topics
-from alertline.store.sqlite import Store
+from alertline.store import intents
+from alertline.store.protocol import Store
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Discovery:
         futures += [self._bridge.publish(topic, payload, retain=True)
                     for topic, payload in messages.items()]
         await asyncio.gather(*futures)
-        await self._store.commit([Store.op_meta_set(PUBLISHED_KEY, json.dumps(sorted(messages)))])
+        await self._store.commit([intents.meta_set(PUBLISHED_KEY, json.dumps(sorted(messages)))])
         if removed:
             _LOGGER.info("removed %d discovery config(s) of routes that are gone", len(removed))
         _LOGGER.debug("published %d discovery config(s)", len(messages))

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -36,6 +37,21 @@ RECONNECT_MAX_DELAY = 60.0
 MISC_INTERVAL = 1.0
 
 FailureListener = Callable[[str], None]
+
+
+_P = ParamSpec("_P")
+
+
+def logged_callback(callback: Callable[_P, None]) -> Callable[_P, None]:
+    """A paho callback whose failure is logged: an exception must not abort paho's reading of
+    the packets after it (they are processed in the same ``loop_read``)."""
+    @functools.wraps(callback)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception:
+            _LOGGER.exception("handling an MQTT event failed")
+    return guarded
 
 
 class LoopDriver:

@@ -15,13 +15,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from alertline.engine.core import AcceptedSink, Engine, OutboxSink
+from alertline.engine.ledger import AcceptedSink, OutboxSink
 from alertline.mqtt.bridge import PublishError
 from alertline.mqtt.inbound import encode
 from alertline.mqtt.topics import Topics
-from alertline.store.sqlite import Store
+from alertline.store import intents
+from alertline.store.protocol import Store
+
+if TYPE_CHECKING:  # handed the engine by its host (the daemon, Home Assistant)
+    from alertline.engine.core import Engine
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -173,7 +177,7 @@ class OutboxPublisher:
         while self._acked:
             seqs, self._acked = self._acked, []
             try:
-                await self._store.commit([Store.op_outbox_remove(seqs)])
+                await self._store.commit([intents.outbox_remove(seqs)])
             except Exception as err:
                 # published but still stored: republished (a duplicate) after a restart
                 _LOGGER.error("removing %d published outbox rows failed: %s", len(seqs), err)

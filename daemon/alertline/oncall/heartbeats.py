@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from alertline.errors import AlertlineError, NotFoundError
 from alertline.http.metrics import Family
 from alertline.intake.request import parse_request
-from alertline.store.sqlite import Store
+from alertline.store import intents
 
 if TYPE_CHECKING:
     from alertline.engine.core import Engine
@@ -183,7 +183,7 @@ class Heartbeats:
         self.engine.scheduler.call_at(TIMER_PREFIX + name, when, lambda: self.check(name))
 
     async def _save(self, name: str) -> None:
-        await self.engine.store.commit([Store.op_meta_set(
+        await self.engine.store.commit([intents.meta_set(
             META_PREFIX + name, json.dumps(self.states[name].to_json()))])
 
     def status(self, name: str) -> dict[str, Any]:

@@ -5,8 +5,8 @@ intent and hands an ordered list of them to ``Store.commit``, which applies them
 order. Every store implementation (SQLite today, PostgreSQL next) turns the same intents into its
 own statements, and :mod:`tests.store.test_conformance` holds each to the same behaviour.
 
-The ``op_*`` builders (:class:`IntentBuilders`, mixed into every store class) keep the call syntax
-the engine has used since the ops were closures: ``Store.op_set_timer(key, due, data)``.
+Callers build intents with the constructors at the end of this module (``intents.set_timer(key,
+due, data)``), which take any iterable and freeze it.
 """
 
 from __future__ import annotations
@@ -142,7 +142,6 @@ Intent = (InsertAlert | UpdateAlert | SaveDeliveries | SetPhase | AppendEvents |
           | PruneFinished)
 """Every change a store can be asked to make."""
 
-Op = Intent
 """The name the engine still uses for an intent (from the days ops were closures)."""
 
 
@@ -166,68 +165,67 @@ class UnitOfWork:
         return len(self.intents)
 
 
-class IntentBuilders:
-    """The ``op_*`` constructors, as static methods of every store class (``Store.op_x(...)``)."""
+# -- constructors: what callers write (iterables in, the frozen intent out) -----------------
 
-    @staticmethod
-    def op_insert_alert(alert: Alert, status: AlertStatus, state: str, final: bool,
-                        keys: Iterable[str] = ()) -> InsertAlert:
-        """Insert a new alert and its idempotency keys."""
-        return InsertAlert(alert, status, state, final, tuple(keys))
 
-    @staticmethod
-    def op_update_alert(alert_id: str, status: AlertStatus, state: str, final: bool,
-                        at: datetime) -> UpdateAlert:
-        """Store an alert's status and summary state."""
-        return UpdateAlert(alert_id, status, state, final, at)
+def insert_alert(alert: Alert, status: AlertStatus, state: str, final: bool,
+                    keys: Iterable[str] = ()) -> InsertAlert:
+    """Insert a new alert and its idempotency keys."""
+    return InsertAlert(alert, status, state, final, tuple(keys))
 
-    @staticmethod
-    def op_save_deliveries(rows: Iterable[tuple[Delivery, str, str | None]]) -> SaveDeliveries:
-        """Insert or replace deliveries with their ``(phase, submission_id)``."""
-        return SaveDeliveries(tuple(rows))
 
-    @staticmethod
-    def op_set_phase(delivery_ids: Iterable[str], phase: str) -> SetPhase:
-        """Move deliveries to another outbox phase."""
-        return SetPhase(tuple(delivery_ids), phase)
+def update_alert(alert_id: str, status: AlertStatus, state: str, final: bool,
+                    at: datetime) -> UpdateAlert:
+    """Store an alert's status and summary state."""
+    return UpdateAlert(alert_id, status, state, final, at)
 
-    @staticmethod
-    def op_events(rows: Iterable[EventRow]) -> AppendEvents:
-        """Append events ``(alert_id, delivery_id, at, kind, from, to, status, reason)``."""
-        return AppendEvents(tuple(rows))
 
-    @staticmethod
-    def op_save_submission(submission_id: str, provider: str,
-                           submission: Submission) -> SaveSubmission:
-        """Remember a provider request so it can be polled after a restart."""
-        return SaveSubmission(submission_id, provider, submission)
+def save_deliveries(rows: Iterable[tuple[Delivery, str, str | None]]) -> SaveDeliveries:
+    """Insert or replace deliveries with their ``(phase, submission_id)``."""
+    return SaveDeliveries(tuple(rows))
 
-    @staticmethod
-    def op_set_timer(key: str, due: datetime, data: dict[str, Any]) -> SetTimer:
-        """Persist a timer (escalation step, held send) so it survives restarts."""
-        return SetTimer(key, due, data)
 
-    @staticmethod
-    def op_delete_timer(key: str) -> DeleteTimer:
-        """Forget a timer."""
-        return DeleteTimer(key)
+def set_phase(delivery_ids: Iterable[str], phase: str) -> SetPhase:
+    """Move deliveries to another outbox phase."""
+    return SetPhase(tuple(delivery_ids), phase)
 
-    @staticmethod
-    def op_outbox_add(messages: Iterable[tuple[str, bytes, bool]], at: datetime) -> OutboxAdd:
-        """Queue MQTT messages ``(topic, payload, retain)`` for publishing."""
-        return OutboxAdd(tuple(messages), at)
 
-    @staticmethod
-    def op_outbox_remove(seqs: Iterable[int]) -> OutboxRemove:
-        """Drop published outbox messages."""
-        return OutboxRemove(tuple(seqs))
+def events(rows: Iterable[EventRow]) -> AppendEvents:
+    """Append events ``(alert_id, delivery_id, at, kind, from, to, status, reason)``."""
+    return AppendEvents(tuple(rows))
 
-    @staticmethod
-    def op_counter_add(key: str, amount: int, window_start: datetime) -> CounterAdd:
-        """Add to a rate counter, resetting it when its window changed."""
-        return CounterAdd(key, amount, window_start)
 
-    @staticmethod
-    def op_meta_set(key: str, value: str) -> MetaSet:
-        """Set a ``meta`` value (see ``meta_get``)."""
-        return MetaSet(key, value)
+def save_submission(submission_id: str, provider: str,
+                       submission: Submission) -> SaveSubmission:
+    """Remember a provider request so it can be polled after a restart."""
+    return SaveSubmission(submission_id, provider, submission)
+
+
+def set_timer(key: str, due: datetime, data: dict[str, Any]) -> SetTimer:
+    """Persist a timer (escalation step, held send) so it survives restarts."""
+    return SetTimer(key, due, data)
+
+
+def delete_timer(key: str) -> DeleteTimer:
+    """Forget a timer."""
+    return DeleteTimer(key)
+
+
+def outbox_add(messages: Iterable[tuple[str, bytes, bool]], at: datetime) -> OutboxAdd:
+    """Queue MQTT messages ``(topic, payload, retain)`` for publishing."""
+    return OutboxAdd(tuple(messages), at)
+
+
+def outbox_remove(seqs: Iterable[int]) -> OutboxRemove:
+    """Drop published outbox messages."""
+    return OutboxRemove(tuple(seqs))
+
+
+def counter_add(key: str, amount: int, window_start: datetime) -> CounterAdd:
+    """Add to a rate counter, resetting it when its window changed."""
+    return CounterAdd(key, amount, window_start)
+
+
+def meta_set(key: str, value: str) -> MetaSet:
+    """Set a ``meta`` value (see ``meta_get``)."""
+    return MetaSet(key, value)

@@ -14,7 +14,7 @@ When the store cannot be written (disk full, read-only, I/O error, locked: a *fa
 :mod:`alertline.store.health`), ``commit`` does not fail and does not return: it keeps the work and
 retries them with backoff, reopening the database file each time, until they are durable. Whoever
 waits for it therefore never confirms what was not kept, and continues by itself once the store
-works again. Only :meth:`Store.close` ends the wait (with :class:`StoreUnavailableError`).
+works again. Only :meth:`SqliteStore.close` ends the wait (with :class:`StoreUnavailableError`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from alertline.store.errors import (
     StoreUnavailableError,
 )
 from alertline.store.health import StoreHealth, describe, retry_delay
-from alertline.store.intents import Intent, IntentBuilders, Op, PruneFinished, UnitOfWork
+from alertline.store.intents import Intent, PruneFinished, UnitOfWork
 from alertline.store.protocol import Store as StoreProtocol
 from alertline.store.sqlite_faults import is_fault
 from alertline.store.sqlite_ops import apply
@@ -52,10 +52,9 @@ _LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "MIGRATIONS",
-    "Op",
     "OpenWork",
     "Phase",
-    "Store",
+    "SqliteStore",
     "StoreBusyError",
     "StoreClosedError",
     "StoreError",
@@ -75,7 +74,7 @@ WAL_SIZE_LIMIT = 4 * 1024 * 1024
 _Waiting = tuple[list[Intent], asyncio.Future[list[int | None]]]
 
 
-class Store(IntentBuilders, StoreReads):
+class SqliteStore(StoreReads):
     """The SQLite store; every method that touches the database runs on the store's thread."""
 
     def __init__(self, path: str | Path, *, exclusive: bool = False) -> None:
@@ -383,6 +382,6 @@ def _settle(future: asyncio.Future[list[int | None]], error: BaseException | Non
         future.set_exception(error)
 
 
-def _conforms(store: Store) -> StoreProtocol:
+def _conforms(store: SqliteStore) -> StoreProtocol:
     """Never called: mypy checks here that this class satisfies the Store Protocol."""
     return store

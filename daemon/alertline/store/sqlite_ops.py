@@ -19,7 +19,6 @@ from alertline.store.intents import (
     InsertAlert,
     Intent,
     MetaSet,
-    Op,
     OutboxAdd,
     OutboxRemove,
     PruneFinished,
@@ -31,7 +30,7 @@ from alertline.store.intents import (
 )
 from alertline.store.sqlite_retention import prune_sync
 
-__all__ = ["Op", "apply", "item_json"]
+__all__ = ["apply", "item_json"]
 
 
 def apply(conn: sqlite3.Connection, intent: Intent) -> int | None:

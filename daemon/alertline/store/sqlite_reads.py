@@ -1,8 +1,7 @@
 """The SQLite store's reads: the queries that load the records of :mod:`alertline.store.stored`.
 
-A mixin of :class:`~alertline.store.sqlite.Store` (as
-:class:`~alertline.store.intents.IntentBuilders` holds its write builders): every query runs on
-the store's thread through ``_read``, which waits out store faults like writes do.
+A mixin of :class:`~alertline.store.sqlite.Store`: every query runs on the store's thread through
+``_read``, which waits out store faults like writes do.
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from alertline.engine.core import Engine
 from alertline.model import DeliveryState, Report
+
+if TYPE_CHECKING:  # handed the engine by its host; only its subscribe and report are used
+    from alertline.engine.core import Engine
 
 __all__ = ["ReportCondition", "ReportWaiters", "nothing_sent", "provider_answered"]
 
