@@ -55,9 +55,6 @@ def create_engine(config: Config, *, store: Store | str | Path | None = None,
         context.clock = clock
     engine = Engine(config, store, clock=clock, scheduler=scheduler, providers=providers,
                     context=context, max_in_flight=max_in_flight)
-    # the engine makes a redactor of its own; it uses the context's, which the adapters filled
-    # with the secrets of their options as they were built
-    engine.redactor = context.redactor
     return engine
 
 

@@ -50,10 +50,12 @@ class Engine:
         self.store = store
         self.clock = clock or SystemClock()
         self.scheduler = scheduler or ApsScheduler()
-        self.redactor = Redactor(config.secrets)
-        self.context = context or ProviderContext(clock=self.clock, redactor=self.redactor)
+        # one redactor for the adapters' errors and the engine's reasons: the context's, which
+        # the adapters fill with their options' secrets as they are built
+        self.context = context or ProviderContext(clock=self.clock, redactor=Redactor())
+        self.redactor = self.context.redactor
         for secret in config.secrets:
-            self.context.redactor.add(secret)
+            self.redactor.add(secret)
         self.providers = providers if providers is not None else {
             name: create_provider(name, p.type, p.options, self.context)
             for name, p in config.providers.items()}
