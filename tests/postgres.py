@@ -2,9 +2,10 @@
 
 Like :mod:`tests.mosquitto` for the broker: the store is held to a real server, not a fake. The
 server runs as the ``postgres`` system user (PostgreSQL refuses to run as root, and the tests do),
-with ``fsync`` off (a test's data need not survive a power loss), password authentication over TCP
-(so the store's URL carries a real password, which the tests check is never shown) and trust over
-its Unix socket in the temporary directory (how the fixtures create databases). One server serves
+with ``fsync`` off (a test's data need not survive a power loss, only a server crash), password
+authentication over TCP (so the store's URL carries a real password, which the tests check is
+never shown) and trust over its Unix socket in the temporary directory (how the fixtures create
+databases). One server serves
 a whole test run (:func:`shared_server`), each test a fresh database from it
 (:meth:`Postgres.new_database`); a test that stops and restarts a server starts its own.
 """
@@ -70,10 +71,12 @@ class Postgres:
             owner = pwd.getpwnam("postgres")
             for path in (self.workdir, pwfile):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
-        subprocess.run(_as_postgres([
+        done = subprocess.run(_as_postgres([
             str(BINDIR / "initdb"), "-D", str(self.data), "-U", USER, f"--pwfile={pwfile}",
             "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync", "-E", "UTF8",
-            "--locale=C"]), check=True, capture_output=True, timeout=120)
+            "--locale=C"]), check=False, capture_output=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.decode()}")
 
     def start(self) -> None:
         """Start (or restart) the server on the same port; return once it answers queries."""
@@ -81,7 +84,9 @@ class Postgres:
         self.proc = subprocess.Popen(_as_postgres([
             str(BINDIR / "postgres"), "-D", str(self.data), "-p", str(self.port),
             "-k", str(self.workdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            # but synchronous_commit stays on: a commit must survive the server's crash (the
+            # process, not the machine), which the outage tests cause
+            "-c", "full_page_writes=off",
             "-c", "max_connections=200"]), stdout=log, stderr=log)
         log.close()
         self._wait_ready()
@@ -126,16 +131,23 @@ class Postgres:
         self.proc = None
 
 
+def _workdir() -> Path:
+    """A new directory the ``postgres`` user can reach (pytest's ``tmp_path`` sits below a
+    directory only root may enter)."""
+    return Path(tempfile.mkdtemp(prefix="alertline-pg-"))
+
+
 @contextlib.contextmanager
-def running_postgres(workdir: Path) -> Iterator[Postgres]:
-    """A new, started server that is stopped on exit."""
-    server = Postgres(workdir=workdir)
-    server.init()
-    server.start()
+def running_postgres() -> Iterator[Postgres]:
+    """A new, started server that is stopped (and its files removed) on exit."""
+    server = Postgres(workdir=_workdir())
     try:
+        server.init()
+        server.start()
         yield server
     finally:
         server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 _SHARED: list[Postgres] = []
@@ -144,7 +156,7 @@ _SHARED: list[Postgres] = []
 def shared_server() -> Postgres:
     """The test run's one server, started on first use and stopped when the run ends."""
     if not _SHARED:
-        workdir = Path(tempfile.mkdtemp(prefix="alertline-pg-"))
+        workdir = _workdir()
         server = Postgres(workdir=workdir)
         server.init()
         server.start()

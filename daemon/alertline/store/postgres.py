@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -135,11 +135,21 @@ class PostgresStore(IntentBuilders, PostgresReads):
             if pool is not None:
                 await pool.close(timeout=self.fault_timeout)
 
-    def _connection(self) -> contextlib.AbstractAsyncContextManager[Conn]:
-        """A pooled connection (``StoreClosedError`` once closed)."""
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection (``StoreClosedError`` once closed); one that met a fault is
+        closed, so the pool connects anew: a session on a server that became a standby, or
+        that a failover left behind, would fail the same way for ever."""
         if self._shut or self._pool is None:
             raise StoreClosedError(f"the store {self.path} is closed")
-        return self._pool.connection(timeout=self.fault_timeout)
+        async with self._pool.connection(timeout=self.fault_timeout) as conn:
+            try:
+                yield conn
+            except BaseException as err:
+                if is_fault(err):
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                raise
 
     async def _read(self, fn: Query[T], *, wait: bool = True) -> T:
         """Run ``fn`` on a pooled connection; on a fault retry with backoff (unless ``wait`` is
