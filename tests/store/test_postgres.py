@@ -7,6 +7,7 @@ others take a fresh database on the run's shared one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -212,3 +213,76 @@ async def test_an_unreachable_server_fails_to_open_naming_the_cause(
         await store.open()
     assert "127.0.0.1" in str(caught.value)
     assert_no_password(f"{caught.value} {store.path} {store.health.error} {caplog.text}")
+
+
+class CommitAnswerThief:
+    """A TCP proxy in front of the server that, once armed, lets one COMMIT through and cuts its
+    client off before the answer arrives: the commit happened, the store cannot know."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.armed = False
+        self.stolen = asyncio.Event()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening (connections end with their peers)."""
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, client_in: asyncio.StreamReader,
+                     client_out: asyncio.StreamWriter) -> None:
+        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.target_port)
+        cutting = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_in.read(65536):
+                if self.armed and b"COMMIT\x00" in data:
+                    self.armed = False
+                    cutting.set()
+                server_out.write(data)
+                await server_out.drain()
+            server_out.close()
+
+        async def downstream() -> None:
+            while data := await server_in.read(65536):
+                if cutting.is_set():  # the server's answer to COMMIT: never delivered
+                    client_out.transport.abort()
+                    server_out.close()
+                    self.stolen.set()
+                    return
+                client_out.write(data)
+                await client_out.drain()
+            client_out.close()
+
+        with contextlib.suppress(ConnectionError):
+            await asyncio.gather(upstream(), downstream())
+
+
+async def test_a_commit_whose_answer_was_lost_is_not_applied_twice(fresh_url: str) -> None:
+    server = shared_server()
+    thief = CommitAnswerThief(server.port)
+    await thief.start()
+    url = fresh_url.replace(f":{server.port}/", f":{thief.port}/")
+    store = PostgresStore(url, fault_timeout=2)
+    await store.open()
+    try:
+        thief.armed = True
+        # without the commit log the retry would insert al-1 again and be refused as a
+        # duplicate of itself: a kept alert reported as rejected
+        await asyncio.wait_for(store.commit([*accepted("al-1", "k"),
+                                             OutboxAdd((("t", b"once", False),), T0)]), 60)
+        assert thief.stolen.is_set()
+        assert await store.alert_for_key("k") == "al-1"
+        assert [p for _, _, p, _ in await store.outbox()] == [b"once"]
+        await store.commit(accepted("al-2"))
+        assert (await store.stats())["alerts_total"] == 2
+    finally:
+        await store.close()
+        await thief.close()
