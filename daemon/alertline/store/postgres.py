@@ -243,8 +243,9 @@ class PostgresStore(IntentBuilders, PostgresReads):
         once the last attempt failed and tell each caller its work was not kept."""
         self.health.failed(StoreUnavailableError(self._describe(error)), writing=True)
         if self._closing.is_set() and attempt > 0:
+            kept = "may not have been kept" if self._in_doubt else "was not kept"
             failure = StoreUnavailableError(f"the store cannot be written ({self.health.error}); "
-                                            "this work was not kept")
+                                            f"this work {kept}")
             for _, future in taken + self._pending:
                 _settle(future, failure)
             self._pending = []
