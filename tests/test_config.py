@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -222,3 +223,50 @@ def test_durations_accept_units() -> None:
     assert config.tracking_deadline() == 7200.0
     assert problems_of({"defaults": {"tracking_deadline": "soon"}}) == {
         "defaults.tracking_deadline": "expected a duration such as 30s, 5m or 2h"}
+
+
+# -- store.url: the PostgreSQL store ------------------------------------------------------------
+
+PG_PASSWORD = "pg:Secret@word/1"
+PG_URL = f"postgresql://alertline:{quote(PG_PASSWORD, safe='')}@db.example:5432/alertline"
+
+
+@pytest.mark.parametrize("url", [PG_URL, PG_URL.replace("postgresql://", "postgres://")])
+def test_a_store_url_selects_postgresql_and_its_password_is_a_secret(url: str) -> None:
+    config = validate_config({"store": {"url": url}}, {})
+    assert config.store_url == url
+    assert PG_PASSWORD in config.secrets
+    assert validate_config(None, {}).store_url is None
+
+
+def test_a_store_url_password_from_the_environment_is_a_secret() -> None:
+    config = validate_config({"store": {"url": "postgresql://a:${PG}@db/alertline"}},
+                             {"PG": "env-Secret-pw"})
+    assert config.store_url == "postgresql://a:env-Secret-pw@db/alertline"
+    assert "env-Secret-pw" in config.secrets
+
+
+@pytest.mark.parametrize(("store", "reason"), [
+    ({"url": PG_URL, "path": "alertline.db"}, "exclude each other"),
+    ({"url": PG_URL.replace("postgresql", "mysql")}, "expected a PostgreSQL URL"),
+    ({"url": PG_URL.replace(":5432", ":port")}, "port of this PostgreSQL URL is not a number"),
+    ({"url": 5432}, "expected a PostgreSQL URL"),
+])
+def test_a_wrong_store_url_is_named_without_its_password(store: dict[str, Any],
+                                                         reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"store": store}, {})
+    problems = dict(caught.value.problems)
+    assert reason in problems["store.url"]
+    text = str(caught.value) + repr(caught.value.problems)
+    for form in (PG_PASSWORD, quote(PG_PASSWORD, safe="")):
+        assert form not in text
+
+
+def test_a_store_url_password_is_masked_in_other_sections_errors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"store": {"url": PG_URL},
+                         "routes": {"leak": {"to": ["+491701234560"], "channel": PG_PASSWORD}}},
+                        {})
+    assert "routes.leak.channel" in dict(caught.value.problems)
+    assert PG_PASSWORD not in str(caught.value)

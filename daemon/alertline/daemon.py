@@ -162,7 +162,7 @@ class Daemon:
         except StoreBusyError as err:
             raise DaemonStartError(str(err)) from None
         except (StoreError, OSError) as err:
-            raise DaemonStartError(f"the store {config.store_path} cannot be opened: "
+            raise DaemonStartError(f"the store {engine.store.path} cannot be opened: "
                                    f"{describe(err)} (check its directory's space and "
                                    "permissions)") from None
         self._engine_started = True
@@ -177,7 +177,7 @@ class Daemon:
                        asyncio.create_task(keep_pruning(self.store, engine.clock.now, retention))]
         _LOGGER.info("alertline %s running: MQTT %s:%d (MQTT %s), base topic %r, store %s",
                      __version__, settings.host, settings.port, settings.protocol,
-                     self.topics.base, config.store_path)
+                     self.topics.base, engine.store.path)
         if self.embedded_broker is not None:
             self.out.write(self.try_it_text(settings.port))
             self.out.flush()

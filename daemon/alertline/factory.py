@@ -25,6 +25,7 @@ from alertline.providers.base import Provider, ProviderContext
 from alertline.providers.registry import adapter_class
 from alertline.redact import Redactor
 from alertline.store.protocol import Store
+from alertline.store.select import open_store
 from alertline.store.sqlite import SqliteStore
 
 __all__ = ["account_config", "create_engine", "remove_store"]
@@ -39,14 +40,17 @@ def create_engine(config: Config, *, store: Store | str | Path | None = None,
                   max_in_flight: int = 4) -> Engine:
     """An engine for ``config``, not yet started (``await engine.start()`` opens the store).
 
-    ``store``: a store to use, or the path of the SQLite store to open (``config.store_path``
-    when omitted), locked against a second process while ``exclusive`` (the daemon and Home
-    Assistant own theirs; ``alertline status`` only reads). ``http`` is a shared HTTP client for
+    ``store``: a store to use, or the path of a SQLite store to open; when omitted, the one the
+    configuration names (PostgreSQL at ``store.url``, else SQLite at ``store.path``). A SQLite
+    store is locked against a second process while ``exclusive`` (the daemon and Home Assistant
+    own theirs; ``alertline status`` only reads). ``http`` is a shared HTTP client for
     the adapters (Home Assistant's); ``callback_base_url`` where push providers post status.
     ``secrets`` are extra values to mask; ``redactor`` one to share (with the log formatter).
     ``providers`` replaces the configured ones (tests)."""
-    if store is None or isinstance(store, str | Path):
-        store = SqliteStore(config.store_path if store is None else store, exclusive=exclusive)
+    if store is None:
+        store = open_store(config, exclusive=exclusive)
+    elif isinstance(store, str | Path):
+        store = SqliteStore(store, exclusive=exclusive)
     redactor = redactor if redactor is not None else Redactor()
     for secret in [*config.secrets, *secrets]:
         redactor.add(secret)

@@ -4,7 +4,7 @@ which publishes one message at a time and fails a publish while the broker is aw
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,9 +25,11 @@ class FakeBroker:
         self.failing: BaseException | None = None
         self.handed: list[str] = []
         self.published: list[str] = []
+        self.was_handed = asyncio.Event()
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self.handed.append(topic)
+        self.was_handed.set()
         await asyncio.sleep(0)
         if self.failing is not None:
             raise self.failing
@@ -44,13 +46,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def _queue(store: Store, *topics: str) -> None:
     await store.commit([intents.outbox_add([(t, b"{}", False) for t in topics], T0)])
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) until ``condition`` holds: the drainer reads the store on its thread."""
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def _drained(store: Store, publisher: OutboxPublisher) -> list[str]:
@@ -79,7 +74,7 @@ async def test_a_failed_publish_waits_in_the_outbox_until_notified(store: Store)
     await _queue(store, "r/1", "r/2")
     task = asyncio.create_task(publisher.run())
     try:
-        await _until(lambda: bool(broker.handed))  # the first attempt (no news after it)
+        await asyncio.wait_for(broker.was_handed.wait(), 5)  # the first attempt, no news after
         for _ in range(20):
             await asyncio.sleep(0)
         assert broker.handed == ["r/1"]  # stopped at the first failure, not retried in a loop

@@ -2,7 +2,7 @@
 
 Each entry of :data:`IMPLEMENTATIONS` gives a fresh, empty place for a store (a file, a database)
 for one test and a way to open a store there, as often as the test likes (a reopened store must
-find what an earlier one kept). A PostgreSQL store joins the suite with one more entry.
+find what an earlier one kept). The PostgreSQL store joined the suite with one entry.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from alertline.store.postgres import PostgresStore
 from alertline.store.protocol import Store
 from alertline.store.sqlite import SqliteStore
+from tests.postgres import shared_server
 
 StoreFactory = Callable[[], Store]
 """Makes an unopened store over the test's place (open it, close it)."""
@@ -30,8 +32,19 @@ async def sqlite_place(tmp_path: Path) -> AsyncIterator[StoreFactory]:
     yield make
 
 
+@asynccontextmanager
+async def postgres_place(tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """A fresh database on the test run's PostgreSQL server (:mod:`tests.postgres`)."""
+    url = shared_server().url(shared_server().new_database())
+
+    def make() -> Store:
+        return PostgresStore(url)
+    yield make
+
+
 IMPLEMENTATIONS: dict[str, Callable[[Path], AbstractAsyncContextManager[StoreFactory]]] = {
     "sqlite": sqlite_place,
+    "postgres": postgres_place,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import voluptuous as vol
 
@@ -196,12 +197,51 @@ WEB_SCHEMA = vol.Schema({
     vol.Optional("link_resolve", default=False): bool,
 })
 
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _postgres_url(value: Any) -> str:
+    """A PostgreSQL URL (``postgresql://user:password@host:port/dbname``); the reason it is not
+    one never repeats it (it may hold a password)."""
+    if not isinstance(value, str) or urlsplit(value).scheme.lower() not in POSTGRES_SCHEMES:
+        raise vol.Invalid("expected a PostgreSQL URL: postgresql://user:password@host:port/dbname")
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise vol.Invalid("the port of this PostgreSQL URL is not a number") from None
+    return value
+
+
+def _one_store(value: Any) -> Any:
+    """``store.path`` (SQLite) and ``store.url`` (PostgreSQL) exclude each other."""
+    if isinstance(value, dict) and value.get("path") is not None and \
+            value.get("url") is not None:
+        raise vol.Invalid("store.url (PostgreSQL) and store.path (SQLite) exclude each other: "
+                          "give one of them", path=["url"])
+    return value
+
+
+def url_password(url: Any) -> str | None:
+    """The password in a database URL (its userinfo, else a ``password`` query parameter), so
+    the config can redact it; None when it holds none."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    if parts.password:
+        return unquote(parts.password)
+    found = parse_qs(parts.query).get("password")
+    return found[0] if found else None
+
+
 SECTION_SCHEMAS: dict[str, Any] = {
     "mqtt": vol.Any(MQTT_SCHEMA, None),
-    "store": vol.Schema({vol.Optional("path", default="alertline.db"): str,
-                         # finished alerts are pruned after this long (#12.14)
-                         vol.Optional("retention", default="30d"): vol.All(
-                             _duration, vol.Range(min=1, msg="at least 1s"))}),
+    "store": vol.All(_one_store, vol.Schema({
+        # the SQLite file; beside it the web key, also when store.url selects PostgreSQL
+        vol.Optional("path", default="alertline.db"): str,
+        vol.Optional("url"): _postgres_url,
+        # finished alerts are pruned after this long (#12.14)
+        vol.Optional("retention", default="30d"): vol.All(
+            _duration, vol.Range(min=1, msg="at least 1s"))})),
     "http": vol.Schema({
         vol.Optional("enabled", default=True): bool,
         vol.Optional("host", default="127.0.0.1"): str,

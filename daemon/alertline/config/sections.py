@@ -12,7 +12,13 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
-from alertline.config.schema import MQTT_SCHEMA, collect_problems, join_path, validate_sections
+from alertline.config.schema import (
+    MQTT_SCHEMA,
+    collect_problems,
+    join_path,
+    url_password,
+    validate_sections,
+)
 from alertline.errors import ConfigError, ValidationError
 from alertline.model import Channel, Priority
 from alertline.oncall.schedules import Schedules, schedule_name
@@ -87,8 +93,15 @@ class Config:
 
     @property
     def store_path(self) -> str:
-        """Path of the SQLite store."""
+        """Path of the SQLite store (when ``store_url`` is None), and of files kept beside it."""
         return str(self.raw["store"]["path"])
+
+    @property
+    def store_url(self) -> str | None:
+        """The PostgreSQL store's URL (``store.url``, a secret: its password is redacted), or
+        None for the SQLite store at ``store_path``."""
+        url = self.raw["store"].get("url")
+        return str(url) if url else None
 
     @property
     def http(self) -> dict[str, Any]:
@@ -165,6 +178,10 @@ def validate_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([("", "the configuration must be a mapping of sections")])
     data = substitute_env(data, os.environ if env is None else env, "", problems, secrets)
     secrets.extend(_secret_values(data))
+    # before any problem is reported: a store URL's password must not reach an error message
+    store = data.get("store")
+    if isinstance(store, dict) and (password := url_password(store.get("url"))):
+        secrets.append(password)
     broken: set[str] = set()
     raw = validate_sections(data, problems, broken)
     providers = _validate_providers(raw, problems, secrets)

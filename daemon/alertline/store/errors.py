@@ -17,7 +17,8 @@ class StoreError(AlertlineError):
 
 class StoreUnavailableError(StoreError):
     """The store cannot keep this now (a fault, see
-    :func:`~alertline.store.sqlite_faults.is_fault`): nothing was committed.
+    :func:`~alertline.store.sqlite_faults.is_fault` and
+    :func:`~alertline.store.postgres_faults.is_fault`): nothing was committed.
 
     Whoever handed the work over must not confirm it (no MQTT acknowledgement, no 2xx): the sender
     keeps it and tries again.

@@ -6,7 +6,8 @@ caller has not been told "kept". The store keeps such writes and retries them wi
 :class:`StoreHealth` records the outage, tells listeners once when it begins and once when it ends
 (the daemon stops acknowledging and reports ``degraded``), and logs one line for each, not one per
 message. Which driver errors are faults is each implementation's own
-(:func:`alertline.store.sqlite_faults.is_fault`); this module is the same for every store.
+(:func:`alertline.store.sqlite_faults.is_fault`, :func:`alertline.store.postgres_faults.is_fault`);
+this module is the same for every store.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ Units of work go in (ordered :mod:`~alertline.store.intents`, kept atomically or
 typed records come out (the model's :class:`~alertline.model.Alert`,
 :class:`~alertline.model.AlertStatus` and :class:`~alertline.model.Delivery`, and
 :mod:`alertline.store.stored`). Errors are :mod:`alertline.store.errors`, never a driver's. The
-SQLite store implements it today; a PostgreSQL one (psycopg 3) is held to the same
-:mod:`tests.store.test_conformance` suite.
+SQLite store (:mod:`alertline.store.sqlite`) and the PostgreSQL one
+(:mod:`alertline.store.postgres`, psycopg 3) implement it, both held to the
+:mod:`tests.store.test_conformance` suite; :func:`alertline.store.select.open_store` picks one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Store(Protocol):
     :class:`~alertline.store.errors.StoreUnavailableError`; a closed store raises
     :class:`~alertline.store.errors.StoreClosedError`.
     """
+
+    path: str
+    """Where the store is, for messages: a file path, or a URL without its password."""
 
     @property
     def health(self) -> StoreHealth:

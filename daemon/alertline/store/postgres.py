@@ -1,0 +1,314 @@
+"""PostgreSQL store (psycopg 3, pooled): the store several daemons share (``store.url``).
+
+It implements the :class:`~alertline.store.protocol.Store` Protocol exactly as the SQLite store
+(:mod:`alertline.store.sqlite`) does and is held to the same conformance suite: callers hand over
+units of :mod:`~alertline.store.intents` and read typed records; only
+:mod:`~alertline.store.postgres_ops`, :mod:`~alertline.store.postgres_reads` and
+:mod:`~alertline.store.postgres_schema` hold SQL, and no psycopg error leaves the store.
+
+Group commit: units of work from concurrent callers share one transaction, each under a savepoint
+of its own, so a unit the data refuses (an alert id that exists) is rolled back to its savepoint
+and rejected alone while its neighbours are kept, in one round of statements. When the database
+cannot be reached or written (a restart, a failover, a standby, a full disk: a *fault*, see
+:mod:`~alertline.store.postgres_faults`), ``commit`` neither fails nor returns: the work is kept
+and retried with backoff through :class:`~alertline.store.health.StoreHealth`, as SQLite's is, so
+nothing is confirmed before it is committed.
+
+A connection lost while COMMIT was on its way leaves the outcome unknown; every transaction
+therefore writes a random id into ``commit_log``, and the retry first looks for it, so work that
+was kept is not applied twice (which would reject a new alert as a duplicate of itself).
+
+The URL's password is a secret: the store's name in logs and ``/healthz`` is the URL without it,
+and every error text the store makes is scrubbed of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolClosed
+
+from alertline.redact import Redactor
+from alertline.store.errors import (
+    StoreClosedError,
+    StoreError,
+    StoreOpenError,
+    StoreRejectedError,
+    StoreUnavailableError,
+)
+from alertline.store.health import StoreHealth, describe, retry_delay
+from alertline.store.intents import Intent, PruneFinished, UnitOfWork
+from alertline.store.postgres_faults import is_fault
+from alertline.store.postgres_ops import Conn, apply
+from alertline.store.postgres_reads import PostgresReads, Query
+from alertline.store.postgres_schema import MIGRATIONS, NewerSchemaError, migrate
+from alertline.store.protocol import Store as StoreProtocol
+
+_LOGGER = logging.getLogger(__name__)
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+
+_Results = list[int | None]
+# a caller's unit of work and the future its ``commit`` waits on
+_Waiting = tuple[list[Intent], asyncio.Future[_Results]]
+# what one transaction did for each unit it took: its results, or why it was refused
+_Outcome = _Results | StoreRejectedError
+
+
+class PostgresStore(PostgresReads):
+    """The PostgreSQL store over ``url`` (``postgresql://user:password@host:port/dbname``)."""
+
+    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 4,
+                 connect_timeout: float = 10.0, fault_timeout: float = 5.0) -> None:
+        self.url = url
+        try:
+            password = conninfo_to_dict(url).get("password")
+        except psycopg.ProgrammingError:  # an unparsable URL fails in open, with a clear text
+            password = None
+        self._redactor = Redactor([str(password)] if password else [])
+        self.path = self._redactor.text(url)
+        self.min_connections = min_connections
+        self.max_connections = max_connections
+        self.connect_timeout = connect_timeout
+        # how long a statement waits for a pooled connection before the wait counts as a fault
+        # (reported on /healthz) and is retried with backoff
+        self.fault_timeout = fault_timeout
+        self.health = StoreHealth(self.path)
+        self.commits = 0
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._pending: list[_Waiting] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._shut = False
+        # the commit-log id and outcomes of a transaction whose COMMIT got no answer
+        self._in_doubt: tuple[uuid.UUID, list[_Outcome]] | None = None
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this code migrates to."""
+        return len(MIGRATIONS)
+
+    def _describe(self, error: BaseException) -> str:
+        """``error`` as text for logs and callers, without the password."""
+        return self._redactor.text(describe(error))
+
+    async def open(self) -> None:
+        """Connect, migrate (once, whoever else opens now) and start the pool;
+        :class:`StoreOpenError` naming the cause (never the password) if that cannot be done."""
+        try:
+            # one plain connection first: a wrong password or host fails at once with the
+            # server's own words, where a pool would retry until its timeout
+            async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
+            ) as conn:
+                await migrate(conn, self.path)
+            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                self.url, open=False, min_size=self.min_connections,
+                max_size=self.max_connections, kwargs={"autocommit": True},
+                configure=_configure, name="alertline-store", timeout=self.fault_timeout)
+            await pool.open(wait=True, timeout=self.connect_timeout)
+        except (psycopg.Error, OSError, NewerSchemaError, TimeoutError) as err:
+            raise StoreOpenError(f"the store {self.path} cannot be opened: "
+                                 f"{self._describe(err)}") from err
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Finish pending units of work and close the pool; while the database is failing, one
+        last attempt only (what it cannot keep fails with :class:`StoreUnavailableError`)."""
+        self._closing.set()
+        try:
+            if self._flusher is not None:
+                await asyncio.shield(self._flusher)
+        finally:
+            self._shut = True
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await pool.close(timeout=self.fault_timeout)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection (``StoreClosedError`` once closed); one that met a fault is
+        closed, so the pool connects anew: a session on a server that became a standby, or
+        that a failover left behind, would fail the same way for ever."""
+        if self._shut or self._pool is None:
+            raise StoreClosedError(f"the store {self.path} is closed")
+        async with self._pool.connection(timeout=self.fault_timeout) as conn:
+            try:
+                yield conn
+            except BaseException as err:
+                if is_fault(err):
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                raise
+
+    async def _read(self, fn: Query[T], *, wait: bool = True) -> T:
+        """Run ``fn`` on a pooled connection; on a fault retry with backoff (unless ``wait`` is
+        False or the store is closing: then :class:`StoreUnavailableError`)."""
+        attempt = 0
+        while True:
+            try:
+                async with self._connection() as conn:
+                    result = await fn(conn)
+            except PoolClosed as err:
+                raise StoreClosedError(f"the store {self.path} is closed") from err
+            except Exception as err:
+                if not is_fault(err):
+                    if isinstance(err, psycopg.Error):
+                        raise StoreError(f"the store cannot be read: "
+                                         f"{self._describe(err)}") from err
+                    raise
+                self.health.failed(StoreUnavailableError(self._describe(err)), writing=False)
+                if not wait or self._closing.is_set():
+                    raise StoreUnavailableError(f"the store cannot be read now "
+                                                f"({self.health.error})") from err
+                await self._pause(attempt)
+                attempt += 1
+                continue
+            self.health.succeeded(writing=False)
+            return result
+
+    async def _pause(self, attempt: int) -> None:
+        """Wait before retrying a fault; cut short when the store is closing."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), retry_delay(attempt))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def commit(self, work: UnitOfWork | Iterable[Intent]) -> None:
+        """Apply ``work`` atomically, in a transaction shared with concurrent callers; return
+        once committed (waiting out faults; a refused unit fails alone with
+        :class:`StoreRejectedError`)."""
+        await self._submit(list(UnitOfWork.of(work)))
+
+    async def prune(self, finished_before: datetime, *, limit: int = 5000) -> int:
+        """Delete up to ``limit`` alerts final since before ``finished_before`` with all their
+        rows; the number deleted."""
+        results = await self._submit([PruneFinished(finished_before, limit)])
+        return results[0] or 0
+
+    async def _submit(self, intents: list[Intent]) -> _Results:
+        """Queue ``intents`` for the next group commit; their results once committed."""
+        if not intents:
+            return []
+        if self._shut:
+            raise StoreClosedError(f"the store {self.path} is closed")
+        if self._closing.is_set() and not self.health.available:
+            raise StoreUnavailableError(f"the store cannot be written ({self.health.error})")
+        future: asyncio.Future[_Results] = asyncio.get_running_loop().create_future()
+        self._pending.append((intents, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        carried: list[_Waiting] = []
+        attempt = 0
+        while self._pending or carried:
+            taken, self._pending = carried + self._pending, []
+            carried = []
+            try:
+                outcomes = await self._write([intents for intents, _ in taken])
+            except Exception as err:
+                if is_fault(err):
+                    carried = await self._after_fault(taken, err, attempt)
+                    attempt += 1
+                    continue
+                # neither the data nor the surroundings (a bug): nobody's work was kept
+                failure = StoreError(f"the store failed: {self._describe(err)}")
+                failure.__cause__ = err
+                for _, future in taken:
+                    _settle(future, failure)
+                continue
+            attempt = 0
+            self.health.succeeded(writing=True)
+            for (_, future), outcome in zip(taken, outcomes, strict=True):
+                if isinstance(outcome, StoreRejectedError):
+                    _settle(future, outcome)
+                else:
+                    _settle(future, None, outcome)
+
+    async def _after_fault(self, taken: list[_Waiting], error: Exception,
+                           attempt: int) -> list[_Waiting]:
+        """Keep ``taken`` for the next attempt (after a backoff pause); when closing, give up
+        once the last attempt failed and tell each caller its work was not kept."""
+        self.health.failed(StoreUnavailableError(self._describe(error)), writing=True)
+        if self._closing.is_set() and attempt > 0:
+            kept = "may not have been kept" if self._in_doubt else "was not kept"
+            failure = StoreUnavailableError(f"the store cannot be written ({self.health.error}); "
+                                            f"this work {kept}")
+            for _, future in taken + self._pending:
+                _settle(future, failure)
+            self._pending = []
+            return []
+        await self._pause(attempt)
+        return taken
+
+    async def _write(self, units: list[list[Intent]]) -> list[_Outcome]:
+        """Apply ``units`` in one transaction, each under its own savepoint; faults propagate
+        (nothing of this transaction was kept, unless the commit log shows it was)."""
+        async with self._connection() as conn:
+            done: list[_Outcome] = []
+            if self._in_doubt is not None:
+                token, outcomes = self._in_doubt
+                cur = await conn.execute("SELECT 1 FROM commit_log WHERE id=%s", (token,))
+                if await cur.fetchone() is not None:  # it was kept: settle, apply the rest
+                    self.commits += 1
+                    done = outcomes
+                self._in_doubt = None
+                units = units[len(done):]
+                if not units:
+                    return done
+            outcomes = []
+            token = uuid.uuid4()
+            async with conn.transaction():
+                for intents in units:
+                    outcomes.append(await self._apply_unit(conn, intents))
+                await conn.execute("INSERT INTO commit_log(id) VALUES (%s)", (token,))
+                # set before COMMIT is sent: if its answer is lost, the retry asks the log
+                self._in_doubt = (token, outcomes)
+            self._in_doubt = None
+            self.commits += 1
+            return done + outcomes
+
+    async def _apply_unit(self, conn: Conn, intents: list[Intent]) -> _Outcome:
+        """One caller's unit under a savepoint: its results, or its rejection (faults raise)."""
+        try:
+            async with conn.transaction():
+                return [await apply(conn, intent) for intent in intents]
+        except psycopg.Error as err:
+            if is_fault(err):
+                raise
+            rejected = StoreRejectedError(f"the store refused this work: {self._describe(err)}")
+            rejected.__cause__ = err
+            return rejected
+
+
+async def _configure(conn: Conn) -> None:
+    """Every pooled connection reads timestamps in UTC, whatever the server's time zone."""
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _settle(future: asyncio.Future[_Results], error: BaseException | None,
+            results: _Results | None = None) -> None:
+    """Tell a waiting committer how its write ended."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(results or [])
+    else:
+        future.set_exception(error)
+
+
+def _conforms(store: PostgresStore) -> StoreProtocol:
+    """Never called: mypy checks here that this class satisfies the Store Protocol."""
+    return store
