@@ -12,8 +12,8 @@ import httpx
 from alertline.config.sections import Config
 from alertline.daemon import Daemon
 from tests.daemon.harness import MqttProbe, daemon_config
+from tests.http.web.conftest import PASSWORD, PASSWORD_HASH, WEB_SECRET
 from tests.mosquitto import Mosquitto
-from tests.web.conftest import PASSWORD, PASSWORD_HASH, WEB_SECRET
 
 StartDaemon = Callable[[Config], Awaitable[Daemon]]
 

@@ -31,8 +31,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from alertline.http.web.app import web_for_config
 from alertline.http.web.views import WebPages
 from tests.engine_harness import EngineHarness, make_config
+from tests.http.web.conftest import ALICE, LINK, PASSWORD, web_config
 from tests.mosquitto import free_port
-from tests.web.conftest import ALICE, LINK, PASSWORD, web_config
 
 pytestmark = pytest.mark.timeout(180)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

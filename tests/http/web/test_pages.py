@@ -5,7 +5,7 @@ from __future__ import annotations
 from alertline.config.sections import validate_config
 from alertline.http.web.app import web_for_config
 from tests.engine_harness import EngineHarness, make_config
-from tests.web.conftest import (
+from tests.http.web.conftest import (
     ALICE,
     BOB,
     PASSWORD,

@@ -21,7 +21,7 @@ SHARED_COST = "+491801234567"       # +49 180: shared cost
 PERSONAL = "+4970012345678"         # +49 700: personal number
 PAGER = "+491681234567"             # +49 168: pager
 PREMIUM_US = "+19005551234"
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.mark.parametrize(("entry", "canonical"), [

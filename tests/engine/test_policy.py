@@ -19,7 +19,7 @@ from alertline.intake.request import parse_request
 from alertline.model import AlertState, DeliveryState
 from alertline.providers.simulator import SimulatorProvider
 from tests.emulators.retarus_sms import RetarusSmsEmulator
-from tests.test_escalation import ALICE, BOB, Harness, retarus_provider
+from tests.engine.test_escalation import ALICE, BOB, Harness, retarus_provider
 
 AUSTRIA = "+436641234567"
 LATE_EVENING = datetime(2026, 1, 5, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
