@@ -6,7 +6,9 @@ handlers run concurrently, and a finished message's PUBACK waits for every messa
 Messages on ordered topics (ack, cancel, resolve) also wait for the handling of every message
 before them, and every message waits for the last ordered one. Across a lost connection the
 broker redelivers what was not acknowledged; a redelivery of a message still being handled waits
-for that handling instead of repeating it.
+for that handling instead of repeating it, and a redelivery of one already handled (its PUBACK
+written into a connection that was already dead, or never sent) is acknowledged without handling
+it again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 MessageKey = tuple[int, str, bytes]  # packet id, topic, payload: how a redelivery is recognised
+
+RECENT_ACKS = 1024
+"""Handled messages remembered per connection: a PUBACK written just before the connection is
+found dead may never have reached the broker, which then redelivers the message."""
 
 
 @dataclass(slots=True)
@@ -36,6 +42,7 @@ class ArrivalOrder:
         self._ordered = ordered
         self._order: deque[Unacked] = deque()
         self._orphans: dict[MessageKey, asyncio.Future[None]] = {}
+        self._recent: deque[Unacked] = deque(maxlen=RECENT_ACKS)  # handled on this connection
         self._barrier: asyncio.Future[None] | None = None
         self._since_barrier: set[asyncio.Future[None]] = set()  # unfinished, since the last
 
@@ -73,15 +80,22 @@ class ArrivalOrder:
         ready = []
         while self._order and self._order[0].done.done():
             ready.append(self._order.popleft())
+        self._recent.extend(ready)
         return ready
 
     def connection_lost(self) -> None:
-        """The broker redelivers every unacknowledged message: answer each with its first
-        handling."""
-        for entry in self._order:
-            self._orphans[entry.key] = entry.done
+        """The broker redelivers every message it holds no PUBACK for: answer each with its first
+        handling, whether still under way or finished on this connection (its PUBACK may have
+        died with the socket). Orphans of earlier connections that finished are forgotten: the
+        broker redelivers right after resuming, so theirs came back or never will."""
+        kept = {key: done for key, done in self._orphans.items() if not done.done()}
+        for entry in (*self._recent, *self._order):
+            kept[entry.key] = entry.done
+        self._orphans = kept
         self._order.clear()
+        self._recent.clear()
 
     def session_lost(self) -> None:
         """A new session: nothing of the old one comes back."""
         self._orphans.clear()
+        self._recent.clear()
