@@ -28,8 +28,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import psycopg
@@ -44,8 +43,9 @@ from alertline.store.errors import (
     StoreRejectedError,
     StoreUnavailableError,
 )
-from alertline.store.health import StoreHealth, describe, retry_delay
-from alertline.store.intents import Intent, PruneFinished, UnitOfWork
+from alertline.store.group_commit import GroupCommit, Results, Waiting, settle
+from alertline.store.health import StoreHealth, describe
+from alertline.store.intents import Intent
 from alertline.store.postgres_faults import is_fault
 from alertline.store.postgres_ops import Conn, apply
 from alertline.store.postgres_reads import PostgresReads, Query
@@ -58,14 +58,11 @@ __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 
-_Results = list[int | None]
-# a caller's unit of work and the future its ``commit`` waits on
-_Waiting = tuple[list[Intent], asyncio.Future[_Results]]
 # what one transaction did for each unit it took: its results, or why it was refused
-_Outcome = _Results | StoreRejectedError
+_Outcome = Results | StoreRejectedError
 
 
-class PostgresStore(PostgresReads):
+class PostgresStore(GroupCommit, PostgresReads):
     """The PostgreSQL store over ``url`` (``postgresql://user:password@host:port/dbname``)."""
 
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 4,
@@ -86,7 +83,7 @@ class PostgresStore(PostgresReads):
         self.health = StoreHealth(self.path)
         self.commits = 0
         self._pool: AsyncConnectionPool[Conn] | None = None
-        self._pending: list[_Waiting] = []
+        self._pending: list[Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._shut = False
@@ -177,41 +174,11 @@ class PostgresStore(PostgresReads):
             self.health.succeeded(writing=False)
             return result
 
-    async def _pause(self, attempt: int) -> None:
-        """Wait before retrying a fault; cut short when the store is closing."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), retry_delay(attempt))
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def commit(self, work: UnitOfWork | Iterable[Intent]) -> None:
-        """Apply ``work`` atomically, in a transaction shared with concurrent callers; return
-        once committed (waiting out faults; a refused unit fails alone with
-        :class:`StoreRejectedError`)."""
-        await self._submit(list(UnitOfWork.of(work)))
-
-    async def prune(self, finished_before: datetime, *, limit: int = 5000) -> int:
-        """Delete up to ``limit`` alerts final since before ``finished_before`` with all their
-        rows; the number deleted."""
-        results = await self._submit([PruneFinished(finished_before, limit)])
-        return results[0] or 0
-
-    async def _submit(self, intents: list[Intent]) -> _Results:
-        """Queue ``intents`` for the next group commit; their results once committed."""
-        if not intents:
-            return []
-        if self._shut:
-            raise StoreClosedError(f"the store {self.path} is closed")
-        if self._closing.is_set() and not self.health.available:
-            raise StoreUnavailableError(f"the store cannot be written ({self.health.error})")
-        future: asyncio.Future[_Results] = asyncio.get_running_loop().create_future()
-        self._pending.append((intents, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
     async def _flush(self) -> None:
-        carried: list[_Waiting] = []
+        carried: list[Waiting] = []
         attempt = 0
         while self._pending or carried:
             taken, self._pending = carried + self._pending, []
@@ -227,18 +194,18 @@ class PostgresStore(PostgresReads):
                 failure = StoreError(f"the store failed: {self._describe(err)}")
                 failure.__cause__ = err
                 for _, future in taken:
-                    _settle(future, failure)
+                    settle(future, failure)
                 continue
             attempt = 0
             self.health.succeeded(writing=True)
             for (_, future), outcome in zip(taken, outcomes, strict=True):
                 if isinstance(outcome, StoreRejectedError):
-                    _settle(future, outcome)
+                    settle(future, outcome)
                 else:
-                    _settle(future, None, outcome)
+                    settle(future, None, outcome)
 
-    async def _after_fault(self, taken: list[_Waiting], error: Exception,
-                           attempt: int) -> list[_Waiting]:
+    async def _after_fault(self, taken: list[Waiting], error: Exception,
+                           attempt: int) -> list[Waiting]:
         """Keep ``taken`` for the next attempt (after a backoff pause); when closing, give up
         once the last attempt failed and tell each caller its work was not kept."""
         self.health.failed(StoreUnavailableError(self._describe(error)), writing=True)
@@ -247,7 +214,7 @@ class PostgresStore(PostgresReads):
             failure = StoreUnavailableError(f"the store cannot be written ({self.health.error}); "
                                             f"this work {kept}")
             for _, future in taken + self._pending:
-                _settle(future, failure)
+                settle(future, failure)
             self._pending = []
             return []
         await self._pause(attempt)
@@ -296,17 +263,6 @@ class PostgresStore(PostgresReads):
 async def _configure(conn: Conn) -> None:
     """Every pooled connection reads timestamps in UTC, whatever the server's time zone."""
     await conn.execute("SET TIME ZONE 'UTC'")
-
-
-def _settle(future: asyncio.Future[_Results], error: BaseException | None,
-            results: _Results | None = None) -> None:
-    """Tell a waiting committer how its write ended."""
-    if future.done():
-        return
-    if error is None:
-        future.set_result(results or [])
-    else:
-        future.set_exception(error)
 
 
 def _conforms(store: PostgresStore) -> StoreProtocol:

@@ -24,9 +24,8 @@ import contextlib
 import fcntl
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,8 +37,9 @@ from alertline.store.errors import (
     StoreRejectedError,
     StoreUnavailableError,
 )
-from alertline.store.health import StoreHealth, describe, retry_delay
-from alertline.store.intents import Intent, PruneFinished, UnitOfWork
+from alertline.store.group_commit import GroupCommit, Waiting, settle
+from alertline.store.health import StoreHealth, describe
+from alertline.store.intents import Intent
 from alertline.store.protocol import Store as StoreProtocol
 from alertline.store.sqlite_faults import is_fault
 from alertline.store.sqlite_ops import apply
@@ -70,11 +70,8 @@ T = TypeVar("T")
 
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
-# a caller's unit of work, the future its ``commit`` waits on, and its intents' results
-_Waiting = tuple[list[Intent], asyncio.Future[list[int | None]]]
 
-
-class SqliteStore(StoreReads):
+class SqliteStore(GroupCommit, StoreReads):
     """The SQLite store; every method that touches the database runs on the store's thread."""
 
     def __init__(self, path: str | Path, *, exclusive: bool = False) -> None:
@@ -83,7 +80,7 @@ class SqliteStore(StoreReads):
         self._lock_file: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alertline-store")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[_Waiting] = []
+        self._pending: list[Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
         self._lookups: list[tuple[str, asyncio.Future[str | None]]] = []
         self._lookup_task: asyncio.Task[None] | None = None
@@ -254,10 +251,6 @@ class SqliteStore(StoreReads):
             self._reopen_sync()
         return fn()
 
-    async def _pause(self, attempt: int) -> None:
-        """Wait before retrying a fault; cut short when the store is closing."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), retry_delay(attempt))
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -267,32 +260,8 @@ class SqliteStore(StoreReads):
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def commit(self, work: UnitOfWork | Iterable[Intent]) -> None:
-        """Apply ``work`` atomically, in a transaction shared with concurrent callers; return
-        once durable.
-
-        While the store is failing this waits (the work is retried with backoff) rather than
-        fail: nothing is confirmed before it is kept, and nothing is dropped. A unit the data
-        refuses fails alone with :class:`StoreRejectedError`, its neighbours are kept.
-        """
-        await self._submit(list(UnitOfWork.of(work)))
-
-    async def _submit(self, intents: list[Intent]) -> list[int | None]:
-        """Queue ``intents`` for the next group commit; their results once durable."""
-        if not intents:
-            return []
-        if self._shut:
-            raise StoreClosedError(f"the store {self.path} is closed")
-        if self._closing.is_set() and not self.health.available:
-            raise StoreUnavailableError(f"the store cannot be written ({self.health.error})")
-        future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
-        self._pending.append((intents, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
     async def _flush(self) -> None:
-        carried: list[_Waiting] = []
+        carried: list[Waiting] = []
         attempt = 0
         while self._pending or carried:
             taken, self._pending = carried + self._pending, []
@@ -306,7 +275,7 @@ class SqliteStore(StoreReads):
                     attempt += 1
                     continue
                 if len(taken) == 1:
-                    _settle(taken[0][1], err)
+                    settle(taken[0][1], err)
                     continue
                 # one caller's rejected unit must not fail its neighbours: retry each on its own
                 for intents, future in taken:
@@ -316,18 +285,18 @@ class SqliteStore(StoreReads):
                         if is_fault(single):
                             carried.append((intents, future))
                         else:
-                            _settle(future, single)
+                            settle(future, single)
                     else:
-                        _settle(future, None, alone)
+                        settle(future, None, alone)
                 continue
             attempt = 0
             self.health.succeeded(writing=True)
             for intents, future in taken:
-                _settle(future, None, results[:len(intents)])
+                settle(future, None, results[:len(intents)])
                 results = results[len(intents):]
 
-    async def _after_fault(self, taken: list[_Waiting], error: Exception,
-                           attempt: int) -> list[_Waiting]:
+    async def _after_fault(self, taken: list[Waiting], error: Exception,
+                           attempt: int) -> list[Waiting]:
         """Keep ``taken`` for the next attempt (after a backoff pause); when closing, give up
         once the last attempt failed and tell each caller its work was not kept."""
         self._reopen = True
@@ -336,7 +305,7 @@ class SqliteStore(StoreReads):
             failure = StoreUnavailableError(f"the store cannot be written ({self.health.error}); "
                                             "this work was not kept")
             for _, future in taken + self._pending:
-                _settle(future, failure)
+                settle(future, failure)
             self._pending = []
             return []
         await self._pause(attempt)
@@ -364,22 +333,6 @@ class SqliteStore(StoreReads):
 
     # -- retention -------------------------------------------------------------------------
 
-    async def prune(self, finished_before: datetime, *, limit: int = 5000) -> int:
-        """Delete up to ``limit`` alerts final since before ``finished_before`` with all their
-        rows, and return their free pages to the file system; the number deleted."""
-        results = await self._submit([PruneFinished(finished_before, limit)])
-        return results[0] or 0
-
-
-def _settle(future: asyncio.Future[list[int | None]], error: BaseException | None,
-            results: list[int | None] | None = None) -> None:
-    """Tell a waiting committer how its write ended."""
-    if future.done():
-        return
-    if error is None:
-        future.set_result(results or [])
-    else:
-        future.set_exception(error)
 
 
 def _conforms(store: SqliteStore) -> StoreProtocol:
