@@ -5,6 +5,9 @@ Every request is answered ``--latency`` seconds after it arrived (a hosted API's
 429, as the Retarus document says. Each admitted job is logged as one line
 ``<arrival time> <recipients> <kind>:<stamp>...``, where the stamps are the ``t=`` (normal) and
 ``p=`` (high priority) publish times found in the job's texts; each refusal as ``429 <time>``.
+With ``--refs FILE``, each admitted job also adds a line ``<arrival time> <customerRef>...`` to FILE
+(alertline sends each delivery id as its recipient's customerRef), so a test can tell how often and
+when each delivery was submitted.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ _ARRIVED = "bench.arrived"
 class HostedEmulator(RetarusSmsEmulator):
     """The emulator with a fixed answer latency and an arrival log."""
 
-    def __init__(self, log: IO[str], latency: float, **kwargs: Any) -> None:
+    def __init__(self, log: IO[str], latency: float, refs: IO[str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.log = log
         self.latency = latency
+        self.refs = refs
 
     async def _serve(self, request: web.Request, route: str, handle: Any) -> web.StreamResponse:
         request[_ARRIVED] = time.time()
@@ -47,6 +52,9 @@ class HostedEmulator(RetarusSmsEmulator):
                   for kind, stamp in _STAMP.findall(str(m.get("text", "")))]
         result = super()._create_job(request, body)
         self.log.write(f"{request[_ARRIVED]:.6f} {recipients} {' '.join(stamps)}\n")
+        if self.refs is not None:
+            refs = [str(r.get("customerRef")) for m in messages for r in m.get("recipients", [])]
+            self.refs.write(f"{request[_ARRIVED]:.6f} {' '.join(refs)}\n")
         return result
 
 
@@ -60,9 +68,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--burst", type=int, default=None)
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--refs", default=None)
     args = parser.parse_args()
     log = open(args.arrivals, "a", buffering=1)  # noqa: SIM115 - open for the process lifetime
-    emulator = HostedEmulator(log, args.latency, user=args.user, password=args.password,
+    refs = open(args.refs, "a", buffering=1) if args.refs else None  # noqa: SIM115 - likewise
+    emulator = HostedEmulator(log, args.latency, refs, user=args.user, password=args.password,
                               port=args.port, step_seconds=0.2, record=False,
                               rate_limit=(args.burst, args.window) if args.burst else None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import socket
@@ -26,18 +27,22 @@ class EmulatorProcess:
     """The Retarus REST emulator in its own process (as a real provider would be).
 
     ``latency`` is each answer's delay in seconds; ``burst`` jobs per ``window`` seconds are
-    admitted (None: no limit).
+    admitted (None: no limit). With ``refs``, :meth:`submissions` lists what each job carried.
     """
 
     def __init__(self, workdir: Path, *, name: str = "emulator", latency: float = 0.05,
-                 burst: int | None = None, window: float = 10.0) -> None:
+                 burst: int | None = None, window: float = 10.0, refs: bool = False) -> None:
         self.port = free_port()
         self.latency = latency
         self.arrivals_path = workdir / f"{name}-arrivals.log"
         self.arrivals_path.touch()
+        self.refs_path = workdir / f"{name}-refs.log"
         self._args = ["--latency", str(latency), "--window", str(window)]
         if burst is not None:
             self._args += ["--burst", str(burst)]
+        if refs:
+            self.refs_path.touch()
+            self._args += ["--refs", str(self.refs_path)]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmulatorProcess:
@@ -84,6 +89,17 @@ class EmulatorProcess:
     def jobs(self) -> int:
         """Jobs admitted so far."""
         return len(self.arrivals())
+
+    def submissions(self) -> list[tuple[float, str]]:
+        """(arrival time, customerRef) of every admitted recipient, in arrival order (needs
+        ``refs``; alertline's customerRef is the delivery id); a line being written is left out."""
+        text = self.refs_path.read_text()
+        rows = [line.split() for line in text[:text.rfind("\n") + 1].splitlines()]
+        return [(float(row[0]), ref) for row in rows for ref in row[1:]]
+
+    def submission_counts(self) -> collections.Counter[str]:
+        """How often each customerRef was admitted."""
+        return collections.Counter(ref for _at, ref in self.submissions())
 
 
 @dataclass(frozen=True)
