@@ -32,7 +32,6 @@ import paho.mqtt.client as mqtt
 import psycopg
 import yaml
 
-from alertline.config.schema import SECTION_SCHEMAS
 from bench.harness import PASSWORD, USER, EmulatorProcess, mqtt_client
 from tests.mosquitto import Mosquitto, free_port
 from tests.postgres import Postgres
@@ -89,8 +88,7 @@ class Member:
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} is running"
         self.starts += 1
         config = json.loads(json.dumps(self.config))
-        if "cluster" in config:
-            config["cluster"]["member"] = self.member
+        config["cluster"]["member"] = self.member
         path = self.workdir / f"{self.member}.yaml"
         path.write_text(yaml.safe_dump(config))
         with self.log_path.open("wb") as log:
@@ -194,6 +192,25 @@ class Store:
         found = self.scalar("SELECT owner FROM alerts WHERE id = %s", alert_id)
         return str(found) if found is not None else None
 
+    def describe(self, alert_id: str) -> str:
+        """An alert's row, deliveries, pending commands and the members, for a failure message."""
+        return "\n".join(f"{title}: {rows}" for title, rows in (
+            ("alert", self.rows("SELECT id, state, final, owner FROM alerts WHERE id = %s",
+                                alert_id)),
+            ("deliveries", self.rows("SELECT id, state, phase FROM deliveries "
+                                     "WHERE alert_id = %s ORDER BY seq", alert_id)),
+            ("commands", self.rows("SELECT kind, data, at FROM alert_commands "
+                                   "WHERE alert_id = %s", alert_id)),
+            ("members", self.rows("SELECT member, pid, expires_at < now() FROM "
+                                  "cluster_members")),
+            ("timers", self.rows("SELECT key, due FROM timers WHERE key LIKE %s",
+                                 f"%{alert_id}%"))))
+
+    def outbox(self) -> str:
+        """What waits in the outbox and who may publish it, for a failure message."""
+        return (f"outbox: {self.rows('SELECT count(*), min(seq), max(seq) FROM outbox')}; "
+                f"leases: {self.rows('SELECT name, owner, expires_at < now() FROM leases')}")
+
     def alert(self, alert_id: str) -> dict[str, Any]:
         """An alert's stored state and final flag."""
         rows = self.rows("SELECT state, final FROM alerts WHERE id = %s", alert_id)
@@ -291,11 +308,6 @@ def publish(broker: Mosquitto, topic: str, payload: dict[str, Any] | None = None
         client.loop_stop()
 
 
-def cluster_supported() -> bool:
-    """Whether this alertline knows the ``cluster`` section (the cluster core has landed)."""
-    return "cluster" in SECTION_SCHEMAS
-
-
 @dataclass
 class Cluster:
     """The processes of one test: a database, a broker, an emulator and the members."""
@@ -326,10 +338,9 @@ class Cluster:
                 "retry_base_delay": 0.05}},
             "defaults": {"provider": "retarus"},
             "logging": {"level": "WARNING"},
+            "cluster": {"lease": LEASE},
             **sections,
         }
-        if cluster_supported():
-            config["cluster"] = {"lease": LEASE}
         return config
 
     def add(self, name: str, **sections: Any) -> Member:

@@ -27,7 +27,6 @@ from tests.cluster.processes import (
     Member,
     Reports,
     Stream,
-    cluster_supported,
     publish,
     running_cluster,
     wait_until,
@@ -82,12 +81,12 @@ def _kill_points(rng: random.Random, count: int, gap: int) -> list[int]:
             return points
 
 
-def _kill_and_restart(cluster: Cluster, victim: Member, published: int,
-                      by_owner: bool) -> Kill:
-    """SIGKILL ``victim``, read what it had in flight, start it again."""
+def _kill_and_restart(cluster: Cluster, victim: Member, published: int) -> Kill:
+    """SIGKILL ``victim``, read what it had in flight (no survivor can have claimed its alerts
+    yet: its lease runs for a while), start it again."""
     name = victim.member
     victim.kill()
-    in_flight = cluster.store.in_flight(name if by_owner else None)
+    in_flight = cluster.store.in_flight(name)
     victim.start()
     victim.wait_ready()
     return Kill(published, name, in_flight)
@@ -101,8 +100,13 @@ def _assert_nothing_lost(cluster: Cluster, reports: Reports, prefix: str, ids: l
     started = time.monotonic()
     wait_until(lambda: store.finals(prefix) >= len(ids), 120,
                f"all {len(ids)} alerts final in the store")
-    wait_until(lambda: reports.count(prefix) >= len(ids), 30,
-               f"a final report of all {len(ids)} alerts")
+    try:
+        wait_until(lambda: reports.count(prefix) >= len(ids), 30,
+                   f"a final report of all {len(ids)} alerts")
+    except AssertionError as error:
+        missing = [alert_id for alert_id in ids if reports.get(alert_id) is None]
+        raise AssertionError(f"{error}: {len(missing)} missing, e.g. {missing[:5]}\n"
+                             f"{store.describe(missing[0])}\n{store.outbox()}") from None
     assert store.alert_ids(prefix) == set(ids)
     deliveries = store.rows("SELECT id, alert_id, state FROM deliveries WHERE alert_id LIKE %s",
                             prefix + "%")
@@ -124,25 +128,39 @@ def _assert_nothing_lost(cluster: Cluster, reports: Reports, prefix: str, ids: l
         assert delivery.get("details", {}).get("possible_duplicate") is True, delivery
 
 
-@pytest.mark.parametrize("members", [1, 2])
-def test_daemons_killed_at_three_random_moments_lose_no_alert(
-        cluster: Cluster, members: int) -> None:
+def test_two_daemons_killed_at_three_random_moments_lose_no_alert(cluster: Cluster) -> None:
     rng = random.Random(_seed())
-    for name in "ab"[:members]:
+    for name in "ab":
         cluster.add(name)
     cluster.start()
     reports = Reports(cluster.broker)
-    payloads = _alerts(f"kill{members}-", ALERTS)
-    stream = Stream(cluster.broker, payloads, RATE).start()
+    stream = Stream(cluster.broker, _alerts("kill-", ALERTS), RATE).start()
     kills: list[Kill] = []
     try:
-        for point in _kill_points(rng, ALERTS, gap=int(RATE * 4)):
+        for point in _kill_points(rng, ALERTS, gap=int(RATE * 3)):
             wait_until(lambda point=point: stream.published >= point, 60,  # type: ignore[misc]
                        f"{point} alerts published")
             victim = rng.choice(cluster.members)
-            kills.append(_kill_and_restart(cluster, victim, stream.published, members > 1))
+            kills.append(_kill_and_restart(cluster, victim, stream.published))
         stream.wait()
-        _assert_nothing_lost(cluster, reports, f"kill{members}-", stream.ids(0), kills)
+        _assert_nothing_lost(cluster, reports, "kill-", stream.ids(0), kills)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{cluster.logs()}") from None
+    finally:
+        stream.close()
+        reports.close()
+
+
+def test_two_daemons_publish_the_report_of_every_alert(cluster: Cluster) -> None:
+    """No chaos: both members write reports to the shared outbox, one publishes them all."""
+    for name in "ab":
+        cluster.add(name)
+    cluster.start()
+    reports = Reports(cluster.broker)
+    stream = Stream(cluster.broker, _alerts("calm-", 1000), RATE).start()
+    try:
+        stream.wait()
+        _assert_nothing_lost(cluster, reports, "calm-", stream.ids(0), [])
     except AssertionError as error:
         raise AssertionError(f"{error}\n{cluster.logs()}") from None
     finally:
@@ -195,7 +213,8 @@ def test_an_escalation_started_on_a_killed_daemon_continues_on_the_survivor(
         assert steps[1] - first <= STEP_WAIT + LEASE + SLACK
         assert cluster.store.owner("esc-1") == survivor.member
     except AssertionError as error:
-        raise AssertionError(f"{error}\n{cluster.logs()}") from None
+        raise AssertionError(f"{error}\n{cluster.store.describe('esc-1')}\n"
+                             f"{cluster.logs()}") from None
 
 
 def test_an_ack_sent_while_the_owner_is_down_stops_its_escalation(cluster: Cluster) -> None:
@@ -215,17 +234,18 @@ def test_an_ack_sent_while_the_owner_is_down_stops_its_escalation(cluster: Clust
             time.sleep(0.1)  # watching the provider for a step that must not come
         assert len(_steps(cluster, "ack-1")) == 1, "a step after the ack"
     except AssertionError as error:
-        raise AssertionError(f"{error}\n{cluster.logs()}") from None
+        raise AssertionError(f"{error}\n{cluster.store.describe('ack-1')}\n"
+                             f"{cluster.logs()}") from None
 
 
-OUTAGE_ALERTS = 1500
+OUTAGE_ALERTS = 1200
 OUTAGE_RATE = 150.0
 
 
 def test_a_database_restart_mid_stream_loses_nothing_and_acks_nothing_uncommitted(
         tmp_path: Path, own_server: Postgres) -> None:
     with running_cluster(tmp_path, own_server) as cluster:
-        for name in "ab"[:2 if cluster_supported() else 1]:
+        for name in "ab":
             cluster.add(name)
         cluster.start()
         reports = Reports(cluster.broker)
@@ -246,7 +266,7 @@ def test_a_database_restart_mid_stream_loses_nothing_and_acks_nothing_uncommitte
             own_server.start()
             # 2: the daemons die during an outage: what the broker handed them since was not
             # committed, so it must not have been acknowledged either
-            wait_until(lambda: published(900), 30, "900 published")
+            wait_until(lambda: published(700), 30, "700 published")
             own_server.stop()
             wait_until(failing, 15, "the daemons see the second outage")
             mark = stream.published
