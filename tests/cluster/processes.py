@@ -38,6 +38,7 @@ from tests.postgres import Postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = 3.0  # seconds: a dead member's alerts are claimed this long after its last renewal
+EXIT_EVICTED = 75  # a daemon whose lease was taken over exits with this
 POLL = 0.05  # seconds between two looks at another process's state
 T = TypeVar("T")
 
@@ -130,6 +131,16 @@ class Member:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process is frozen (a long GC pause, a suspended VM), sockets open."""
+        assert self.proc is not None and self.running, f"{self.member} is not running"
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> int | None:
         """SIGTERM and wait (SIGKILL after 20 s); the exit code, None if it was not started."""
         if self.proc is None:
@@ -187,6 +198,25 @@ class Store:
             "SELECT d.id FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
             "WHERE d.phase = 'in_flight' AND a.owner = %s", owner)}
 
+    def member_listed(self, name: str) -> bool:
+        """Whether ``name`` is still a member (a survivor removes it when taking over)."""
+        return bool(self.rows("SELECT 1 FROM cluster_members WHERE member = %s", name))
+
+    def idle_in_transaction(self) -> list[tuple[Any, ...]]:
+        """Sessions with a transaction open and nothing running: (pid, seconds, last query)."""
+        return self.rows(
+            "SELECT pid, extract(epoch FROM now() - xact_start)::int, left(query, 80) "
+            "FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%%'")
+
+    def cut_stalled_sessions(self) -> int:
+        """Terminate the sessions idle in a transaction for over a second (a live member's
+        transactions do not stall that long: these are a frozen one's); how many."""
+        return len(self.rows(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND state LIKE 'idle in transaction%%' AND now() - state_change > interval '1s'"))
+
     def owner(self, alert_id: str) -> str | None:
         """The member that owns an alert."""
         found = self.scalar("SELECT owner FROM alerts WHERE id = %s", alert_id)
@@ -206,6 +236,16 @@ class Store:
             ("timers", self.rows("SELECT key, due FROM timers WHERE key LIKE %s",
                                  f"%{alert_id}%"))))
 
+    def open_work(self, prefix: str) -> str:
+        """The open alerts by owner and their deliveries' phase and state, for a failure
+        message."""
+        open_work = self.rows(
+            "SELECT a.owner, d.phase, d.state, count(*), min(a.id) FROM alerts a JOIN "
+            "deliveries d ON d.alert_id = a.id WHERE NOT a.final AND a.id LIKE %s "
+            "GROUP BY 1, 2, 3", prefix + "%")
+        members = self.rows("SELECT member, expires_at < now() FROM cluster_members")
+        return f"open (owner, phase, state, count, an example): {open_work}; members: {members}"
+
     def outbox(self) -> str:
         """What waits in the outbox and who may publish it, for a failure message."""
         return (f"outbox: {self.rows('SELECT count(*), min(seq), max(seq) FROM outbox')}; "
@@ -218,17 +258,22 @@ class Store:
 
 
 class Reports:
-    """Follows ``alertline/report/+`` and keeps the latest final report of each alert."""
+    """Follows ``alertline/report/+`` and keeps the latest final report of each alert, and
+    ``alertline/error`` (what the daemons refused, by alert id)."""
 
     def __init__(self, broker: Mosquitto) -> None:
         self.final: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.client = mqtt_client(broker.port, f"chaos-reports-{free_port()}", self._on_report,
-                                  ("alertline/report/+",))
+                                  ("alertline/report/+", "alertline/error"))
 
     def _on_report(self, _c: Any, _u: Any, message: Any) -> None:
         report = json.loads(message.payload)
-        if report.get("final"):
+        if message.topic.endswith("/error"):
+            with self._lock:
+                self.errors.setdefault(str(report.get("id")), []).append(report)
+        elif report.get("final"):
             with self._lock:
                 self.final[str(report["id"])] = report
 
@@ -318,6 +363,7 @@ class Cluster:
     broker: Mosquitto
     emulator: EmulatorProcess
     members: list[Member] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)
 
     @property
     def store(self) -> Store:
@@ -357,6 +403,19 @@ class Cluster:
         for member in members or self.members:
             member.start()
         for member in members or self.members:
+            member.wait_ready()
+
+    def revive(self) -> None:
+        """Start again each member that exited because its lease was taken over (code 75), as
+        the systemd unit's ``Restart=on-failure`` does; any other exit fails the test."""
+        for member in self.members:
+            if member.proc is None or member.running:
+                continue
+            code = member.proc.returncode
+            assert code == EXIT_EVICTED, (
+                f"{member.member} exited with {code}: {member.log_path.read_text()[-3000:]}")
+            self.evicted.append(member.member)
+            member.start()
             member.wait_ready()
 
     def by_member_name(self, name: str) -> Member:
