@@ -138,7 +138,8 @@ class Daemon:
         if cluster_store is not None:
             self.cluster = ClusterMember(cluster_store, engine, lease=config.cluster_lease,
                                          name=config.cluster_member, on_evicted=self._evicted,
-                                         on_outbox=self._outbox_lease)
+                                         on_outbox=self._outbox_lease, can_publish=lambda:
+                                         self.bridge is not None and self.bridge.connected)
         self.web, engine.linked_texts = web_for_config(engine, config, status=self._overview)
         engine.add_accepted_sink(accepted_sink(self.topics))
         engine.add_outbox_sink(report_sink(self.topics))

@@ -25,7 +25,7 @@ Query = Callable[[Conn], Awaitable[T]]
 class PostgresReads:
     """The read methods of :class:`~alertline.store.postgres.PostgresStore`."""
 
-    async def _read(self, fn: Query[T], *, wait: bool = True) -> T:
+    async def _read(self, fn: Query[T], *, wait: bool = True, lease: bool = False) -> T:
         """Run ``fn`` on a pooled connection; provided by the store."""
         raise NotImplementedError
 
