@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from alertline import __version__
 from alertline.clock import Clock
+from alertline.cluster.member import ClusterMember
 from alertline.config.sections import Config
 from alertline.engine.core import Engine
 from alertline.engine.scheduler import Scheduler
@@ -32,6 +33,7 @@ from alertline.http.web.views import WebPages
 from alertline.mqtt.bridge import InboundMessage, MqttBridge, Outgoing
 from alertline.mqtt.client import MqttSettings
 from alertline.mqtt.discovery import Discovery, StatePublisher, node_id
+from alertline.mqtt.embedded import EMBEDDED_HOST, EmbeddedBrokerError, start_embedded_broker
 from alertline.mqtt.inbound import InboundHandler
 from alertline.mqtt.outbox import OutboxPublisher, accepted_sink, report_sink
 from alertline.mqtt.topics import Topics
@@ -40,12 +42,13 @@ from alertline.oncall.service import OnCallService
 from alertline.store.errors import StoreBusyError, StoreError
 from alertline.store.health import describe
 from alertline.store.protocol import Store
+from alertline.store.select import shared
 from alertline.store.sqlite_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
 
 _LOGGER = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED = 0, 1
-EMBEDDED_HOST = "127.0.0.1"
+EXIT_EVICTED = 75  # EX_TEMPFAIL: another cluster member took this one's alerts; start afresh
 DRAIN_SECONDS = 10.0
 FAILING_STORE_DRAIN_SECONDS = 1.0
 FLUSH_SECONDS = 5.0
@@ -91,6 +94,9 @@ class Daemon:
         self.discovery: Discovery | None = None
         self.states: StatePublisher | None = None
         self.oncall: OnCallService | None = None
+        self.cluster: ClusterMember | None = None
+        self._publishing: asyncio.Task[None] | None = None
+        self._exit_code = EXIT_OK
         self._bridge_started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_requested = asyncio.Event()
@@ -111,7 +117,7 @@ class Daemon:
         await self._stop_requested.wait()
         _LOGGER.info("stopping: finishing the work under way")
         await self.stop()
-        return EXIT_OK
+        return self._exit_code
 
     def request_stop(self) -> None:
         """Ask the daemon to stop (a signal handler)."""
@@ -123,15 +129,16 @@ class Daemon:
         """Start every part; raises :class:`DaemonStartError` with the reason."""
         config = self.config
         section = config.mqtt
-        host, protocol = section.get("host"), None
-        if not host:
-            self.embedded_broker = await start_embedded_broker(int(section["port"]))
-            host, protocol = EMBEDDED_HOST, "3.1.1"
-        settings = MqttSettings.from_config(section, host=host, protocol=protocol)
+        settings = await self._mqtt_settings()
         postbacks_token = config.http.get("postback_token")
         engine = create_engine(config, clock=self.clock, scheduler=self.scheduler,
                                callback_base_url=self._callback_base(postbacks_token))
         self.store, self.engine = engine.store, engine
+        cluster_store = shared(engine.store) if config.clustered else None
+        if cluster_store is not None:
+            self.cluster = ClusterMember(cluster_store, engine, lease=config.cluster_lease,
+                                         name=config.cluster_member, on_evicted=self._evicted,
+                                         on_outbox=self._outbox_lease)
         self.web, engine.linked_texts = web_for_config(engine, config, status=self._overview)
         engine.add_accepted_sink(accepted_sink(self.topics))
         engine.add_outbox_sink(report_sink(self.topics))
@@ -145,11 +152,14 @@ class Daemon:
             subscriptions=self.topics.subscriptions(homeassistant=discovery_on)
             + self.oncall.subscriptions,
             handler=self._handle, ordered=self.handler.ordered,
-            retained_subscriptions=[self.topics.homeassistant_status])
+            retained_subscriptions=[self.topics.homeassistant_status],
+            share_group=section["share_group"] if self.cluster is not None else None)
         self.publisher = OutboxPublisher(self.store, self.bridge)
         metrics = DaemonMetrics(engine, handler=self.handler, bridge=self.bridge,
                                 publisher=self.publisher)
         metrics.sources.append(self.oncall.families)
+        if self.cluster is not None:
+            metrics.sources.append(self.cluster.families)
         self.discovery = Discovery(self.bridge, self.store, config, self.topics,
                                    node=node_id(settings.client_id), enabled=discovery_on)
         self.states = StatePublisher(self.bridge, self.topics, metrics.stats)
@@ -158,7 +168,7 @@ class Daemon:
         self.bridge.add_connect_hook(self._connected)
         self.store.health.add_listener(self._store_health_changed)
         try:
-            await engine.start()
+            await engine.start(before_resume=self.cluster.join if self.cluster else None)
         except StoreBusyError as err:
             raise DaemonStartError(str(err)) from None
         except (StoreError, OSError) as err:
@@ -167,20 +177,42 @@ class Daemon:
                                    "permissions)") from None
         self._engine_started = True
         await self.oncall.start()
-        retention = float(config.raw["store"].get("retention", DEFAULT_RETENTION_SECONDS))
         if config.http.get("enabled", True):
             await self._start_http(metrics, postbacks_token)
         await self.bridge.start()
         self._bridge_started = True
-        self._tasks = [asyncio.create_task(self.publisher.run()),
-                       asyncio.create_task(self.states.run()),
-                       asyncio.create_task(keep_pruning(self.store, engine.clock.now, retention))]
+        self._start_tasks()
         _LOGGER.info("alertline %s running: MQTT %s:%d (MQTT %s), base topic %r, store %s",
                      __version__, settings.host, settings.port, settings.protocol,
                      self.topics.base, engine.store.path)
         if self.embedded_broker is not None:
             self.out.write(self.try_it_text(settings.port))
             self.out.flush()
+
+    async def _mqtt_settings(self) -> MqttSettings:
+        """The broker's settings; the embedded broker is started when none is configured."""
+        section = self.config.mqtt
+        host, protocol = section.get("host"), None
+        if not host:
+            try:
+                self.embedded_broker = await start_embedded_broker(int(section["port"]))
+            except EmbeddedBrokerError as err:
+                raise DaemonStartError(str(err)) from None
+            host, protocol = EMBEDDED_HOST, "3.1.1"
+        return MqttSettings.from_config(section, host=host, protocol=protocol)
+
+    def _start_tasks(self) -> None:
+        """The loops that run beside the engine: publishing, states, pruning, the cluster."""
+        assert self.publisher is not None and self.states is not None
+        assert self.store is not None and self.engine is not None
+        retention = float(self.config.raw["store"].get("retention", DEFAULT_RETENTION_SECONDS))
+        if self.cluster is None:  # in a cluster, the outbox lease's holder publishes
+            self._publishing = asyncio.create_task(self.publisher.run())
+        else:
+            self.cluster.start()
+        self._tasks = [asyncio.create_task(self.states.run()),
+                       asyncio.create_task(keep_pruning(self.store, self.engine.clock.now,
+                                                        retention))]
 
     def _callback_base(self, token: str | None) -> str | None:
         if not token:
@@ -215,6 +247,23 @@ class Daemon:
                                    f"{http['port']}: {err.strerror or err} (change http.port, "
                                    "or set http.enabled: false)") from None
 
+    def _outbox_lease(self, held: bool) -> None:
+        """In a cluster: publish the shared outbox while this daemon holds its lease."""
+        assert self.publisher is not None
+        if not held:
+            if self._publishing is not None:
+                self._publishing.cancel()
+                self._publishing = None
+            return
+        if self._publishing is None or self._publishing.done():
+            self._publishing = asyncio.create_task(self.publisher.run())
+        self.publisher.notify()  # other members' reports may be waiting
+
+    def _evicted(self) -> None:
+        """Another member took this one's alerts over: stop, exit with ``EXIT_EVICTED``."""
+        self._exit_code = EXIT_EVICTED
+        self.request_stop()
+
     async def _overview(self) -> dict[str, Any]:
         """What the web dashboard shows beside the alerts."""
         return await self.oncall.overview() if self.oncall is not None else {}
@@ -239,6 +288,8 @@ class Daemon:
         if store is not None and not store.available:
             body.update(status="failing", store="unavailable", store_error=store.error,
                         store_down_seconds=round(store.down_seconds, 1))
+        if self.cluster is not None:
+            body["cluster"] = self.cluster.health()
         return body
 
     def _store_health_changed(self, available: bool) -> None:
@@ -303,12 +354,16 @@ class Daemon:
                 await asyncio.wait_for(self.engine.drain(), drain)
             except TimeoutError:
                 _LOGGER.warning("provider requests still in flight; they resume on restart")
+        publishing = self._publishing is not None and not self._publishing.done()
         if self.publisher is not None and self.bridge is not None and self.bridge.connected \
-                and not await self.publisher.flush(min(FLUSH_SECONDS, drain)):
+                and publishing and not await self.publisher.flush(min(FLUSH_SECONDS, drain)):
             _LOGGER.warning("reports not yet published stay in the outbox for the next start")
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._publishing] if self._publishing else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.cluster is not None and self._engine_started:
+            await self.cluster.stop()  # survivors take this one's open alerts at once
         if self.bridge is not None:
             await self.bridge.stop()
         if self.engine is not None and self._engine_started:
@@ -329,27 +384,3 @@ class Daemon:
                 f"-m {shlex.quote(request)}\n"
                 f"  alertline publish{config} --to {shlex.quote(TRY_NUMBER)} "
                 f"{shlex.quote(TRY_MESSAGE)}\n")
-
-
-async def start_embedded_broker(port: int) -> Any:
-    """An amqtt broker on 127.0.0.1:``port`` (anonymous, loopback only)."""
-    try:
-        from amqtt.broker import Broker  # noqa: PLC0415 - optional dependency
-    except ImportError:
-        raise DaemonStartError(
-            "no mqtt.host is configured and the embedded broker needs amqtt: install "
-            "'alertline[broker]', or set mqtt.host to your broker") from None
-    for noisy in ("amqtt", "transitions"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": f"{EMBEDDED_HOST}:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    })
-    try:
-        await broker.start()
-    except Exception as err:
-        raise DaemonStartError(
-            f"the embedded MQTT broker cannot listen on {EMBEDDED_HOST}:{port}: {err} (another "
-            f"broker there? then set mqtt.host: {EMBEDDED_HOST} to use it, or change "
-            "mqtt.port)") from None
-    return broker

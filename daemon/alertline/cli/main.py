@@ -13,6 +13,7 @@ from typing import Any
 
 from alertline import __version__
 from alertline.adapters import adapter_options
+from alertline.cli.status import print_store_status, store_status
 from alertline.cli.web import add_web_parser, hash_password_command
 from alertline.config.sections import Config, load_config
 from alertline.errors import AlertlineError, ConfigError, NotFoundError, ValidationError
@@ -55,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="give up waiting after this many seconds (exit 1)")
     send.add_argument("message", help="the message text")
 
-    status = commands.add_parser("status", help="show an alert's report from the store")
+    status = commands.add_parser(
+        "status", help="show an alert's report from the store (without an id: the store and "
+                       "the cluster sharing it)")
     _common(status)
-    status.add_argument("alert_id")
+    status.add_argument("alert_id", nargs="?")
     status.add_argument("--json", action="store_true")
 
     check = commands.add_parser("check-config", help="validate a configuration file")
@@ -264,6 +267,9 @@ async def _exolve(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
+    if args.alert_id is None:
+        print_store_status(await store_status(config), as_json=args.json)
+        return EXIT_OK
     engine = create_engine(config, exclusive=False)  # only reads: a running daemon may hold it
     await engine.store.open()
     try:

@@ -101,10 +101,35 @@ def _string_list(value: Any) -> list[str]:
     return list(value)
 
 
+def _share_group(value: Any) -> str:
+    """An MQTT shared-subscription group name (``$share/<group>/...``): MQTT 5 forbids ``/``,
+    ``+`` and ``#`` in it, and an empty one is no group."""
+    if not isinstance(value, str) or not value:
+        raise vol.Invalid("expected a non-empty name for the MQTT shared subscriptions")
+    if any(c in value for c in "/+#"):
+        raise vol.Invalid(f"{value!r} is not a valid share group name: it cannot contain "
+                          "/, + or #")
+    return value
+
+
+CLIENT_ID_MAX = 64
+DEFAULT_CLIENT_ID = "alertline"
+
+
+def cluster_client_id(hostname: str) -> str:
+    """The default MQTT client id in cluster mode: ``alertline-<hostname>``, so that daemons on
+    different hosts do not take each other's session (the broker drops the older connection of
+    a client id). Only letters, digits, ``-`` and ``_`` (what every broker accepts)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", hostname).strip("-")
+    return f"{DEFAULT_CLIENT_ID}-{name}"[:CLIENT_ID_MAX] if name else DEFAULT_CLIENT_ID
+
+
 MQTT_SCHEMA = vol.Schema({
     vol.Optional("host"): vol.Any(str, None),
     vol.Optional("port", default=1883): vol.All(int, vol.Range(min=1, max=65535)),
-    vol.Optional("client_id", default="alertline"): vol.All(str, vol.Length(min=1, max=64)),
+    # no default here: it depends on cluster mode (Config.mqtt fills it in)
+    vol.Optional("client_id"): vol.All(str, vol.Length(min=1, max=CLIENT_ID_MAX)),
+    vol.Optional("share_group", default="alertline"): _share_group,
     vol.Optional("username"): vol.Any(str, None),
     vol.Optional("password"): vol.Any(str, None),
     vol.Optional("base_topic", default="alertline"): vol.Match(
@@ -197,6 +222,26 @@ WEB_SCHEMA = vol.Schema({
     vol.Optional("link_resolve", default=False): bool,
 })
 
+
+def _member(value: Any) -> str | None:
+    """A daemon's name in the cluster: up to 64 letters, digits and ``. - _ :`` (or None)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.:_-]{1,64}", value):
+        raise vol.Invalid("expected a name of up to 64 letters, digits and . - _ : "
+                          "(this daemon's name in the cluster)")
+    return value
+
+
+CLUSTER_SCHEMA = vol.Schema({
+    # how long a daemon's claim on a piece of work lasts without renewal: a dead daemon's work
+    # is taken over after at most this long
+    vol.Optional("lease", default=15): vol.All(_duration, vol.Range(
+        min=3, max=300, msg="between 3 and 300 seconds")),
+    # this daemon's name in the cluster (None: the cluster core derives one from host and pid)
+    vol.Optional("member"): _member,
+})
+
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
@@ -273,6 +318,7 @@ SECTION_SCHEMAS: dict[str, Any] = {
         vol.Optional("json", default=False): bool,
     }),
     "watch": WATCH_SCHEMA,
+    "cluster": CLUSTER_SCHEMA,
 }
 
 

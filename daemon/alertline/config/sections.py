@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,9 @@ import voluptuous as vol
 import yaml
 
 from alertline.config.schema import (
+    DEFAULT_CLIENT_ID,
     MQTT_SCHEMA,
+    cluster_client_id,
     collect_problems,
     join_path,
     url_password,
@@ -87,8 +90,13 @@ class Config:
 
     @property
     def mqtt(self) -> dict[str, Any]:
-        """The ``mqtt`` section (``host`` None means: start the embedded broker)."""
-        section: dict[str, Any] = self.raw.get("mqtt") or MQTT_SCHEMA({})
+        """The ``mqtt`` section (``host`` None means: start the embedded broker), with its
+        ``client_id``: the configured one, else ``alertline``, in cluster mode
+        ``alertline-<hostname>`` (:func:`~alertline.config.schema.cluster_client_id`)."""
+        section: dict[str, Any] = dict(self.raw.get("mqtt") or MQTT_SCHEMA({}))
+        if not section.get("client_id"):
+            section["client_id"] = cluster_client_id(socket.gethostname()) \
+                if self.clustered else DEFAULT_CLIENT_ID
         return section
 
     @property
@@ -102,6 +110,24 @@ class Config:
         None for the SQLite store at ``store_path``."""
         url = self.raw["store"].get("url")
         return str(url) if url else None
+
+    @property
+    def clustered(self) -> bool:
+        """Whether this daemon is one of several sharing the store: exactly when the store is
+        PostgreSQL (``store.url``), which daemons on several hosts can reach."""
+        return self.store_url is not None
+
+    @property
+    def cluster_lease(self) -> float:
+        """Seconds a daemon's lease on a piece of work lasts without renewal (``cluster.lease``)."""
+        return float(self.raw["cluster"]["lease"])
+
+    @property
+    def cluster_member(self) -> str | None:
+        """This daemon's name in the cluster (``cluster.member``); None: derived by the cluster
+        core from the host name and process id."""
+        member = self.raw["cluster"].get("member")
+        return str(member) if member is not None else None
 
     @property
     def http(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from alertline.intake.request import AlertRequest
 from alertline.model import Alert, AlertStatus, Delivery, DeliveryState, Report
 from alertline.providers.base import Provider
 from alertline.records import Accepted, AlertRecord
+from alertline.store.errors import StoreRejectedError
 
 ReportOf = Callable[[str], Awaitable[Report]]
 
@@ -124,7 +125,17 @@ class Acceptance:
             AddDelivery(d) for d in planned]
         record = AlertRecord(alert=alert, status=AlertStatus(), deliveries={})
         self.ledger.apply(record, decisions)
-        self.ledger.apply(record, self.policy.admit(alert, list(record.deliveries.values())))
-        accepted = await self.ledger.open_new(record, keys)
+        deliveries = list(record.deliveries.values())
+        allowance = await self.policy.reserve(alert, deliveries)
+        self.ledger.apply(record, self.policy.admit(alert, deliveries, allowance))
+        try:
+            accepted = await self.ledger.open_new(record, keys)
+        except StoreRejectedError:
+            # another daemon sharing the store accepted the same id at the same moment
+            known = await self._known(alert.id, keys)
+            if known is None:
+                raise
+            self.metrics["alerts_duplicate"] += 1
+            return known
         self.ledger.apply(record, [Queue(tuple(record.deliveries))])
         return accepted

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 
 from alertline.clock import Clock, SystemClock
@@ -34,10 +34,16 @@ from alertline.records import Accepted, AlertRecord
 from alertline.redact import Redactor
 from alertline.states import Phase
 from alertline.store.protocol import Store
+from alertline.store.stored import OpenWork
 
 __all__ = ["Accepted", "AcceptedSink", "AlertRecord", "Engine", "OutboxSink", "ReportListener"]
 
 _LOGGER = logging.getLogger(__name__)
+
+Forward = Callable[[str, str, dict[str, object]], Awaitable[Report | None]]
+"""Hands an ack, cancel, resolve or pushed status for an open alert that another cluster member
+owns to that member: ``(alert_id, kind, data)``, the alert's report once it was carried out;
+None when the alert is final (the engine then records it itself)."""
 
 
 class Engine:
@@ -87,6 +93,9 @@ class Engine:
                                   policy=self.policy, escalations=self.escalations,
                                   tracker=self.tracker)
         self._started = False
+        self.forward: Forward | None = None
+        """Set by a host in a cluster (:mod:`alertline.cluster`): where acks, cancels,
+        resolves and pushed statuses for open alerts this engine does not hold go."""
 
     @property
     def linked_texts(self) -> LinkedTexts | None:
@@ -99,9 +108,12 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Open the store, resume unfinished work, start timers."""
+    async def start(self, *, before_resume: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Open the store, resume unfinished work, start timers; ``before_resume`` runs once
+        the store is open (a cluster member joins then, so only its own alerts resume)."""
         await self.store.open()
+        if before_resume is not None:
+            await before_resume()
         self.scheduler.start()
         self._started = True
         await self._recovery.resume()
@@ -181,7 +193,10 @@ class Engine:
                     provider, update.provider_ref, update.provider_message_id):
                 record = self.ledger.record(alert_id)
                 if record is None:
-                    matched += 1  # a late duplicate for a finished alert: harmless
+                    matched += 1  # a late duplicate for a finished alert: harmless, or in a
+                    if self.forward is not None:  # cluster one for another member's alert
+                        await self.forward(alert_id, "push", {"provider": provider,
+                                                              "update": update.to_json()})
                     continue
                 for delivery in list(record.deliveries.values()):
                     if delivery.provider != provider or not _matches(delivery, update):
@@ -200,6 +215,8 @@ class Engine:
 
     async def ack(self, alert_id: str, *, by: str | None = None, via: str = "api") -> Report:
         """Acknowledge: stop escalation; record who and how."""
+        if (forwarded := await self._elsewhere(alert_id, "ack", {"by": by, "via": via})):
+            return forwarded
         record = await self.ledger.load(alert_id)
         if record.status.acknowledged is None:
             now = self.clock.now()
@@ -209,15 +226,25 @@ class Engine:
 
     async def cancel(self, alert_id: str, *, by: str | None = None) -> Report:
         """Cancel what has not been delivered yet."""
+        if (forwarded := await self._elsewhere(alert_id, "cancel", {"by": by})):
+            return forwarded
         record = await self.ledger.load(alert_id)
         self._end(record, EndAlert("cancel", self.clock.now(), by), "cancelled")
         return await self._commit_and_emit(record)
 
     async def resolve(self, alert_id: str, *, by: str | None = None) -> Report:
         """The alert's cause is gone: stop escalation and queued sends."""
+        if (forwarded := await self._elsewhere(alert_id, "resolve", {"by": by})):
+            return forwarded
         record = await self.ledger.load(alert_id)
         self._end(record, EndAlert("resolve", self.clock.now(), by), "resolved")
         return await self._commit_and_emit(record)
+
+    async def _elsewhere(self, alert_id: str, kind: str, data: dict[str, object]) -> Report | None:
+        """In a cluster, hand an alert this engine does not hold to its owner."""
+        if self.forward is None or self.ledger.record(alert_id) is not None:
+            return None
+        return await self.forward(alert_id, kind, data)
 
     def _end(self, record: AlertRecord, fact: EndAlert, outcome: str) -> None:
         """Record ``fact``, end the escalation and cancel what is still queued."""
@@ -229,6 +256,14 @@ class Engine:
         await self.ledger.save([record.alert.id])
         await self.ledger.emit(record)
         return record.report(self.clock.now())
+
+    # -- a cluster -------------------------------------------------------------------------
+
+    async def take_over(self, work: OpenWork) -> None:
+        """Resume alerts this engine just claimed from a cluster member that stopped
+        (``ClusterStore.load_work_of``): requeue what was not sent, settle what was in
+        flight, restart their timers and polls."""
+        await self._recovery.take_over(work, only=set(work.alerts))
 
     # -- escalation ------------------------------------------------------------------------
 

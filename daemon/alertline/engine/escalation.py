@@ -342,14 +342,18 @@ class EscalationRunner:
         return f"{text}{joiner}{policy.prompt()}"
 
     def resume(self, timers: list[tuple[str, datetime, dict[str, Any]]],
-               record: Callable[[str], AlertRecord | None]) -> list[Decision]:
+               record: Callable[[str], AlertRecord | None], *,
+               only: set[str] | None = None) -> list[Decision]:
         """After a restart: schedule the stored step timers of alerts still escalating; the
-        timers of the others are dropped."""
+        timers of the others are dropped. With ``only`` (alerts taken over from another
+        daemon), the timers of other alerts are left alone."""
         dropped: list[Decision] = []
         for key, due, data in timers:
             if not key.startswith(TIMER_PREFIX):
                 continue
             alert_id = str(data.get("alert_id") or key[len(TIMER_PREFIX):])
+            if only is not None and alert_id not in only:
+                continue
             position = int(data.get("position", 0))
             found = record(alert_id)
             progress = found.status.escalation if found is not None else None

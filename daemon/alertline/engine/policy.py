@@ -5,7 +5,9 @@ for a voice→SMS fallback): a destination outside ``limits.allow`` (see :mod:`.
 also refuses costly number ranges not named there) or over a cap is ``rejected``
 with the rule that stopped it. Caps count deliveries per channel in fixed UTC windows (hour, day),
 globally and per route; the counters live in the store's ``counters`` table, written in the same
-transaction as the deliveries they count. Quiet hours are checked when a delivery is handed to its
+transaction as the deliveries they count; in a cluster, a new alert's sends are first reserved in
+the shared store (:meth:`Policy.reserve`), so daemons accepting at once never pass a cap together.
+Quiet hours (:mod:`.quiet_hours`) are checked when a delivery is handed to its
 provider (:meth:`Policy.quiet_plan`): providers that schedule natively get blackout periods, for
 the others the send is held until the window ends.
 
@@ -16,123 +18,30 @@ applies and writes.
 from __future__ import annotations
 
 import logging
-import re
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import voluptuous as vol
+from zoneinfo import ZoneInfo
 
 from alertline.clock import Clock
 from alertline.engine.allowlist import Allowlist
 from alertline.engine.decisions import Advance, Annotate, CountSend, Decision
+from alertline.engine.quiet_hours import QuietWindow, is_quiet_window, quiet_window, time_zone
 from alertline.model import Alert, Channel, Delivery, DeliveryState, Priority
 from alertline.providers.base import Provider
+from alertline.store.stored import Reservation
+
+__all__ = ["Held", "Policy", "QuietWindow", "is_quiet_window", "quiet_window", "time_zone"]
 
 _LOGGER = logging.getLogger(__name__)
 
-_DAILY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)/([01]\d|2[0-3]):([0-5]\d)$")
 PERIODS: dict[str, tuple[str, timedelta]] = {
     "per_hour": ("hour", timedelta(hours=1)), "per_day": ("day", timedelta(days=1))}
 CAPPED_UNITS = {Channel.SMS: "SMS", Channel.VOICE: "voice calls"}
 BLACKOUT_HORIZON = timedelta(hours=48)  # Retarus jobs live at most 48 h (validityMin 2880)
 MAX_CHAINED_WINDOWS = 16
-
-
-# -- validators (used by the config schema and the request parser) ----------------------------
-
-def quiet_window(value: Any) -> str:
-    """A quiet-hours window: daily ``HH:MM/HH:MM`` or an ISO 8601 interval ``start/end``."""
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or (_DAILY.fullmatch(text) is None and _interval(text, UTC) is None):
-        raise vol.Invalid(f"{value!r} is neither a daily window HH:MM/HH:MM (e.g. 22:00/07:00) "
-                          "nor an ISO 8601 interval start/end")
-    return text
-
-
-def is_quiet_window(value: Any) -> bool:
-    """Whether :func:`quiet_window` accepts ``value``."""
-    try:
-        quiet_window(value)
-    except vol.Invalid:
-        return False
-    return True
-
-
-def time_zone(value: Any) -> str:
-    """An IANA time zone name such as ``Europe/Berlin``."""
-    try:
-        ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise vol.Invalid(f"unknown time zone {value!r} (use a name like Europe/Berlin)") from None
-    return str(value)
-
-
-def _interval(text: str, zone: tzinfo) -> tuple[datetime, datetime] | None:
-    """An ISO 8601 ``start/end`` interval (naive times in ``zone``), None if it is not one."""
-    if text.count("/") != 1:
-        return None
-    try:
-        start, end = (datetime.fromisoformat(part.strip().replace("Z", "+00:00"))
-                      for part in text.split("/"))
-    except ValueError:
-        return None
-    start, end = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (start, end))
-    return (start, end) if end > start else None
-
-
-# -- quiet hours ---------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class QuietWindow:
-    """One quiet-hours window in its time zone, with the setting it came from."""
-
-    text: str
-    rule: str
-    zone: ZoneInfo
-
-    def _spans(self, around: datetime, days: int) -> list[tuple[datetime, datetime]]:
-        """The window's occurrences (UTC) from the day before ``around`` for ``days`` days."""
-        absolute = _interval(self.text, self.zone)
-        if absolute is not None:
-            return [(absolute[0].astimezone(UTC), absolute[1].astimezone(UTC))]
-        match = _DAILY.fullmatch(self.text)
-        assert match is not None
-        start = time(int(match.group(1)), int(match.group(2)))
-        end = time(int(match.group(3)), int(match.group(4)))
-        today = around.astimezone(self.zone).date()
-        spans = []
-        for offset in range(-1, days):
-            day = today + timedelta(days=offset)
-            begins = _local(day, start, self.zone)
-            ends = _local(day + timedelta(days=1) if end <= start else day, end, self.zone)
-            spans.append((begins, ends))
-        return spans
-
-    def end_if_inside(self, at: datetime) -> datetime | None:
-        """When this window ends, if ``at`` lies inside it."""
-        for begins, ends in self._spans(at, 1):
-            if begins <= at < ends:
-                return ends
-        return None
-
-    def periods(self, start: datetime, horizon: timedelta) -> list[str]:
-        """Occurrences overlapping ``[start, start + horizon)`` as ISO 8601 intervals."""
-        days = horizon.days + 2
-        return [f"{_iso(b, self.zone)}/{_iso(e, self.zone)}" for b, e in self._spans(start, days)
-                if e > start and b < start + horizon]
-
-
-def _local(day: date, clock_time: time, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, clock_time, tzinfo=zone).astimezone(UTC)
-
-
-def _iso(when: datetime, zone: ZoneInfo) -> str:
-    return when.astimezone(zone).isoformat(timespec="milliseconds")
-
 
 # -- caps ----------------------------------------------------------------------------------
 
@@ -186,6 +95,13 @@ def caps_from(limits: dict[str, Any]) -> list[Cap]:
 CounterRead = Callable[[str, datetime], Awaitable[int]]
 """Reads a cap counter's value for the window starting at a time (the store's ``counter``)."""
 
+Reserve = Callable[[Sequence[tuple[str, datetime, int]], int], Awaitable[Reservation]]
+"""Takes sends under caps ``(key, window_start, limit)`` atomically in a store several daemons
+share (``ClusterStore.reserve``)."""
+
+Allowance = dict[Channel, int]
+"""Sends reserved per channel for one screening."""
+
 
 class QuietContact(Protocol):
     """What the policy reads of a configured contact (``config.contacts``)."""
@@ -226,6 +142,9 @@ class Policy:
         self.high_priority_overrides = (limits.get("quiet_hours_override") or "high") == "high"
         self.duplicate_window = timedelta(seconds=float(limits.get("duplicate_window") or 0))
         self._counts: dict[str, tuple[datetime, int]] = {}
+        self.reserve_sends: Reserve | None = None
+        """Set in a cluster: new alerts' sends are then reserved in the shared store before
+        they are screened, so daemons accepting at once never exceed a cap together."""
         self._recent: OrderedDict[tuple[str, str], tuple[str, datetime]] = OrderedDict()
 
     async def load(self) -> None:
@@ -237,28 +156,60 @@ class Policy:
 
     # -- screening new deliveries ------------------------------------------------------------
 
-    def admit(self, alert: Alert, deliveries: list[Delivery]) -> list[Decision]:
-        """Screen a newly accepted alert's deliveries and remember it for duplicate checks."""
+    async def reserve(self, alert: Alert, deliveries: list[Delivery]) -> Allowance | None:
+        """In a cluster: take the capped sends ``deliveries`` need in the shared store, all
+        caps of a channel at once; the sends granted per channel (None when not clustered)."""
+        if self.reserve_sends is None:
+            return None
+        now = self.clock.now()
+        wanted = Counter(d.channel for d in deliveries if d.state is DeliveryState.PENDING and
+                         self.allowlist_reason(d.recipient.number) is None)
+        allowance: Allowance = {}
+        for channel, count in wanted.items():
+            caps = self._applicable(alert, channel)
+            if not caps:
+                continue
+            taken = await self.reserve_sends(
+                [(cap.key, cap.window_start(now), cap.limit) for cap in caps], count)
+            for cap in caps:
+                self._counts[cap.key] = (cap.window_start(now), taken.values[cap.key])
+            allowance[channel] = taken.granted
+        return allowance
+
+    def admit(self, alert: Alert, deliveries: list[Delivery],
+              allowance: Allowance | None = None) -> list[Decision]:
+        """Screen a newly accepted alert's deliveries (against the sends ``allowance``
+        reserved, if any) and remember it for duplicate checks."""
         if self.duplicate_window and alert.route:
             self._recent[(alert.route, alert.message.strip())] = (alert.id, alert.created_at)
-        return self.screen(alert, deliveries)
+        return self.screen(alert, deliveries, allowance)
 
-    def screen(self, alert: Alert, deliveries: list[Delivery]) -> list[Decision]:
+    def screen(self, alert: Alert, deliveries: list[Delivery],
+               allowance: Allowance | None = None) -> list[Decision]:
         """Reject pending ``deliveries`` outside the allowlist or over a cap; count the rest
-        (and note those that quiet hours hold)."""
+        (and note those that quiet hours hold). Sends of ``allowance`` (reserved in a shared
+        store) are counted already: past them, the channel's cap is reached."""
         now = self.clock.now()
         decisions: list[Decision] = []
         for delivery in deliveries:
             if delivery.state is not DeliveryState.PENDING:
                 continue
-            reason = self.allowlist_reason(delivery.recipient.number) or \
-                self._cap_reason(alert, delivery.channel, now)
+            channel = delivery.channel
+            reserved = allowance is not None and channel in allowance
+            reason = self.allowlist_reason(delivery.recipient.number)
+            if reason is None and reserved:
+                assert allowance is not None
+                reason = None if allowance[channel] > 0 else self._full_cap(alert, channel, now)
+                allowance[channel] -= reason is None
+            elif reason is None:
+                reason = self._cap_reason(alert, channel, now)
             if reason is not None:
                 _LOGGER.warning("%s rejected: %s", delivery.id, reason)
                 decisions.append(Advance(delivery.id, DeliveryState.REJECTED, now,
                                          {"reason": reason}))
                 continue
-            decisions += self._count(alert, delivery.channel, now)
+            if not reserved:
+                decisions += self._count(alert, channel, now)
             decisions += self._note_hold(alert, delivery, now)
         return decisions
 
@@ -279,6 +230,12 @@ class Policy:
             if self._value(cap, now) >= cap.limit:
                 return cap.reason
         return None
+
+    def _full_cap(self, alert: Alert, channel: Channel, now: datetime) -> str:
+        """Why a send past a reservation is refused: the (first) cap that is full."""
+        caps = self._applicable(alert, channel)
+        return next((cap.reason for cap in caps if self._value(cap, now) >= cap.limit),
+                    caps[0].reason)
 
     def _count(self, alert: Alert, channel: Channel, now: datetime) -> list[Decision]:
         counted: list[Decision] = []

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from alertline.clock import Clock
-from alertline.engine.decisions import Advance, Decision, Queue, SetPhase
+from alertline.engine.decisions import Advance, Annotate, Decision, Queue, SetPhase
 from alertline.engine.escalation import EscalationRunner
 from alertline.engine.ledger import Ledger
 from alertline.engine.policy import Policy
@@ -27,11 +27,12 @@ from alertline.providers.base import Batch, BatchItem, Provider, Submission, Sub
 from alertline.records import AlertRecord
 from alertline.redact import Redactor
 from alertline.states import Phase
-from alertline.store.stored import StoredDelivery
+from alertline.store.stored import OpenWork, StoredDelivery
 
 _LOGGER = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted while being submitted; not resent, to avoid a duplicate call or SMS"
+RESENT = "resent after an interruption while it was being submitted: the provider may have it twice"
 RETRY_SECONDS = 30.0
 
 Entries = list[tuple[AlertRecord, Delivery]]
@@ -54,9 +55,13 @@ def requeue_plan(record: AlertRecord) -> tuple[list[Delivery], list[Delivery]]:
     return requeue, in_doubt
 
 
-def resend_decisions(delivery: Delivery) -> list[Decision]:
-    """The provider never got ``delivery`` (or resending is harmless): queue it again."""
-    return [SetPhase(delivery.id, Phase.QUEUED), Queue((delivery.id,))]
+def resend_decisions(delivery: Delivery, *, unknown: bool = False) -> list[Decision]:
+    """Queue ``delivery``, caught in flight, again: the provider says it never got it, or
+    (``unknown``) it cannot tell and resending is harmless, and then the report marks it a
+    possible duplicate."""
+    marked = [Annotate(delivery.id, {**delivery.details, "possible_duplicate": True,
+                                     "possible_duplicate_reason": RESENT})] if unknown else []
+    return [SetPhase(delivery.id, Phase.QUEUED), *marked, Queue((delivery.id,))]
 
 
 def fail_decision(delivery: Delivery, now: datetime) -> Advance:
@@ -82,10 +87,15 @@ class Recovery:
         self.tracker = tracker
 
     async def resume(self) -> None:
-        """Load every unfinished alert into the ledger and restart its work."""
-        ledger = self.ledger
+        """Load every unfinished alert (in a cluster: every one this daemon owns) into the
+        ledger and restart its work."""
         await self.policy.load()
-        work = await ledger.store.load_open_work()
+        await self.take_over(await self.ledger.store.load_open_work())
+
+    async def take_over(self, work: OpenWork, *, only: set[str] | None = None) -> None:
+        """Restart the work of ``work``'s alerts: at start, or (``only`` naming them) alerts
+        claimed from a cluster member that stopped; other alerts' timers stay untouched."""
+        ledger = self.ledger
         by_alert: dict[str, list[StoredDelivery]] = defaultdict(list)
         for item in work.deliveries:
             by_alert[item.delivery.alert_id].append(item)
@@ -97,7 +107,7 @@ class Recovery:
             if requeue:
                 ledger.apply(record, [Queue(tuple(d.id for d in requeue))])
             in_doubt += [(record, d) for d in doubtful]
-        ledger.apply(None, self.escalations.resume(work.timers, ledger.record))
+        ledger.apply(None, self.escalations.resume(work.timers, ledger.record, only=only))
         changed = await self._settle(in_doubt)
         await ledger.save(set(work.alerts) - changed, publish=False)
         await ledger.save(changed)
@@ -126,7 +136,7 @@ class Recovery:
                 found = await provider.find_submitted(items, since)
             except NotImplementedError:
                 if provider.capabilities.idempotent_submit:
-                    self._resend(entries)
+                    self._resend(entries, unknown=True)
                 else:
                     changed |= self._fail(entries)
                 continue
@@ -160,9 +170,9 @@ class Recovery:
         changed = await self._settle(still)
         await self.ledger.settle(changed)
 
-    def _resend(self, entries: Entries) -> None:
+    def _resend(self, entries: Entries, *, unknown: bool = False) -> None:
         for record, delivery in entries:
-            self.ledger.apply(record, resend_decisions(delivery))
+            self.ledger.apply(record, resend_decisions(delivery, unknown=unknown))
 
     def _fail(self, entries: Entries) -> set[str]:
         changed = set()

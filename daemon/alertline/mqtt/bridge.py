@@ -10,6 +10,12 @@ more; a handler that ends with :class:`~alertline.store.health.StoreUnavailableE
 message unacknowledged. When the connection drops, unacknowledged messages are left to the
 broker, which redelivers them on the resumed session; a redelivery of a message still being
 handled waits for that handling instead of repeating it.
+
+With a ``share_group`` (cluster mode), the input topics are shared subscriptions
+(``$share/<group>/<topic>``): each message goes to one daemon of the group and arrives on its
+plain topic. Brokers send no retained messages on a shared subscription (MQTT 5; under 3.1.1
+some do, to every member), so the ``retained_subscriptions`` (Home Assistant's birth topic) stay
+unshared and reach every daemon.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from alertline.errors import AlertlineError
 from alertline.mqtt.acks import ArrivalOrder, Unacked
 from alertline.mqtt.client import MqttSettings, connect_async, create_client, publish_properties
 from alertline.mqtt.driver import LoopDriver, logged_callback
+from alertline.mqtt.topics import shared_filter
 from alertline.store.health import StoreUnavailableError
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,11 +84,15 @@ class MqttBridge:
     def __init__(self, settings: MqttSettings, *, status_topic: str,
                  subscriptions: Sequence[str], handler: MessageHandler,
                  ordered: Callable[[str], bool] = lambda _topic: False,
-                 retained_subscriptions: Sequence[str] = ()) -> None:
+                 retained_subscriptions: Sequence[str] = (),
+                 share_group: str | None = None) -> None:
         self.settings = settings
         self.status_topic = status_topic
         self.subscriptions = list(subscriptions)
         self.retained_subscriptions = set(retained_subscriptions)
+        # the filters as subscribed: shared ones in a share group, except the retained ones
+        self.filters = [topic if share_group is None or topic in self.retained_subscriptions
+                        else shared_filter(share_group, topic) for topic in self.subscriptions]
         self._handler = handler
         self._hooks: list[ConnectHook] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -280,10 +291,10 @@ class MqttBridge:
                     SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE
                     if topic in self.retained_subscriptions
                     else SubscribeOptions.RETAIN_DO_NOT_SEND)))
-                for topic in self.subscriptions])
+                for topic in self.filters])
         else:
             _, self._subscribe_mid = self._client.subscribe(
-                [(topic, 1) for topic in self.subscriptions])
+                [(topic, 1) for topic in self.filters])
         self._session_present = session_present
         self._connected.set()
 
@@ -292,7 +303,7 @@ class MqttBridge:
             return
         if refused:
             _LOGGER.error("the broker refused %d of the subscriptions (%s): check its ACL for "
-                          "%s", len(refused), ", ".join(refused), ", ".join(self.subscriptions))
+                          "%s", len(refused), ", ".join(refused), ", ".join(self.filters))
         self._watch(self.publish(self.status_topic, self.availability, retain=True), "status")
         self._ready.set()
         for hook in self._hooks:

@@ -30,6 +30,16 @@ ORDERED_KINDS = frozenset({InboundKind.ALERTMANAGER, InboundKind.ACK, InboundKin
                            InboundKind.RESOLVE})
 
 
+def shared_filter(group: str, topic_filter: str) -> str:
+    """``topic_filter`` as a shared subscription of ``group`` (MQTT 5's ``$share/``, which
+    Mosquitto 2, EMQX, HiveMQ and VerneMQ also accept from 3.1.1 clients): the broker hands each
+    matching message to one subscriber of the group, on the plain topic."""
+    if not group or any(c in group for c in "/+#"):
+        raise ValueError(f"invalid share group {group!r}: it must be non-empty, without /, + "
+                         "or #")
+    return f"$share/{group}/{topic_filter}"
+
+
 @dataclass(frozen=True, slots=True)
 class InboundTopic:
     """A parsed inbound topic: its kind and argument (route for send/alertmanager, else id)."""

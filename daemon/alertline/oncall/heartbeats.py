@@ -132,7 +132,7 @@ class Heartbeats:
         if name not in self.specs:
             raise NotFoundError(f"unknown heartbeat {name!r}")
         async with self._locks[name]:
-            state = self.states[name]
+            state = await self._refresh(name)
             state.last_ping = self.engine.clock.now()
             state.pings += 1
             alert_id, state.alert_id, state.down_since = state.alert_id, None, None
@@ -148,7 +148,7 @@ class Heartbeats:
     async def check(self, name: str) -> None:
         """At the deadline: send the outage's one alert (if not sent yet)."""
         async with self._locks[name]:
-            state = self.states[name]
+            state = await self._refresh(name)
             now, deadline = self.engine.clock.now(), self.deadline(name)
             if now < deadline:
                 self._schedule(name, deadline)
@@ -178,6 +178,14 @@ class Heartbeats:
         _LOGGER.warning("heartbeat %s missed (last ping %s): alert %s", name, last,
                         accepted.alert_id)
         await self._save(name)
+
+    async def _refresh(self, name: str) -> HeartbeatState:
+        """The heartbeat's state as stored: daemons sharing a store see each other's pings
+        and alerts (another daemon may have taken the ping this one's timer is about)."""
+        stored = await self.engine.store.meta_get(META_PREFIX + name)
+        if stored:
+            self.states[name] = HeartbeatState.from_json(json.loads(stored))
+        return self.states[name]
 
     def _schedule(self, name: str, when: datetime) -> None:
         self.engine.scheduler.call_at(TIMER_PREFIX + name, when, lambda: self.check(name))

@@ -146,6 +146,25 @@ class StatusUpdate:
     at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        """This status as JSON (to hand a pushed status to another cluster member)."""
+        return {"state": self.state.value, "delivery_id": self.delivery_id,
+                "provider_ref": self.provider_ref,
+                "provider_message_id": self.provider_message_id, "number": self.number,
+                "provider_status": self.provider_status, "reason": self.reason,
+                "at": self.at.isoformat() if self.at else None, "details": self.details}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StatusUpdate:
+        """The status :meth:`to_json` wrote."""
+        at = data.get("at")
+        return cls(state=DeliveryState(data["state"]), delivery_id=data.get("delivery_id"),
+                   provider_ref=data.get("provider_ref"),
+                   provider_message_id=data.get("provider_message_id"),
+                   number=data.get("number"), provider_status=data.get("provider_status"),
+                   reason=data.get("reason"), at=datetime.fromisoformat(at) if at else None,
+                   details=dict(data.get("details") or {}))
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderInfo:

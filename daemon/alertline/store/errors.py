@@ -43,3 +43,9 @@ class StoreOpenError(StoreError):
 class StoreRejectedError(StoreError):
     """A unit of work the store refuses because of what it holds (an alert id that exists
     already): retrying cannot help, and nothing of that unit was kept."""
+
+
+class StoreFencedError(StoreError):
+    """This daemon's cluster lease ran out and another daemon took its alerts over: nothing of
+    this work was kept, and nothing more will be (the daemon must stop; a new start joins
+    the cluster afresh)."""

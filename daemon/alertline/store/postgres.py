@@ -39,6 +39,7 @@ from alertline.redact import Redactor
 from alertline.store.errors import (
     StoreClosedError,
     StoreError,
+    StoreFencedError,
     StoreOpenError,
     StoreRejectedError,
     StoreUnavailableError,
@@ -46,10 +47,12 @@ from alertline.store.errors import (
 from alertline.store.group_commit import GroupCommit, Results, Waiting, settle
 from alertline.store.health import StoreHealth, describe
 from alertline.store.intents import Intent
+from alertline.store.postgres_cluster import PostgresCluster
 from alertline.store.postgres_faults import is_fault
 from alertline.store.postgres_ops import Conn, apply
 from alertline.store.postgres_reads import PostgresReads, Query
 from alertline.store.postgres_schema import MIGRATIONS, NewerSchemaError, migrate
+from alertline.store.protocol import ClusterStore
 from alertline.store.protocol import Store as StoreProtocol
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ T = TypeVar("T")
 _Outcome = Results | StoreRejectedError
 
 
-class PostgresStore(GroupCommit, PostgresReads):
+class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
     """The PostgreSQL store over ``url`` (``postgresql://user:password@host:port/dbname``)."""
 
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 4,
@@ -185,6 +188,10 @@ class PostgresStore(GroupCommit, PostgresReads):
             carried = []
             try:
                 outcomes = await self._write([intents for intents, _ in taken])
+            except StoreFencedError as err:
+                for _, future in taken:
+                    settle(future, err)
+                continue
             except Exception as err:
                 if is_fault(err):
                     carried = await self._after_fault(taken, err, attempt)
@@ -238,6 +245,7 @@ class PostgresStore(GroupCommit, PostgresReads):
             outcomes = []
             token = uuid.uuid4()
             async with conn.transaction():
+                await self.fence(conn)
                 for intents in units:
                     outcomes.append(await self._apply_unit(conn, intents))
                 await conn.execute("INSERT INTO commit_log(id) VALUES (%s)", (token,))
@@ -251,7 +259,7 @@ class PostgresStore(GroupCommit, PostgresReads):
         """One caller's unit under a savepoint: its results, or its rejection (faults raise)."""
         try:
             async with conn.transaction():
-                return [await apply(conn, intent) for intent in intents]
+                return [await apply(conn, intent, owner=self.member) for intent in intents]
         except psycopg.Error as err:
             if is_fault(err):
                 raise
@@ -265,6 +273,6 @@ async def _configure(conn: Conn) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-def _conforms(store: PostgresStore) -> StoreProtocol:
-    """Never called: mypy checks here that this class satisfies the Store Protocol."""
-    return store
+def _conforms(store: PostgresStore) -> tuple[StoreProtocol, ClusterStore]:
+    """Never called: mypy checks here that this class satisfies the Store Protocols."""
+    return store, store

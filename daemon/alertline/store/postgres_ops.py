@@ -39,13 +39,14 @@ __all__ = ["apply", "prune"]
 Conn = AsyncConnection[TupleRow]
 
 
-async def apply(conn: Conn, intent: Intent) -> int | None:
+async def apply(conn: Conn, intent: Intent, *, owner: str | None = None) -> int | None:
     """Apply ``intent`` inside the caller's transaction; a count for those that have one (the
-    alerts a prune deleted), else None."""
+    alerts a prune deleted), else None. A new alert is owned by ``owner`` (the cluster member
+    writing it, if any)."""
     async with conn.cursor() as cur:
         match intent:
             case InsertAlert():
-                await _insert_alert(cur, intent)
+                await _insert_alert(cur, intent, owner)
             case UpdateAlert():
                 await cur.execute(
                     "UPDATE alerts SET status=%s, state=%s, final=%s, updated_at=%s WHERE id=%s",
@@ -97,13 +98,15 @@ async def apply(conn: Conn, intent: Intent) -> int | None:
     return None
 
 
-async def _insert_alert(cur: AsyncCursor[TupleRow], intent: InsertAlert) -> None:
+async def _insert_alert(cur: AsyncCursor[TupleRow], intent: InsertAlert,
+                        owner: str | None) -> None:
     alert = intent.alert
     await cur.execute(
-        "INSERT INTO alerts(id, created_at, data, status, state, final, updated_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO alerts(id, created_at, data, status, state, final, updated_at, owner) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         (alert.id, alert.created_at, json.dumps(alert.to_json()),
-         json.dumps(intent.status.to_json()), intent.state, intent.final, alert.created_at))
+         json.dumps(intent.status.to_json()), intent.state, intent.final, alert.created_at,
+         owner))
     # a key another alert holds keeps pointing at it (also when that alert is being inserted by
     # another daemon right now: ON CONFLICT waits for its transaction, then ignores)
     await cur.executemany("INSERT INTO idempotency(key, alert_id, created_at) "

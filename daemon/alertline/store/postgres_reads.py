@@ -51,30 +51,13 @@ class PostgresReads:
                     [_stored(r) for r in await cur.fetchall()])
         return await self._read(read)
 
+    member: str | None = None
+
     async def load_open_work(self) -> OpenWork:
-        """Every alert that is not final, with its deliveries, submissions and timers (one
-        snapshot: a repeatable-read transaction, so another daemon's commit cannot tear it)."""
-        async def read(conn: Conn) -> OpenWork:
-            async with conn.transaction():
-                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                cur = await conn.execute("SELECT id, data, status FROM alerts WHERE NOT final "
-                                         "ORDER BY created_at, id")
-                alerts = {r[0]: (Alert.from_json(json.loads(r[1])),
-                                 AlertStatus.from_json(json.loads(r[2])))
-                          for r in await cur.fetchall()}
-                cur = await conn.execute(
-                    "SELECT d.data, d.phase, d.submission_id FROM deliveries d JOIN alerts a "
-                    "ON a.id = d.alert_id WHERE NOT a.final ORDER BY a.created_at, a.id, d.seq")
-                deliveries = [_stored(r) for r in await cur.fetchall()]
-                wanted = sorted({d.submission_id for d in deliveries if d.submission_id})
-                cur = await conn.execute("SELECT id, provider, provider_ref, submitted_at, data "
-                                         "FROM submissions WHERE id = ANY(%s)", (wanted,))
-                submissions = {r[0]: _submission(r) for r in await cur.fetchall()}
-                cur = await conn.execute("SELECT key, due, data FROM timers ORDER BY key")
-                timers = [(str(r[0]), r[1], json.loads(r[2])) for r in await cur.fetchall()]
-            return OpenWork(alerts=alerts, deliveries=deliveries, submissions=submissions,
-                            timers=timers)
-        return await self._read(read)
+        """Every alert that is not final (once this daemon joined a cluster: every one it
+        owns), with its deliveries, submissions and timers (one snapshot)."""
+        member = self.member
+        return await self._read(lambda conn: read_open_work(conn, owner=member))
 
     async def find_deliveries(self, provider: str, provider_ref: str | None,
                               message_id: str | None) -> list[str]:
@@ -156,6 +139,40 @@ class PostgresReads:
             return {"deliveries": by_state, "alerts_open": int(row[0]),
                     "alerts_total": int(row[1]), "outbox": int(row[2])}
         return await self._read(read, wait=False)
+
+
+async def read_open_work(conn: Conn, *, owner: str | None = None,
+                         alert_ids: list[str] | None = None) -> OpenWork:
+    """The open alerts (only ``owner``'s, or only ``alert_ids``, if given) with their
+    deliveries, submissions and every timer, in one repeatable-read snapshot, so another
+    daemon's commit cannot tear it."""
+    where, params = "NOT a.final", list[object]()
+    if owner is not None:
+        where += " AND a.owner = %s"
+        params.append(owner)
+    if alert_ids is not None:
+        where += " AND a.id = ANY(%s)"
+        params.append(alert_ids)
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # ``where`` is built from the constants above, never from data
+        cur = await conn.execute(f"SELECT a.id, a.data, a.status FROM alerts a "  # noqa: S608
+                                 f"WHERE {where} ORDER BY a.created_at, a.id", params)
+        alerts = {r[0]: (Alert.from_json(json.loads(r[1])),
+                         AlertStatus.from_json(json.loads(r[2])))
+                  for r in await cur.fetchall()}
+        cur = await conn.execute(
+            "SELECT d.data, d.phase, d.submission_id FROM deliveries d JOIN alerts a "  # noqa: S608
+            f"ON a.id = d.alert_id WHERE {where} ORDER BY a.created_at, a.id, d.seq", params)
+        deliveries = [_stored(r) for r in await cur.fetchall()]
+        wanted = sorted({d.submission_id for d in deliveries if d.submission_id})
+        cur = await conn.execute("SELECT id, provider, provider_ref, submitted_at, data "
+                                 "FROM submissions WHERE id = ANY(%s)", (wanted,))
+        submissions = {r[0]: _submission(r) for r in await cur.fetchall()}
+        cur = await conn.execute("SELECT key, due, data FROM timers ORDER BY key")
+        timers = [(str(r[0]), r[1], json.loads(r[2])) for r in await cur.fetchall()]
+    return OpenWork(alerts=alerts, deliveries=deliveries, submissions=submissions,
+                    timers=timers)
 
 
 def _stored(row: tuple[Any, ...]) -> StoredDelivery:

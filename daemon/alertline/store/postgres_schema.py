@@ -100,6 +100,33 @@ MIGRATIONS: list[str] = [
         at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     """,
+    # 2: the cluster (see alertline.store.postgres_cluster): members and their leases, the
+    # owner of each open alert, singleton leases (the outbox), commands for another's alerts
+    """
+    ALTER TABLE alerts ADD COLUMN owner TEXT;
+    CREATE INDEX alerts_owner ON alerts(owner) WHERE NOT final;
+    CREATE TABLE cluster_members (
+        member TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        renewed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        expires_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE alert_commands (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        alert_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX alert_commands_alert ON alert_commands(alert_id);
+    """,
 ]
 
 

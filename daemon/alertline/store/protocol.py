@@ -12,14 +12,14 @@ SQLite store (:mod:`alertline.store.sqlite`) and the PostgreSQL one
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from alertline.model import Alert, AlertStatus
 from alertline.store.health import StoreHealth
 from alertline.store.intents import Intent, UnitOfWork
-from alertline.store.stored import OpenWork, StoredDelivery
+from alertline.store.stored import Command, Member, OpenWork, Reservation, StoredDelivery
 
 
 class Store(Protocol):
@@ -115,4 +115,68 @@ class Store(Protocol):
     async def stats(self) -> dict[str, Any]:
         """Counts for metrics: ``deliveries`` (``"provider|state"`` → count), ``alerts_open``,
         ``alerts_total``, ``outbox``; ``StoreUnavailableError`` at once while failing."""
+        ...
+
+
+class ClusterStore(Protocol):
+    """What daemons sharing one store (a cluster) need of it besides :class:`Store`: members
+    with leases, one owner per open alert, singleton leases, commands for another member's
+    alerts and caps counted atomically across members. The PostgreSQL store implements it (see
+    :mod:`alertline.store.postgres_cluster`); the embedded SQLite store, one daemon's, does not.
+    """
+
+    member: str | None
+
+    async def join(self, member: str, host: str, pid: int, lease: float) -> None:
+        """Register ``member`` with a lease of ``lease`` seconds; its writes are fenced from
+        now (:class:`~alertline.store.errors.StoreFencedError` once taken over)."""
+        ...
+
+    async def renew(self, member: str, lease: float) -> bool:
+        """Extend the lease; False if the member was taken over."""
+        ...
+
+    async def leave(self, member: str) -> None:
+        """Remove the member and its leases."""
+        ...
+
+    async def members(self) -> list[Member]:
+        """Every registered member."""
+        ...
+
+    async def claim_orphans(self, member: str, limit: int = 1000) -> list[str]:
+        """Remove expired members; take open alerts no live member owns; the ids taken."""
+        ...
+
+    async def load_work_of(self, alert_ids: Sequence[str]) -> OpenWork:
+        """The open work of ``alert_ids``, with every timer."""
+        ...
+
+    async def owner_of(self, alert_id: str) -> tuple[str | None, bool] | None:
+        """``(owner, final)`` of an alert, None if unknown."""
+        ...
+
+    async def hold_lease(self, name: str, member: str, lease: float) -> bool:
+        """Take or extend the singleton lease ``name``; whether ``member`` holds it."""
+        ...
+
+    async def send_command(self, alert_id: str, kind: str, data: dict[str, Any]) -> int:
+        """Leave a command for the alert's owner; its seq."""
+        ...
+
+    async def commands_for(self, member: str, limit: int = 100) -> list[Command]:
+        """Commands waiting for alerts ``member`` owns."""
+        ...
+
+    async def command_pending(self, seq: int) -> bool:
+        """Whether command ``seq`` waits still."""
+        ...
+
+    async def commands_done(self, seqs: Sequence[int]) -> None:
+        """Forget carried-out commands."""
+        ...
+
+    async def reserve(self, caps: Sequence[tuple[str, datetime, int]],
+                      wanted: int) -> Reservation:
+        """Take up to ``wanted`` sends under every cap at once, atomically."""
         ...

@@ -8,7 +8,7 @@ the daemon, the CLI and Home Assistant cannot disagree about it. The PostgreSQL 
 from __future__ import annotations
 
 from alertline.config.sections import Config
-from alertline.store.protocol import Store
+from alertline.store.protocol import ClusterStore, Store
 from alertline.store.sqlite import SqliteStore
 
 
@@ -24,3 +24,10 @@ def open_store(config: Config, *, exclusive: bool = True) -> Store:
 
         return PostgresStore(url)
     return SqliteStore(config.store_path, exclusive=exclusive)
+
+
+def shared(store: Store) -> ClusterStore | None:
+    """``store`` as a store daemons share (PostgreSQL), or None (the embedded SQLite one)."""
+    from alertline.store.postgres import PostgresStore  # noqa: PLC0415 - driver on demand
+
+    return store if isinstance(store, PostgresStore) else None

@@ -49,3 +49,35 @@ class OpenWork:
     deliveries: list[StoredDelivery]
     submissions: dict[str, StoredSubmission]
     timers: list[tuple[str, datetime, dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A daemon sharing the store (a cluster member), as the store sees it."""
+
+    name: str
+    host: str
+    pid: int
+    started_at: datetime
+    expires_in: float
+    """Seconds until its lease runs out (negative: expired, not yet taken over)."""
+    alerts: int
+    """Open alerts it owns."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An ack, cancel or resolve left by one member for the owner of an alert."""
+
+    seq: int
+    alert_id: str
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Sends taken under caps at once: how many, and each cap counter's value after."""
+
+    granted: int
+    values: dict[str, int]

@@ -1,0 +1,1 @@
+"""Daemons sharing one store: membership, leases, take-over (see docs/operations.md)."""
