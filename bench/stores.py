@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.postgres import BINDIR, Postgres, _as_postgres
+from tests.postgres import BINDIR, Postgres, _as_postgres, running_postgres
 
 # name → how many daemons share the store
 STORES = {"sqlite": 1, "postgres": 1, "postgres2": 2}
@@ -64,15 +62,8 @@ def postgres_server(names: list[str]) -> Iterator[Postgres | None]:
     if not any(n.startswith("postgres") for n in names):
         yield None
         return
-    # a directory the postgres user can reach (the bench's own may sit below root's)
-    server = BenchPostgres(workdir=Path(tempfile.mkdtemp(prefix="alertline-bench-pg-")))
-    try:
-        server.init()
-        server.start()
+    with running_postgres(BenchPostgres) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @dataclass

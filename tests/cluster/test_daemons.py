@@ -31,6 +31,15 @@ def member_config(tmp_path: Path, mosquitto: Mosquitto, url: str, name: str) -> 
     return validate_config(data, {})
 
 
+async def two_members(tmp_path: Path, mosquitto: Mosquitto,
+                      start: StartDaemon) -> tuple[str, tuple[Daemon, Daemon]]:
+    """Daemons ``a`` and ``b`` on a fresh database (its URL)."""
+    url = shared_server().url(shared_server().new_database())
+    a = await start(member_config(tmp_path, mosquitto, url, "a"))
+    b = await start(member_config(tmp_path, mosquitto, url, "b"))
+    return url, (a, b)
+
+
 async def until(condition: Callable[[], bool], what: str, within: float = 15.0) -> None:
     """Wait for a member's lease round (every lease/3 s) to show ``condition``."""
     loop = asyncio.get_running_loop()
@@ -43,9 +52,7 @@ async def until(condition: Callable[[], bool], what: str, within: float = 15.0) 
 async def test_two_daemons_share_the_input_and_one_publishes_every_report(
         tmp_path: Path, broker: Mosquitto, probe: MqttProbe,  # noqa: F811
         start_daemon: StartDaemon) -> None:  # noqa: F811
-    url = shared_server().url(shared_server().new_database())
-    a = await start_daemon(member_config(tmp_path, broker, url, "a"))
-    b = await start_daemon(member_config(tmp_path, broker, url, "b"))
+    url, (a, b) = await two_members(tmp_path, broker, start_daemon)
     assert a.cluster is not None and b.cluster is not None
     ids = [f"leak-{n}" for n in range(40)]
     for alert_id in ids:
@@ -70,9 +77,7 @@ async def test_two_daemons_share_the_input_and_one_publishes_every_report(
 async def test_a_member_stopping_leaves_the_service_online_and_its_alerts_to_the_other(
         tmp_path: Path, broker: Mosquitto, probe: MqttProbe,  # noqa: F811
         start_daemon: StartDaemon) -> None:  # noqa: F811
-    url = shared_server().url(shared_server().new_database())
-    a = await start_daemon(member_config(tmp_path, broker, url, "a"))
-    b = await start_daemon(member_config(tmp_path, broker, url, "b"))
+    _, (a, b) = await two_members(tmp_path, broker, start_daemon)
     await probe.expect("alertline/status", lambda m: m.payload == b"online")
     await a.stop()
     await probe.expect("alertline/status", lambda m: m.payload == b"offline")
