@@ -89,6 +89,8 @@ class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
         # a cluster member's lease lane: renewals and claims never queue behind the work
         self._lease_pool: AsyncConnectionPool[Conn] | None = None
         self._pending: list[Waiting] = []
+        self._key_waiters = {}
+        self._key_lookup = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._shut = False
