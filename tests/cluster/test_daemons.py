@@ -11,7 +11,9 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import psycopg
 
 from alertline.config.sections import Config, validate_config
@@ -19,7 +21,7 @@ from alertline.daemon import Daemon
 from tests.daemon.conftest import broker, probe, probe_factory, start_daemon  # noqa: F401
 from tests.daemon.harness import MqttProbe, base_config
 from tests.mosquitto import Mosquitto
-from tests.postgres import shared_server
+from tests.postgres import PASSWORD, shared_server
 
 StartDaemon = Callable[[Config], Awaitable[Daemon]]
 
@@ -69,9 +71,18 @@ async def test_two_daemons_share_the_input_and_one_publishes_every_report(
     assert sorted(held) == [False, True]
     assert a.discovery is not None and b.discovery is not None
     assert a.discovery.node == b.discovery.node  # one Home Assistant device for the cluster
-    health = a.health()["cluster"]
+    assert a.http is not None
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        answer = await http.get(f"http://127.0.0.1:{a.http.port}/healthz")
+        metrics = (await http.get(f"http://127.0.0.1:{a.http.port}/metrics")).text
+    health = answer.json()["cluster"]
     assert health["member"] == "a" and health["store"] == "reachable"
     assert {m["member"] for m in health["members"]} == {"a", "b"}
+    assert health["leases"]["outbox"] is a.cluster.outbox_held
+    assert 'alertline_cluster_member_info{member="a"} 1' in metrics
+    assert "alertline_cluster_members 2" in metrics
+    for shown in (answer.text, metrics):
+        assert PASSWORD not in shown and quote(PASSWORD, safe="") not in shown
 
 
 async def test_a_member_stopping_leaves_the_service_online_and_its_alerts_to_the_other(
