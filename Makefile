@@ -100,8 +100,10 @@ typecheck: .venv311/.installed .venv/.installed
 	.venv/bin/mypy --strict --python-version 3.13 --explicit-package-bases --namespace-packages \
 	  custom_components/alertline tests/homeassistant
 
+# the stores to measure, in order (bench/README.md): SQLite, PostgreSQL with one daemon, with two
+BENCH_STORES ?= sqlite,postgres,postgres2
 bench: system-deps .venv311/.installed
-	.venv311/bin/python -m bench
+	BENCH_STORES=$(BENCH_STORES) .venv311/bin/python -m bench
 
 clean:
 	rm -rf .venv .venv311 .venv-run .venv-hass .pytest_cache .mypy_cache .ruff_cache .coverage-ha

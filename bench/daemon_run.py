@@ -27,6 +27,7 @@ from bench.harness import (
     rss_mb,
     stopped,
 )
+from bench.stores import BenchStore
 
 FAILED_STATES = ("failed", "rejected", "expired", "cancelled")
 
@@ -46,17 +47,22 @@ class DaemonFigures:
 
 
 class Daemon:
-    """``alertline run`` as a subprocess with a config pointing at the broker and the emulator."""
+    """``alertline run`` as a subprocess with a config pointing at the broker and the emulator.
+
+    ``store`` is its ``store:`` section; ``member`` names it in a cluster (several daemons on one
+    PostgreSQL store), where each has its own MQTT client id.
+    """
 
     def __init__(self, workdir: Path, broker_port: int, base_url: str, *, name: str = "bench",
-                 provider: dict[str, Any] | None = None) -> None:
+                 store: dict[str, Any], provider: dict[str, Any] | None = None,
+                 member: str | None = None) -> None:
         self.workdir = workdir
         self.name = name
-        self.db_path = workdir / f"{name}.db"
-        config = {
-            "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": f"alertline-{name}",
+        self.client_id = f"alertline-{name}"
+        config: dict[str, Any] = {
+            "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": self.client_id,
                      "discovery": False},
-            "store": {"path": str(self.db_path)},
+            "store": store,
             "http": {"enabled": False},
             "providers": {"retarus": {
                 "type": "retarus_sms", "base_url": base_url, "status_urls": [base_url],
@@ -65,6 +71,8 @@ class Daemon:
             "defaults": {"provider": "retarus"},
             "logging": {"level": "WARNING"},
         }
+        if member is not None:
+            config["cluster"] = {"member": member}
         self.config_path = workdir / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -76,11 +84,15 @@ class Daemon:
         return self.proc.pid
 
     def start(self, port: int) -> None:
-        """Start the daemon and wait for its retained ``online`` status."""
+        """Start the daemon and wait until it publishes ``online``.
+
+        Only a live ``online`` counts: the retained one a daemon already running (or one stopped
+        uncleanly) left on ``alertline/status`` arrives with the retain flag on subscription.
+        """
         online = threading.Event()
 
         def on_status(_c: Any, _u: Any, message: Any) -> None:
-            if message.payload == b"online":
+            if message.payload == b"online" and not message.retain:
                 online.set()
 
         watcher = mqtt_client(port, f"{self.name}-status", on_status, ("alertline/status",))
@@ -92,8 +104,12 @@ class Daemon:
             if not online.wait(60):
                 raise RuntimeError(f"the daemon did not come online; see {self.name}-daemon.log")
 
-    def stop(self) -> None:
-        """SIGTERM and wait."""
+    def stop(self, port: int) -> None:
+        """SIGTERM and wait, then end its session at the broker.
+
+        The daemon's session is persistent: left behind, the broker would queue every later
+        phase's messages for it (and, for a shared subscription, hand it a share of them).
+        """
         if self.proc is not None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -101,12 +117,40 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             self.proc = None
+            # a clean start with no session expiry replaces the session and ends with it
+            with stopped(mqtt_client(port, self.client_id)):
+                pass
 
-    def store_bytes(self) -> int:
-        """The store's size on disk: the database file and its write-ahead log."""
-        return sum(path.stat().st_size for path in
-                   (self.db_path, self.db_path.with_name(self.db_path.name + "-wal"))
-                   if path.exists())
+
+class Daemons:
+    """The daemons of one bench phase on one store: one, or a cluster sharing the work."""
+
+    def __init__(self, store: BenchStore, broker_port: int, base_url: str, *,
+                 provider: dict[str, Any] | None = None) -> None:
+        self.store = store
+        store.create()
+        clustered = store.daemons > 1
+        self.members = [
+            Daemon(store.workdir, broker_port, base_url,
+                   name=f"{store.phase}-{store.choice}" + (f"-{i + 1}" if clustered else ""),
+                   store=store.config(), provider=provider,
+                   member=f"{store.phase}-{i + 1}" if clustered else None)
+            for i in range(store.daemons)]
+
+    @property
+    def pids(self) -> list[int]:
+        """Every daemon's process id."""
+        return [d.pid for d in self.members]
+
+    def start(self, port: int) -> None:
+        """Start them one after the other, each once online."""
+        for daemon in self.members:
+            daemon.start(port)
+
+    def stop(self, port: int) -> None:
+        """Stop them all."""
+        for daemon in self.members:
+            daemon.stop(port)
 
 
 class ReportWatch:
@@ -141,12 +185,15 @@ class ReportWatch:
         self.client.loop_stop()
 
 
-def throughput(port: int, count: int, workdir: Path) -> float:
-    """Alerts/s from the first publish until every alert's job was answered by the provider."""
-    watch = ReportWatch(port, "tp-", count)
+def throughput(port: int, count: int, workdir: Path, tag: str) -> float:
+    """Alerts/s from the first publish until every alert's job was answered by the provider.
+
+    ``tag`` keeps each store's alert ids apart: the provider answers a repeated id as a
+    duplicate, at once."""
+    watch = ReportWatch(port, f"tp-{tag}-", count)
     try:
-        lines = [json.dumps({"id": f"tp-{i}", "to": "+491701234560", "message": f"load {i}"})
-                 for i in range(count)]
+        lines = [json.dumps({"id": f"tp-{tag}-{i}", "to": "+491701234560",
+                             "message": f"load {i}"}) for i in range(count)]
         started = publish_lines(port, "alertline/send", lines, workdir)
         if not watch.counter.done.wait(900):
             raise RuntimeError(f"throughput: only {watch.counter.count}/{count} submitted")
@@ -156,7 +203,7 @@ def throughput(port: int, count: int, workdir: Path) -> float:
     return count / max(1e-6, watch.counter.last - started)
 
 
-def steady(port: int, rate: float, seconds: float, emulator: EmulatorProcess
+def steady(port: int, rate: float, seconds: float, emulator: EmulatorProcess, tag: str
            ) -> tuple[float, float]:
     """p50/p99 in ms from publish to the provider request's arrival, at a steady ``rate``."""
     count = int(rate * seconds)
@@ -169,7 +216,7 @@ def steady(port: int, rate: float, seconds: float, emulator: EmulatorProcess
             pause = due - time.time()
             if pause > 0:
                 time.sleep(pause)  # pacing the load generator, not synchronising a test
-            payload = json.dumps({"id": f"lat-{i}", "to": "+491701234561",
+            payload = json.dumps({"id": f"lat-{tag}-{i}", "to": "+491701234561",
                                   "message": f"steady t={time.time():.6f}"})
             publisher.publish("alertline/send", payload, qos=1)
         deadline = time.time() + 60
@@ -182,29 +229,33 @@ def steady(port: int, rate: float, seconds: float, emulator: EmulatorProcess
     return percentile(samples, 0.5), percentile(samples, 0.99)
 
 
-def idle_cpu(pid: int, seconds: float) -> float:
-    """The daemon's CPU use in percent of one core while nothing happens."""
-    before = cpu_seconds(pid)
+def idle_cpu(pids: list[int], seconds: float) -> float:
+    """The daemons' CPU use together, in percent of one core, while nothing happens."""
+    before = sum(cpu_seconds(pid) for pid in pids)
     time.sleep(seconds)  # measuring an idle interval, not synchronising
-    return 100 * (cpu_seconds(pid) - before) / seconds
+    return 100 * (sum(cpu_seconds(pid) for pid in pids) - before) / seconds
 
 
 def run_daemon_bench(port: int, emulator: EmulatorProcess, count: int,
-                     workdir: Path) -> DaemonFigures:
-    """Start the daemon; measure idle CPU and RSS, throughput, steady-rate overhead, peak RSS."""
-    daemon = Daemon(workdir, port, emulator.base_url)
+                     store: BenchStore) -> DaemonFigures:
+    """Start the daemon(s); measure idle CPU and RSS, throughput, steady-rate overhead, peak RSS.
+
+    With several daemons, idle CPU is their sum, RSS the mean of their idle sizes and the peak
+    the largest.
+    """
+    daemons = Daemons(store, port, emulator.base_url)
     jobs_before = emulator.jobs
-    daemon.start(port)
+    daemons.start(port)
     try:
         time.sleep(2)  # let start-up allocations settle before reading idle memory
-        idle_rss = rss_mb(daemon.pid)
-        idle_pct = idle_cpu(daemon.pid, float(os.environ.get("BENCH_IDLE_S", "60")))
-        rate = throughput(port, count, workdir)
+        idle_rss = sum(rss_mb(pid) for pid in daemons.pids) / len(daemons.pids)
+        idle_pct = idle_cpu(daemons.pids, float(os.environ.get("BENCH_IDLE_S", "60")))
+        rate = throughput(port, count, store.workdir, store.choice)
         jobs = emulator.jobs - jobs_before
         rate_steady = float(os.environ.get("BENCH_RATE", "200"))
-        p50, p99 = steady(port, rate_steady, 5.0, emulator)
-        peak = rss_mb(daemon.pid, "VmHWM")
+        p50, p99 = steady(port, rate_steady, 5.0, emulator, store.choice)
+        peak = max(rss_mb(pid, "VmHWM") for pid in daemons.pids)
     finally:
-        daemon.stop()
-    per_alert = daemon.store_bytes() / (count + int(rate_steady * 5.0))
+        daemons.stop(port)
+    per_alert = store.bytes() / (count + int(rate_steady * 5.0))
     return DaemonFigures(rate, jobs, p50, p99, idle_pct, idle_rss, peak, per_alert)

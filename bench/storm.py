@@ -14,10 +14,10 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.daemon_run import Daemon, ReportWatch
+from bench.daemon_run import Daemons, ReportWatch
 from bench.harness import EmulatorProcess, mqtt_client, percentile, publish_lines, stopped
+from bench.stores import BenchStore
 
 PACED = os.environ.get("BENCH_STORM_PACED", "1") == "1"
 
@@ -34,38 +34,44 @@ class StormFigures:
     priority_samples: int
 
 
-def _publish_high(port: int, count: int, every: float, stop: threading.Event,
+def _publish_high(port: int, tag: str, count: int, every: float, stop: threading.Event,
                   sent: list[int]) -> None:
     publisher = mqtt_client(port, "bench-high")
     with stopped(publisher):
         for i in range(count):
             if stop.wait(every):
                 return
-            payload = json.dumps({"id": f"hi-{i}", "to": "+491701234562", "priority": "high",
+            payload = json.dumps({"id": f"hi-{tag}-{i}", "to": "+491701234562", "priority": "high",
                                   "message": f"critical p={time.time():.6f}"})
             publisher.publish("alertline/send", payload, qos=1)
             sent.append(i)
 
 
-def run_storm(port: int, workdir: Path) -> StormFigures:
-    """Run the storm against its own rate-limited emulator and daemon."""
+def run_storm(port: int, store: BenchStore) -> StormFigures:
+    """Run the storm against its own rate-limited emulator and daemon(s).
+
+    Every daemon is told the provider's limit; with two on one store each paces itself.
+    """
+    workdir = store.workdir
     count = int(os.environ.get("BENCH_STORM_N", "10000"))
     burst = int(os.environ.get("BENCH_STORM_BURST", "2"))
     high = int(os.environ.get("BENCH_PRIORITY_N", "5"))
-    with EmulatorProcess(workdir, name="storm", burst=burst, window=10.0) as emulator:
+    with EmulatorProcess(workdir, name=f"storm-{store.choice}", burst=burst,
+                         window=10.0) as emulator:
         # the operator knows the provider's limit and tells the daemon, which then paces its
         # jobs and keeps the last request of each window for high priority
         pacing = {"rate_limit": {"jobs": burst, "per": "10s"}} if PACED else {}
-        daemon = Daemon(workdir, port, emulator.base_url, name="storm", provider=pacing)
-        daemon.start(port)
-        watch = ReportWatch(port, "storm-", count)
+        daemons = Daemons(store, port, emulator.base_url, provider=pacing)
+        daemons.start(port)
+        watch = ReportWatch(port, f"storm-{store.choice}-", count)
         stop = threading.Event()
         sent: list[int] = []
         # one high-priority alert per window: as many as a limit of a few jobs per 10 s can
         # carry at once while the storm moves on
-        sender = threading.Thread(target=_publish_high, args=(port, high, 10.5, stop, sent))
+        sender = threading.Thread(target=_publish_high,
+                                  args=(port, store.choice, high, 10.5, stop, sent))
         try:
-            lines = [json.dumps({"id": f"storm-{i}", "to": "+491701234560",
+            lines = [json.dumps({"id": f"storm-{store.choice}-{i}", "to": "+491701234560",
                                  "message": f"storm {i}"}) for i in range(count)]
             sender.start()
             started = publish_lines(port, "alertline/send", lines, workdir)
@@ -84,7 +90,7 @@ def run_storm(port: int, workdir: Path) -> StormFigures:
         finally:
             stop.set()
             watch.close()
-            daemon.stop()
+            daemons.stop(port)
         return StormFigures(
             storm_s=storm_s, storm_failed=len(watch.failed),
             refusals=len(emulator.refusals()), jobs=emulator.jobs,

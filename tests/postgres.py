@@ -138,9 +138,10 @@ def _workdir() -> Path:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[Postgres]:
-    """A new, started server that is stopped (and its files removed) on exit."""
-    server = Postgres(workdir=_workdir())
+def running_postgres(kind: type[Postgres] | None = None) -> Iterator[Postgres]:
+    """A new, started server (of ``kind``, a :class:`Postgres` by default) that is stopped (and
+    its files removed) on exit."""
+    server = (kind or Postgres)(workdir=_workdir())
     try:
         server.init()
         server.start()

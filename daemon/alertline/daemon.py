@@ -138,11 +138,15 @@ class Daemon:
         if cluster_store is not None:
             self.cluster = ClusterMember(cluster_store, engine, lease=config.cluster_lease,
                                          name=config.cluster_member, on_evicted=self._evicted,
-                                         on_outbox=self._outbox_lease)
+                                         on_outbox=self._outbox_lease, can_publish=lambda:
+                                         self.bridge is not None and self.bridge.connected)
         self.web, engine.linked_texts = web_for_config(engine, config, status=self._overview)
         engine.add_accepted_sink(accepted_sink(self.topics))
         engine.add_outbox_sink(report_sink(self.topics))
         discovery_on = bool(section.get("discovery", True))
+        # in a cluster every member watches the shared status topic: when one goes away (its
+        # will says offline) the others say online again, the service still runs
+        watched = [self.topics.status] if self.cluster is not None else []
         self.handler = InboundHandler(engine, self.topics,
                                       max_payload_bytes=int(section["max_payload_bytes"]),
                                       on_homeassistant_online=self._homeassistant_online)
@@ -150,9 +154,9 @@ class Daemon:
         self.bridge = MqttBridge(
             settings, status_topic=self.topics.status,
             subscriptions=self.topics.subscriptions(homeassistant=discovery_on)
-            + self.oncall.subscriptions,
+            + self.oncall.subscriptions + watched,
             handler=self._handle, ordered=self.handler.ordered,
-            retained_subscriptions=[self.topics.homeassistant_status],
+            retained_subscriptions=[self.topics.homeassistant_status, *watched],
             share_group=section["share_group"] if self.cluster is not None else None)
         self.publisher = OutboxPublisher(self.store, self.bridge)
         metrics = DaemonMetrics(engine, handler=self.handler, bridge=self.bridge,
@@ -161,7 +165,9 @@ class Daemon:
         if self.cluster is not None:
             metrics.sources.append(self.cluster.families)
         self.discovery = Discovery(self.bridge, self.store, config, self.topics,
-                                   node=node_id(settings.client_id), enabled=discovery_on)
+                                   node=node_id(section["share_group"] if self.cluster
+                                                else settings.client_id),
+                                   enabled=discovery_on)
         self.states = StatePublisher(self.bridge, self.topics, metrics.stats)
         engine.subscribe(self.publisher.notify)
         engine.subscribe(self.states.on_report)
@@ -257,12 +263,15 @@ class Daemon:
             return
         if self._publishing is None or self._publishing.done():
             self._publishing = asyncio.create_task(self.publisher.run())
-        self.publisher.notify()  # other members' reports may be waiting
+        # other members' reports may be waiting, also behind rows published already
+        self.publisher.rescan()
 
     def _evicted(self) -> None:
         """Another member took this one's alerts over: stop, exit with ``EXIT_EVICTED``."""
         self._exit_code = EXIT_EVICTED
         self.request_stop()
+
+
 
     async def _overview(self) -> dict[str, Any]:
         """What the web dashboard shows beside the alerts."""
@@ -301,6 +310,11 @@ class Daemon:
     async def _handle(self, message: InboundMessage) -> list[Outgoing]:
         """Heartbeat pings (and Watchdog notifications) first, then the inbound handler."""
         assert self.handler is not None
+        if self.cluster is not None and message.topic == self.topics.status:
+            if message.payload == b"offline" and self.bridge is not None and \
+                    not self._stop_requested.is_set():
+                self.bridge.set_availability(self.bridge.availability)  # we still serve
+            return []
         if self.oncall is not None:
             answers = await self.oncall.handle(message)
             if answers is not None:

@@ -10,6 +10,7 @@ import pytest
 from alertline.config.schema import cluster_client_id
 from alertline.config.sections import validate_config
 from alertline.errors import ConfigError
+from alertline.http.web.passwords import hash_password
 
 STORE_URL = "postgresql://alertline:secret@db.example.com:5432/alertline"
 
@@ -99,3 +100,11 @@ def test_a_share_group_that_cannot_be_in_a_topic_filter_is_refused(group: Any,
 
     assert caught.value.problems == [("mqtt.share_group", reason)]
     assert str(caught.value).startswith("mqtt.share_group: ")
+
+
+def test_the_web_page_in_cluster_mode_needs_one_secret_for_every_daemon() -> None:
+    web = {"users": {"ops": {"password_hash": hash_password("correct horse")}}}
+    problems = problems_of({"store": {"url": STORE_URL}, "web": web})
+    assert "every daemon must sign" in problems["web.secret"]
+    validate_config({"store": {"url": STORE_URL}, "web": {**web, "secret": "k" * 32}}, {})
+    validate_config({"web": web}, {})  # one daemon on SQLite keeps its key file

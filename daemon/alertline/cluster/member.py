@@ -9,10 +9,12 @@ polled again, escalations go on and what was in flight is settled with the provi
 whose own lease was taken over learns it when renewing (or when its next write is fenced) and
 must stop: ``on_evicted`` is called once.
 
-One member at a time holds the ``outbox`` lease and publishes the shared outbox; the others add to
-it. An ack, cancel, resolve or pushed status for an open alert that another member owns becomes a
-command in the store; the owner (or, after its lease ran out, the survivor that took the alert
-over) carries it out, and the member that received it answers with the report once it was.
+One member at a time holds the ``outbox`` lease and publishes the shared outbox (a member that
+lost the broker gives it up); the others add to it. An ack, cancel, resolve or pushed status for
+an open alert that another member owns becomes a command in the store; the owner (or, after its
+lease ran out, the survivor that took the alert over) carries it out, and the member that
+received it answers with the report once it was. Lease renewals and claims use a connection of
+their own, so a member busy with work is not taken for dead.
 """
 
 from __future__ import annotations
@@ -56,13 +58,15 @@ class ClusterMember:
 
     def __init__(self, store: ClusterStore, engine: Engine, *, lease: float,
                  name: str | None = None, on_evicted: Callable[[], None] = lambda: None,
-                 on_outbox: Callable[[bool], None] = lambda held: None) -> None:
+                 on_outbox: Callable[[bool], None] = lambda held: None,
+                 can_publish: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.engine = engine
         self.lease = lease
         self.name = member_name(name)
         self.on_evicted = on_evicted
         self.on_outbox = on_outbox
+        self.can_publish = can_publish
         self.outbox_held = False
         self.evicted = False
         self.takeovers = 0
@@ -126,7 +130,11 @@ class ClusterMember:
             await self.engine.take_over(await self.store.load_work_of(ids))
             if len(ids) < CLAIM_BATCH:
                 break
-        self._set_outbox(await self.store.hold_lease(OUTBOX_LEASE, self.name, self.lease))
+        if self.can_publish():
+            self._set_outbox(await self.store.hold_lease(OUTBOX_LEASE, self.name, self.lease))
+        elif self.outbox_held:  # no broker here: let a member that has one publish
+            await self.store.release_lease(OUTBOX_LEASE, self.name)
+            self._set_outbox(False)
         self.members = await self.store.members()
         await self.engine.policy.load()  # caps: see what the other members counted
 

@@ -194,6 +194,15 @@ def _secret_values(value: Any) -> list[str]:
     return found
 
 
+def _check_cluster_web(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
+    """Daemons sharing a store sign the web page's links with one key, so it must be given."""
+    web = raw.get("web") or {}
+    pages = web.get("users") or web.get("trusted_header") or raw["http"].get("public_url")
+    if raw["store"].get("url") and pages and web.get("enabled", True) and not web.get("secret"):
+        problems.append(("web.secret", "required with store.url (cluster mode): every daemon "
+                         "must sign the web page's links and sessions with the same secret"))
+
+
 def validate_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
     """A :class:`Config` from parsed YAML, or :class:`ConfigError` listing every problem by path."""
     problems: list[tuple[str, str]] = []
@@ -233,6 +242,7 @@ def validate_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         secrets.append(raw["alertmanager"]["token"])
     # a calendar's secret address (Nextcloud, Google) grants read access: never log it
     secrets.extend(s["ical"] for s in raw["schedules"].values() if is_url(s.get("ical") or ""))
+    _check_cluster_web(raw, problems)
     if problems:
         raise ConfigError(_first_per_path(problems, Redactor(secrets)))
     return Config(raw=raw, providers=providers, contacts=contacts, groups=groups, routes=routes,

@@ -85,6 +85,7 @@ class Recovery:
         self.policy = policy
         self.escalations = escalations
         self.tracker = tracker
+        self._batches = 0
 
     async def resume(self) -> None:
         """Load every unfinished alert (in a cluster: every one this daemon owns) into the
@@ -144,9 +145,11 @@ class Recovery:
                 _LOGGER.warning("%s could not say what it received before the restart (%s); "
                                 "asking again in %.0fs", name, self.redactor.text(str(err)),
                                 RETRY_SECONDS)
+                # one key per batch: a take-over's batch must not replace the restart's
+                self._batches += 1
                 self.scheduler.call_at(
-                    f"settle:{name}", self.clock.now() + timedelta(seconds=RETRY_SECONDS),
-                    self._later(entries))
+                    f"settle:{name}:{self._batches}",
+                    self.clock.now() + timedelta(seconds=RETRY_SECONDS), self._later(entries))
                 continue
             except ProviderError as err:
                 _LOGGER.warning("%s could not find out what it received before the restart: %s",

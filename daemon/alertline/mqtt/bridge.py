@@ -11,11 +11,8 @@ message unacknowledged. When the connection drops, unacknowledged messages are l
 broker, which redelivers them on the resumed session; a redelivery of a message still being
 handled waits for that handling instead of repeating it.
 
-With a ``share_group`` (cluster mode), the input topics are shared subscriptions
-(``$share/<group>/<topic>``): each message goes to one daemon of the group and arrives on its
-plain topic. Brokers send no retained messages on a shared subscription (MQTT 5; under 3.1.1
-some do, to every member), so the ``retained_subscriptions`` (Home Assistant's birth topic) stay
-unshared and reach every daemon.
+With a ``share_group`` the inputs are shared (``$share/<group>/<topic>``: each message to one
+daemon); ``retained_subscriptions`` stay unshared (MQTT 5 sends no retained on shared ones).
 """
 
 from __future__ import annotations
@@ -160,8 +157,11 @@ class MqttBridge:
         self._driver.start()
 
     def stop_accepting(self) -> None:
-        """Leave new inbound messages unhandled and unacknowledged (the broker keeps them)."""
+        """Leave new messages unhandled and unacked (kept; a share group's go to the others)."""
         self._accepting = False
+        shared = [f for f in self.filters if f not in self.subscriptions]
+        if shared and self._client is not None and self.connected:
+            self._client.unsubscribe(shared)
 
     async def drain(self, within: float) -> bool:
         """Wait for inbound messages being handled (and their acks); False after ``within``."""

@@ -87,6 +87,8 @@ class OutboxPublisher:
         self.window = window
         self.refused_errors = refused
         self._last_seq = 0
+        # published and not yet removed from the store: a rescan must not publish them again
+        self._handled: set[int] = set()
         self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._acked: list[int] = []
         self._deleting: asyncio.Future[None] | None = None
@@ -109,6 +111,13 @@ class OutboxPublisher:
         self._caught_up = False
         self._idle.clear()
         self._wakeup.set()
+
+    def rescan(self) -> None:
+        """Read the outbox from its start once more: daemons sharing a store commit at once,
+        so a row may become visible after rows with higher numbers were published (the
+        outbox lease's holder calls this every round)."""
+        self._last_seq = 0
+        self.notify()
 
     async def run(self) -> None:
         """Publish forever (cancel to stop); store errors are retried."""
@@ -142,7 +151,10 @@ class OutboxPublisher:
                 await self._room.wait()
             if self._failed or not self._broker.connected:
                 return  # the next round waits for the broker
-            self._last_seq = seq
+            self._last_seq = max(self._last_seq, seq)
+            if seq in self._handled:
+                continue
+            self._handled.add(seq)
             future = asyncio.ensure_future(self._broker.publish(topic, payload, retain=retain))
             self._in_flight[seq] = future
             future.add_done_callback(partial(self._acknowledged, seq))
@@ -152,6 +164,7 @@ class OutboxPublisher:
         if len(self._in_flight) < self.window:
             self._room.set()
         if future.cancelled():
+            self._handled.discard(seq)
             return  # stopping: the row stays and is published by the next run
         error = future.exception()
         if isinstance(error, self.refused_errors):
@@ -161,6 +174,7 @@ class OutboxPublisher:
             # not published: read it again once the broker is back (its successors that are
             # still in flight may then go out twice; QoS 1 is "at least once")
             _LOGGER.debug("outbox message %d not published (%s); it stays queued", seq, error)
+            self._handled.discard(seq)
             self._last_seq = min(self._last_seq, seq - 1)
             self._failed = True
             self._wakeup.clear()
@@ -181,6 +195,7 @@ class OutboxPublisher:
             except Exception as err:
                 # published but still stored: republished (a duplicate) after a restart
                 _LOGGER.error("removing %d published outbox rows failed: %s", len(seqs), err)
+            self._handled.difference_update(seqs)
 
     async def flush(self, within: float) -> bool:
         """Wait until everything in the outbox is published and removed; False after ``within``."""

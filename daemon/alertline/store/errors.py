@@ -45,7 +45,8 @@ class StoreRejectedError(StoreError):
     already): retrying cannot help, and nothing of that unit was kept."""
 
 
-class StoreFencedError(StoreError):
+class StoreFencedError(StoreUnavailableError):
     """This daemon's cluster lease ran out and another daemon took its alerts over: nothing of
-    this work was kept, and nothing more will be (the daemon must stop; a new start joins
-    the cluster afresh)."""
+    this work was kept, and nothing more will be (the daemon stops; a new start joins the
+    cluster afresh). Like any :class:`StoreUnavailableError`, what it carried is not confirmed:
+    the broker or the HTTP client sends it again, to another daemon."""

@@ -68,7 +68,7 @@ _Outcome = Results | StoreRejectedError
 class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
     """The PostgreSQL store over ``url`` (``postgresql://user:password@host:port/dbname``)."""
 
-    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 4,
+    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8,
                  connect_timeout: float = 10.0, fault_timeout: float = 5.0) -> None:
         self.url = url
         try:
@@ -86,7 +86,11 @@ class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
         self.health = StoreHealth(self.path)
         self.commits = 0
         self._pool: AsyncConnectionPool[Conn] | None = None
+        # a cluster member's lease lane: renewals and claims never queue behind the work
+        self._lease_pool: AsyncConnectionPool[Conn] | None = None
         self._pending: list[Waiting] = []
+        self._key_waiters = {}
+        self._key_lookup = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._shut = False
@@ -112,15 +116,27 @@ class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
                     self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
             ) as conn:
                 await migrate(conn, self.path)
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self.url, open=False, min_size=self.min_connections,
-                max_size=self.max_connections, kwargs={"autocommit": True},
-                configure=_configure, name="alertline-store", timeout=self.fault_timeout)
-            await pool.open(wait=True, timeout=self.connect_timeout)
+            self._pool = await self._new_pool("alertline-store", self.min_connections,
+                                              self.max_connections)
         except (psycopg.Error, OSError, NewerSchemaError, TimeoutError) as err:
             raise StoreOpenError(f"the store {self.path} cannot be opened: "
                                  f"{self._describe(err)}") from err
-        self._pool = pool
+
+    async def _new_pool(self, name: str, least: int, most: int) -> AsyncConnectionPool[Conn]:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self.url, open=False, min_size=least, max_size=most, kwargs={"autocommit": True},
+            configure=_configure, name=name, timeout=self.fault_timeout)
+        await pool.open(wait=True, timeout=self.connect_timeout)
+        return pool
+
+    async def open_lease_lane(self) -> None:
+        """A connection of its own for a cluster member's lease (see ``_read``'s ``lease``)."""
+        if self._lease_pool is None and not self._shut:
+            try:
+                self._lease_pool = await self._new_pool("alertline-lease", 1, 1)
+            except (psycopg.Error, OSError, TimeoutError) as err:
+                raise StoreUnavailableError(f"the store {self.path} cannot be reached: "
+                                            f"{self._describe(err)}") from err
 
     async def close(self) -> None:
         """Finish pending units of work and close the pool; while the database is failing, one
@@ -131,18 +147,21 @@ class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
                 await asyncio.shield(self._flusher)
         finally:
             self._shut = True
-            pool, self._pool = self._pool, None
-            if pool is not None:
-                await pool.close(timeout=self.fault_timeout)
+            pools, self._pool, self._lease_pool = (self._pool, self._lease_pool), None, None
+            for pool in pools:
+                if pool is not None:
+                    await pool.close(timeout=self.fault_timeout)
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Conn]:
-        """A pooled connection (``StoreClosedError`` once closed); one that met a fault is
-        closed, so the pool connects anew: a session on a server that became a standby, or
-        that a failover left behind, would fail the same way for ever."""
-        if self._shut or self._pool is None:
+    async def _connection(self, *, lease: bool = False) -> AsyncIterator[Conn]:
+        """A pooled connection (``StoreClosedError`` once closed), from the lease lane if
+        ``lease`` and it is open; one that met a fault is closed, so the pool connects anew: a
+        session on a server that became a standby, or that a failover left behind, would fail
+        the same way for ever."""
+        pool = (self._lease_pool if lease else None) or self._pool
+        if self._shut or pool is None:
             raise StoreClosedError(f"the store {self.path} is closed")
-        async with self._pool.connection(timeout=self.fault_timeout) as conn:
+        async with pool.connection(timeout=self.fault_timeout) as conn:
             try:
                 yield conn
             except BaseException as err:
@@ -151,13 +170,14 @@ class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
                         await conn.close()
                 raise
 
-    async def _read(self, fn: Query[T], *, wait: bool = True) -> T:
-        """Run ``fn`` on a pooled connection; on a fault retry with backoff (unless ``wait`` is
-        False or the store is closing: then :class:`StoreUnavailableError`)."""
+    async def _read(self, fn: Query[T], *, wait: bool = True, lease: bool = False) -> T:
+        """Run ``fn`` on a pooled connection (``lease``: the lease lane's); on a fault retry with
+        backoff (unless ``wait`` is False or the store is closing: then
+        :class:`StoreUnavailableError`)."""
         attempt = 0
         while True:
             try:
-                async with self._connection() as conn:
+                async with self._connection(lease=lease) as conn:
                     result = await fn(conn)
             except PoolClosed as err:
                 raise StoreClosedError(f"the store {self.path} is closed") from err

@@ -36,8 +36,13 @@ class PostgresCluster:
     member: str | None = None
     """This daemon's member name once it joined (then every write is fenced by it)."""
 
-    async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, wait: bool = True) -> T:
-        """Run ``fn`` on a pooled connection; provided by the store."""
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, wait: bool = True,
+                    lease: bool = False) -> T:
+        """Run ``fn`` on a pooled connection (``lease``: the lease lane's); by the store."""
+        raise NotImplementedError
+
+    async def open_lease_lane(self) -> None:
+        """Open the lease lane's own connection; provided by the store."""
         raise NotImplementedError
 
     async def fence(self, conn: Conn) -> None:
@@ -60,7 +65,8 @@ class PostgresCluster:
                 "(%s, %s, %s, now() + make_interval(secs => %s)) ON CONFLICT (member) DO UPDATE "
                 "SET host=excluded.host, pid=excluded.pid, started_at=now(), renewed_at=now(), "
                 "expires_at=excluded.expires_at", (member, host, pid, lease))
-        await self._read(write)
+        await self.open_lease_lane()
+        await self._read(write, lease=True)
         self.member = member
 
     async def renew(self, member: str, lease: float) -> bool:
@@ -71,7 +77,7 @@ class PostgresCluster:
                 "expires_at=now() + make_interval(secs => %s) WHERE member=%s RETURNING 1",
                 (lease, member))
             return await cur.fetchone() is not None
-        return await self._read(write, wait=False)
+        return await self._read(write, wait=False, lease=True)
 
     async def leave(self, member: str) -> None:
         """Remove ``member`` and its leases (a clean stop: survivors take over at once)."""
@@ -79,7 +85,7 @@ class PostgresCluster:
             async with conn.transaction():
                 await conn.execute("DELETE FROM leases WHERE owner=%s", (member,))
                 await conn.execute("DELETE FROM cluster_members WHERE member=%s", (member,))
-        await self._read(write, wait=False)
+        await self._read(write, wait=False, lease=True)
 
     async def members(self) -> list[Member]:
         """Every registered member, with how many open alerts each owns."""
@@ -92,7 +98,7 @@ class PostgresCluster:
             return [Member(name=str(r[0]), host=str(r[1]), pid=int(r[2]), started_at=r[3],
                            expires_in=float(r[4]), alerts=int(r[5]))
                     for r in await cur.fetchall()]
-        return await self._read(read, wait=False)
+        return await self._read(read, wait=False, lease=True)
 
     async def claim_orphans(self, member: str, limit: int = 1000) -> list[str]:
         """Remove members whose lease ran out and take up to ``limit`` open alerts that no
@@ -111,7 +117,7 @@ class PostgresCluster:
                     (member, limit))
                 rows = await cur.fetchall()
             return [str(r[0]) for r in sorted(rows, key=lambda r: (r[1], r[0]))]
-        return await self._read(write, wait=False)
+        return await self._read(write, wait=False, lease=True)
 
     async def load_work_of(self, alert_ids: Sequence[str]) -> OpenWork:
         """The open work of ``alert_ids`` (alerts just claimed), with every timer."""
@@ -138,7 +144,13 @@ class PostgresCluster:
                 "WHERE leases.owner = excluded.owner OR leases.expires_at < now() RETURNING 1",
                 (name, member, lease))
             return await cur.fetchone() is not None
-        return await self._read(write, wait=False)
+        return await self._read(write, wait=False, lease=True)
+
+    async def release_lease(self, name: str, member: str) -> None:
+        """Give the lease ``name`` up if ``member`` holds it (another member may take it)."""
+        async def write(conn: Conn) -> None:
+            await conn.execute("DELETE FROM leases WHERE name=%s AND owner=%s", (name, member))
+        await self._read(write, wait=False, lease=True)
 
     # -- commands for another member's alerts ----------------------------------------------
 

@@ -7,9 +7,11 @@ SQLite store hands out (:mod:`alertline.store.sqlite_reads`): the conformance su
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from alertline.model import Alert, AlertStatus, Delivery
@@ -25,17 +27,39 @@ Query = Callable[[Conn], Awaitable[T]]
 class PostgresReads:
     """The read methods of :class:`~alertline.store.postgres.PostgresStore`."""
 
-    async def _read(self, fn: Query[T], *, wait: bool = True) -> T:
+    async def _read(self, fn: Query[T], *, wait: bool = True, lease: bool = False) -> T:
         """Run ``fn`` on a pooled connection; provided by the store."""
         raise NotImplementedError
 
+    # concurrent look-ups waiting for the next query, and the task that makes it
+    _key_waiters: dict[str, list[asyncio.Future[str | None]]]
+    _key_lookup: asyncio.Task[None] | None
+
     async def alert_for_key(self, key: str) -> str | None:
-        """The alert id registered under idempotency ``key``."""
-        async def read(conn: Conn) -> str | None:
-            cur = await conn.execute("SELECT alert_id FROM idempotency WHERE key=%s", (key,))
-            row = await cur.fetchone()
-            return str(row[0]) if row else None
-        return await self._read(read)
+        """The alert id registered under idempotency ``key``. Every new alert asks, so the
+        look-ups of a burst share one query (one round trip to the server, not one each)."""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._key_waiters.setdefault(key, []).append(future)
+        if self._key_lookup is None or self._key_lookup.done():
+            self._key_lookup = asyncio.create_task(self._look_up_keys())
+        return await future
+
+    async def _look_up_keys(self) -> None:
+        await asyncio.sleep(0)  # let the callers of this moment join
+        while self._key_waiters:
+            waiting, self._key_waiters = self._key_waiters, {}
+            try:
+                found = await self._read(partial(_keys_read, list(waiting)))
+            except Exception as err:
+                for futures in waiting.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(err)
+                continue
+            for key, futures in waiting.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(found.get(key))
 
     async def load_alert(self, alert_id: str) -> tuple[Alert, AlertStatus,
                                                         list[StoredDelivery]] | None:
@@ -173,6 +197,13 @@ async def read_open_work(conn: Conn, *, owner: str | None = None,
         timers = [(str(r[0]), r[1], json.loads(r[2])) for r in await cur.fetchall()]
     return OpenWork(alerts=alerts, deliveries=deliveries, submissions=submissions,
                     timers=timers)
+
+
+async def _keys_read(keys: list[str], conn: Conn) -> dict[str, str]:
+    """The alert ids registered under ``keys`` (those that are)."""
+    cur = await conn.execute("SELECT key, alert_id FROM idempotency WHERE key = ANY(%s)",
+                             (keys,))
+    return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
 
 
 def _stored(row: tuple[Any, ...]) -> StoredDelivery:

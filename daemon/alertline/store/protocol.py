@@ -160,6 +160,10 @@ class ClusterStore(Protocol):
         """Take or extend the singleton lease ``name``; whether ``member`` holds it."""
         ...
 
+    async def release_lease(self, name: str, member: str) -> None:
+        """Give the singleton lease ``name`` up if ``member`` holds it."""
+        ...
+
     async def send_command(self, alert_id: str, kind: str, data: dict[str, Any]) -> int:
         """Leave a command for the alert's owner; its seq."""
         ...
