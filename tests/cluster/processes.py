@@ -389,11 +389,12 @@ class Cluster:
         }
         return config
 
-    def add(self, name: str, **sections: Any) -> Member:
-        """A member (not started yet)."""
+    def add(self, name: str, provider: dict[str, Any] | None = None, **sections: Any) -> Member:
+        """A member (not started yet); ``provider`` adds settings to the Retarus provider."""
         workdir = self.workdir / name
         workdir.mkdir(parents=True, exist_ok=True)
         member = Member(name, workdir, self.config(name, **sections))
+        member.config["providers"]["retarus"].update(provider or {})
         member.config["http"]["port"] = member.http_port
         self.members.append(member)
         return member

@@ -138,10 +138,16 @@ def _assert_nothing_lost(cluster: Cluster, reports: Reports, prefix: str, ids: l
         assert delivery.get("details", {}).get("possible_duplicate") is True, delivery
 
 
-def test_two_daemons_killed_at_three_random_moments_lose_no_alert(cluster: Cluster) -> None:
+@pytest.mark.parametrize("settle", [
+    # a survivor asks Retarus which deliveries caught in flight it has (their customerRef)
+    {},
+    # it cannot ask, so it resends them, each marked as a possible duplicate
+    {"recovery_lookup_limit": 0}], ids=["asked", "resent"])
+def test_two_daemons_killed_at_three_random_moments_lose_no_alert(
+        cluster: Cluster, settle: dict[str, Any]) -> None:
     rng = random.Random(_seed())
     for name in "ab":
-        cluster.add(name)
+        cluster.add(name, settle)
     cluster.start()
     reports = Reports(cluster.broker)
     stream = Stream(cluster.broker, _alerts("kill-", ALERTS), RATE).start()
