@@ -130,7 +130,11 @@ def _assert_nothing_lost(cluster: Cluster, reports: Reports, prefix: str, ids: l
           f"{[(k.published, k.member, len(k.in_flight)) for k in kills]}; "
           f"duplicates: {len(duplicates)}; all final {time.monotonic() - started:.1f}s after "
           f"the last publish; evicted (exit 75) and started again: {cluster.evicted}")
-    assert set(duplicates) <= in_flight, "a duplicate that was not in flight at a kill"
+    stray = sorted(set(duplicates) - in_flight)
+    assert not stray, (
+        f"{len(stray)} deliveries submitted twice that were not in flight at a kill, e.g. "
+        f"{stray[:3]}; live members that lost their lease meanwhile (exit 75): "
+        f"{cluster.evicted}")
     for delivery_id, alert_id in duplicates.items():
         report = reports.get(alert_id)
         assert report is not None
