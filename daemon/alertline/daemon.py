@@ -36,6 +36,7 @@ from alertline.mqtt.discovery import Discovery, StatePublisher, node_id
 from alertline.mqtt.embedded import EMBEDDED_HOST, EmbeddedBrokerError, start_embedded_broker
 from alertline.mqtt.inbound import InboundHandler
 from alertline.mqtt.outbox import OutboxPublisher, accepted_sink, report_sink
+from alertline.mqtt.session_drain import drain_session
 from alertline.mqtt.topics import Topics
 from alertline.oncall.http import heartbeat_routes
 from alertline.oncall.service import OnCallService
@@ -95,7 +96,6 @@ class Daemon:
         self.states: StatePublisher | None = None
         self.oncall: OnCallService | None = None
         self.cluster: ClusterMember | None = None
-        self._publishing: asyncio.Task[None] | None = None
         self._exit_code = EXIT_OK
         self._bridge_started = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,8 +138,10 @@ class Daemon:
         if cluster_store is not None:
             self.cluster = ClusterMember(cluster_store, engine, lease=config.cluster_lease,
                                          name=config.cluster_member, on_evicted=self._evicted,
-                                         on_outbox=self._outbox_lease, can_publish=lambda:
-                                         self.bridge is not None and self.bridge.connected)
+                                         can_publish=lambda: bool(self.bridge and
+                                                                  self.bridge.connected),
+                                         client_id=settings.client_id,
+                                         on_sessions_left=self._drain_sessions)
         self.web, engine.linked_texts = web_for_config(engine, config, status=self._overview)
         engine.add_accepted_sink(accepted_sink(self.topics))
         engine.add_outbox_sink(report_sink(self.topics))
@@ -159,6 +161,8 @@ class Daemon:
             retained_subscriptions=[self.topics.homeassistant_status, *watched],
             share_group=section["share_group"] if self.cluster is not None else None)
         self.publisher = OutboxPublisher(self.store, self.bridge)
+        if self.cluster is not None:  # it publishes while it holds the outbox lease
+            self.cluster.on_outbox = self.publisher.publish_while
         metrics = DaemonMetrics(engine, handler=self.handler, bridge=self.bridge,
                                 publisher=self.publisher)
         metrics.sources.append(self.oncall.families)
@@ -213,7 +217,7 @@ class Daemon:
         assert self.store is not None and self.engine is not None
         retention = float(self.config.raw["store"].get("retention", DEFAULT_RETENTION_SECONDS))
         if self.cluster is None:  # in a cluster, the outbox lease's holder publishes
-            self._publishing = asyncio.create_task(self.publisher.run())
+            self.publisher.publish_while(True)
         else:
             self.cluster.start()
         self._tasks = [asyncio.create_task(self.states.run()),
@@ -253,18 +257,12 @@ class Daemon:
                                    f"{http['port']}: {err.strerror or err} (change http.port, "
                                    "or set http.enabled: false)") from None
 
-    def _outbox_lease(self, held: bool) -> None:
-        """In a cluster: publish the shared outbox while this daemon holds its lease."""
-        assert self.publisher is not None
-        if not held:
-            if self._publishing is not None:
-                self._publishing.cancel()
-                self._publishing = None
-            return
-        if self._publishing is None or self._publishing.done():
-            self._publishing = asyncio.create_task(self.publisher.run())
-        # other members' reports may be waiting, also behind rows published already
-        self.publisher.rescan()
+    def _drain_sessions(self, client_ids: list[str]) -> None:
+        """Handle what stopped members' MQTT sessions hold (see :mod:`.mqtt.session_drain`)."""
+        assert self.bridge is not None and self.handler is not None
+        self._tasks += [asyncio.create_task(drain_session(
+            self.bridge, client_id, handler=self._handle, ordered=self.handler.ordered,
+            share_group=self.config.mqtt["share_group"])) for client_id in client_ids]
 
     def _evicted(self) -> None:
         """Another member took this one's alerts over: stop, exit with ``EXIT_EVICTED``."""
@@ -354,6 +352,7 @@ class Daemon:
     async def stop(self) -> None:
         """Stop every part that was started, finishing the work under way (bounded)."""
         if self.bridge is not None:
+            self.bridge.leave_share_group()
             self.bridge.stop_accepting()
         if self.http is not None:
             await self.http.stop()
@@ -368,14 +367,15 @@ class Daemon:
                 await asyncio.wait_for(self.engine.drain(), drain)
             except TimeoutError:
                 _LOGGER.warning("provider requests still in flight; they resume on restart")
-        publishing = self._publishing is not None and not self._publishing.done()
         if self.publisher is not None and self.bridge is not None and self.bridge.connected \
-                and publishing and not await self.publisher.flush(min(FLUSH_SECONDS, drain)):
+                and self.publisher.publishing \
+                and not await self.publisher.flush(min(FLUSH_SECONDS, drain)):
             _LOGGER.warning("reports not yet published stay in the outbox for the next start")
-        tasks = [*self._tasks, *([self._publishing] if self._publishing else [])]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.publisher is not None:
+            await self.publisher.halt()
         if self.cluster is not None and self._engine_started:
             await self.cluster.stop()  # survivors take this one's open alerts at once
         if self.bridge is not None:

@@ -5,7 +5,9 @@ Daemons sharing a PostgreSQL store (``store.url``) are *members*. Each renews it
 third of ``cluster.lease``; a member that stops renewing (killed, cut off, paused) is removed by the
 first survivor that notices once its lease ran out, and its open alerts become that survivor's
 (:meth:`ClusterStore.claim_orphans`): their work resumes as after a restart, so open deliveries are
-polled again, escalations go on and what was in flight is settled with the provider. A member
+polled again, escalations go on and what was in flight is settled with the provider. The broker
+keeps handing a dead member's persistent session its share of the input, so the survivor is
+also told its MQTT client id (``on_sessions_left``) to drain that session. A member
 whose own lease was taken over learns it when renewing (or when its next write is fenced) and
 must stop: ``on_evicted`` is called once.
 
@@ -42,7 +44,7 @@ if TYPE_CHECKING:  # handed the engine by its host (the daemon)
 _LOGGER = logging.getLogger(__name__)
 
 OUTBOX_LEASE = "outbox"
-CLAIM_BATCH = 500
+CLAIM_BATCH = 100  # alerts resumed between two renewals: the loop must not block for a lease
 COMMAND_POLL_SECONDS = 0.25
 
 
@@ -59,7 +61,8 @@ class ClusterMember:
     def __init__(self, store: ClusterStore, engine: Engine, *, lease: float,
                  name: str | None = None, on_evicted: Callable[[], None] = lambda: None,
                  on_outbox: Callable[[bool], None] = lambda held: None,
-                 can_publish: Callable[[], bool] = lambda: True) -> None:
+                 can_publish: Callable[[], bool] = lambda: True, client_id: str | None = None,
+                 on_sessions_left: Callable[[list[str]], None] = lambda ids: None) -> None:
         self.store = store
         self.engine = engine
         self.lease = lease
@@ -67,6 +70,8 @@ class ClusterMember:
         self.on_evicted = on_evicted
         self.on_outbox = on_outbox
         self.can_publish = can_publish
+        self.client_id = client_id
+        self.on_sessions_left = on_sessions_left
         self.outbox_held = False
         self.evicted = False
         self.takeovers = 0
@@ -80,7 +85,8 @@ class ClusterMember:
     async def join(self) -> None:
         """Register in the store (before the engine resumes: it then loads only the alerts
         this member owns) and hook into the engine."""
-        await self.store.join(self.name, socket.gethostname(), os.getpid(), self.lease)
+        await self.store.join(self.name, socket.gethostname(), os.getpid(), self.lease,
+                              self.client_id)
         self.engine.forward = self.forward
         self.engine.policy.reserve_sends = self.store.reserve
         _LOGGER.info("joined the cluster as %s (lease %.0fs)", self.name, self.lease)
@@ -122,6 +128,10 @@ class ClusterMember:
             self._evict()
             return
         self.store_reachable = True
+        sessions = [c for c in await self.store.remove_expired(self.name)
+                    if c is not None and c != self.client_id]
+        if sessions:  # what the broker queued for them: drained by this member
+            self.on_sessions_left(sessions)
         while ids := await self.store.claim_orphans(self.name, CLAIM_BATCH):
             _LOGGER.warning("taking over %d open alerts from a cluster member that stopped",
                             len(ids))
@@ -130,6 +140,9 @@ class ClusterMember:
             await self.engine.take_over(await self.store.load_work_of(ids))
             if len(ids) < CLAIM_BATCH:
                 break
+            if not await self.store.renew(self.name, self.lease):  # a long take-over
+                self._evict()
+                return
         if self.can_publish():
             self._set_outbox(await self.store.hold_lease(OUTBOX_LEASE, self.name, self.lease))
         elif self.outbox_held:  # no broker here: let a member that has one publish

@@ -1,18 +1,16 @@
 """The paho-mqtt bridge: one persistent session, manual acks in arrival order, PUBACK futures.
 
 paho runs on the asyncio loop (:mod:`alertline.mqtt.driver` reads and writes its socket there),
-so its callbacks and all the state here live on the loop, with no thread or lock. An inbound
-QoS 1 message is acknowledged only once its handler has finished (for an alert: once it is
-committed to the store), and acknowledgements leave in the order the messages arrived, as MQTT
-requires (:mod:`alertline.mqtt.acks`). While the store cannot be written, handlers wait for it,
-so nothing is acknowledged and the broker's flow control (its in-flight window) stops sending
-more; a handler that ends with :class:`~alertline.store.health.StoreUnavailableError` leaves its
-message unacknowledged. When the connection drops, unacknowledged messages are left to the
-broker, which redelivers them on the resumed session; a redelivery of a message still being
-handled waits for that handling instead of repeating it.
+so its callbacks and all the state here live on the loop, with no thread or lock. An inbound QoS 1
+message is acknowledged only once its handler has finished (for an alert: once it is committed),
+and acks leave in the order the messages arrived, as MQTT requires (:mod:`alertline.mqtt.acks`).
+While the store cannot be written, handlers wait for it, so nothing is acknowledged and the
+broker's flow control stops sending more; a handler that ends with
+:class:`~alertline.store.health.StoreUnavailableError` leaves its message unacknowledged. When the
+connection drops, unacknowledged messages are left to the broker, which redelivers them on the
+resumed session; a redelivery of a message still being handled waits for that handling.
 
-With a ``share_group`` the inputs are shared (``$share/<group>/<topic>``: each message to one
-daemon); ``retained_subscriptions`` stay unshared (MQTT 5 sends no retained on shared ones).
+A ``share_group`` shares the inputs (``$share/<group>/<topic>``), not ``retained_subscriptions``.
 """
 
 from __future__ import annotations
@@ -156,12 +154,15 @@ class MqttBridge:
         self._driver = LoopDriver(client, on_attempt_failed=self._refused)
         self._driver.start()
 
-    def stop_accepting(self) -> None:
-        """Leave new messages unhandled and unacked (kept; a share group's go to the others)."""
-        self._accepting = False
-        shared = [f for f in self.filters if f not in self.subscriptions]
-        if shared and self._client is not None and self.connected:
+    def leave_share_group(self) -> None:
+        """Unsubscribe the shared inputs: the broker sends new ones to the other members."""
+        if (shared := [f for f in self.filters if f not in self.subscriptions]) and \
+                self._client is not None and self.connected:
             self._client.unsubscribe(shared)
+
+    def stop_accepting(self) -> None:
+        """Leave new inbound messages unhandled and unacknowledged (the broker keeps them)."""
+        self._accepting = False
 
     async def drain(self, within: float) -> bool:
         """Wait for inbound messages being handled (and their acks); False after ``within``."""

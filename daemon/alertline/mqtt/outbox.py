@@ -89,6 +89,7 @@ class OutboxPublisher:
         self._last_seq = 0
         # published and not yet removed from the store: a rescan must not publish them again
         self._handled: set[int] = set()
+        self._running: asyncio.Future[None] | None = None
         self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._acked: list[int] = []
         self._deleting: asyncio.Future[None] | None = None
@@ -111,6 +112,30 @@ class OutboxPublisher:
         self._caught_up = False
         self._idle.clear()
         self._wakeup.set()
+
+    @property
+    def publishing(self) -> bool:
+        """Whether :meth:`publish_while` has it publishing."""
+        return self._running is not None and not self._running.done()
+
+    def publish_while(self, active: bool) -> None:
+        """Publish (in a task of its own) while ``active``; in a cluster, while this daemon
+        holds the outbox lease (each call rereads the outbox: see :meth:`rescan`)."""
+        if not active:
+            if self._running is not None:
+                self._running.cancel()
+            self._running = None
+            return
+        if not self.publishing:
+            self._running = asyncio.ensure_future(self.run())
+        self.rescan()
+
+    async def halt(self) -> None:
+        """Stop what :meth:`publish_while` started."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
 
     def rescan(self) -> None:
         """Read the outbox from its start once more: daemons sharing a store commit at once,

@@ -35,6 +35,10 @@ class PostgresCluster:
 
     member: str | None = None
     """This daemon's member name once it joined (then every write is fenced by it)."""
+    lease: float = 0.0
+    """Its lease, in seconds: a transaction of its left idle longer than that is ended by the
+    server, so a member frozen mid-transaction cannot hold its row's lock (and with it its
+    alerts) beyond its lease."""
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]], *, wait: bool = True,
                     lease: bool = False) -> T:
@@ -49,6 +53,8 @@ class PostgresCluster:
         """Inside a write transaction: refuse it if this member's lease was taken over."""
         if self.member is None:
             return
+        await conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                           (str(max(1000, int(self.lease * 1000))),))
         cur = await conn.execute("SELECT 1 FROM cluster_members WHERE member=%s FOR KEY SHARE",
                                  (self.member,))
         if await cur.fetchone() is None:
@@ -57,17 +63,20 @@ class PostgresCluster:
 
     # -- membership ------------------------------------------------------------------------
 
-    async def join(self, member: str, host: str, pid: int, lease: float) -> None:
-        """Register ``member`` with a lease of ``lease`` seconds; its writes are fenced from now."""
+    async def join(self, member: str, host: str, pid: int, lease: float,
+                   client_id: str | None = None) -> None:
+        """Register ``member`` (its MQTT session: ``client_id``) with a lease of ``lease``
+        seconds; its writes are fenced from now."""
         async def write(conn: Conn) -> None:
             await conn.execute(
-                "INSERT INTO cluster_members(member, host, pid, expires_at) VALUES "
-                "(%s, %s, %s, now() + make_interval(secs => %s)) ON CONFLICT (member) DO UPDATE "
-                "SET host=excluded.host, pid=excluded.pid, started_at=now(), renewed_at=now(), "
-                "expires_at=excluded.expires_at", (member, host, pid, lease))
+                "INSERT INTO cluster_members(member, host, pid, client_id, expires_at) VALUES "
+                "(%s, %s, %s, %s, now() + make_interval(secs => %s)) ON CONFLICT (member) DO "
+                "UPDATE SET host=excluded.host, pid=excluded.pid, client_id=excluded.client_id, "
+                "started_at=now(), renewed_at=now(), expires_at=excluded.expires_at",
+                (member, host, pid, client_id, lease))
         await self.open_lease_lane()
         await self._read(write, lease=True)
-        self.member = member
+        self.member, self.lease = member, lease
 
     async def renew(self, member: str, lease: float) -> bool:
         """Extend ``member``'s lease; False if it is gone (a survivor took its alerts over)."""
@@ -100,15 +109,22 @@ class PostgresCluster:
                     for r in await cur.fetchall()]
         return await self._read(read, wait=False, lease=True)
 
+    async def remove_expired(self, member: str) -> list[str | None]:
+        """Remove the members (other than ``member``) whose lease ran out; their MQTT client
+        ids, for the survivor to drain what their sessions hold."""
+        async def write(conn: Conn) -> list[str | None]:
+            cur = await conn.execute(
+                "DELETE FROM cluster_members WHERE member IN (SELECT member FROM "
+                "cluster_members WHERE expires_at < now() AND member <> %s "
+                "FOR UPDATE SKIP LOCKED) RETURNING client_id", (member,))
+            return [r[0] for r in await cur.fetchall()]
+        return await self._read(write, wait=False, lease=True)
+
     async def claim_orphans(self, member: str, limit: int = 1000) -> list[str]:
-        """Remove members whose lease ran out and take up to ``limit`` open alerts that no
-        live member owns; the ids taken, oldest first."""
+        """Take up to ``limit`` open alerts that no live member owns; the ids taken, oldest
+        first."""
         async def write(conn: Conn) -> list[str]:
             async with conn.transaction():
-                await conn.execute(
-                    "DELETE FROM cluster_members WHERE member IN (SELECT member FROM "
-                    "cluster_members WHERE expires_at < now() AND member <> %s "
-                    "FOR UPDATE SKIP LOCKED)", (member,))
                 cur = await conn.execute(
                     "UPDATE alerts SET owner=%s WHERE id IN (SELECT a.id FROM alerts a "
                     "WHERE NOT a.final AND (a.owner IS NULL OR NOT EXISTS (SELECT 1 FROM "

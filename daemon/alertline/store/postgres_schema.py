@@ -109,6 +109,7 @@ MIGRATIONS: list[str] = [
         member TEXT PRIMARY KEY,
         host TEXT NOT NULL,
         pid INTEGER NOT NULL,
+        client_id TEXT,
         started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         renewed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         expires_at TIMESTAMPTZ NOT NULL

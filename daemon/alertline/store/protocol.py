@@ -127,9 +127,11 @@ class ClusterStore(Protocol):
 
     member: str | None
 
-    async def join(self, member: str, host: str, pid: int, lease: float) -> None:
-        """Register ``member`` with a lease of ``lease`` seconds; its writes are fenced from
-        now (:class:`~alertline.store.errors.StoreFencedError` once taken over)."""
+    async def join(self, member: str, host: str, pid: int, lease: float,
+                   client_id: str | None = None) -> None:
+        """Register ``member`` (and its MQTT client id) with a lease of ``lease`` seconds; its
+        writes are fenced from now (:class:`~alertline.store.errors.StoreFencedError` once
+        taken over)."""
         ...
 
     async def renew(self, member: str, lease: float) -> bool:
@@ -144,8 +146,12 @@ class ClusterStore(Protocol):
         """Every registered member."""
         ...
 
+    async def remove_expired(self, member: str) -> list[str | None]:
+        """Remove the other members whose lease ran out; their MQTT client ids."""
+        ...
+
     async def claim_orphans(self, member: str, limit: int = 1000) -> list[str]:
-        """Remove expired members; take open alerts no live member owns; the ids taken."""
+        """Take open alerts no live member owns; the ids taken."""
         ...
 
     async def load_work_of(self, alert_ids: Sequence[str]) -> OpenWork:
