@@ -257,12 +257,12 @@ class Daemon:
                                    f"{http['port']}: {err.strerror or err} (change http.port, "
                                    "or set http.enabled: false)") from None
 
-    def _drain_sessions(self, client_ids: list[str]) -> None:
+    async def _drain_sessions(self, client_ids: list[str]) -> None:
         """Handle what stopped members' MQTT sessions hold (see :mod:`.mqtt.session_drain`)."""
         assert self.bridge is not None and self.handler is not None
-        self._tasks += [asyncio.create_task(drain_session(
+        await asyncio.gather(*(drain_session(
             self.bridge, client_id, handler=self._handle, ordered=self.handler.ordered,
-            share_group=self.config.mqtt["share_group"])) for client_id in client_ids]
+            share_group=self.config.mqtt["share_group"]) for client_id in client_ids))
 
     def _evicted(self) -> None:
         """Another member took this one's alerts over: stop, exit with ``EXIT_EVICTED``."""

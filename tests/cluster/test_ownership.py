@@ -102,8 +102,8 @@ async def test_a_new_alert_is_owned_by_the_member_that_accepted_it(cluster: Clus
     a, b = await cluster.node("a"), await cluster.node("b")
     await accept(a, "al-1")
     await accept(b, "al-2")
-    assert await a.store.owner_of("al-1") == ("a", False)
-    assert await a.store.owner_of("al-2") == ("b", False)
+    assert await a.store.owner_of("al-1") == ("a", False, True)
+    assert await a.store.owner_of("al-2") == ("b", False, True)
     await a.member.tick()
     assert {m.name: m.alerts for m in a.member.members} == {"a": 1, "b": 1}
     assert a.engine.record("al-2") is None and b.engine.record("al-1") is None
@@ -121,7 +121,7 @@ async def test_a_survivor_takes_over_after_the_lease_and_the_silent_member_is_fe
         await b.member.tick()  # only b renews: a's lease runs out
         return b.engine.record("al-1") is not None
     await until(taken, "b takes al-1 over")
-    assert await b.store.owner_of("al-1") == ("b", False)
+    assert await b.store.owner_of("al-1") == ("b", False, True)
     assert [m.name for m in b.member.members] == ["b"]
     # a's delivery was in doubt; the scripted provider cannot tell, resending is harmless: sent
     # again by b, and marked in its report

@@ -27,7 +27,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from alertline.errors import NotFoundError
@@ -62,7 +62,7 @@ class ClusterMember:
                  name: str | None = None, on_evicted: Callable[[], None] = lambda: None,
                  on_outbox: Callable[[bool], None] = lambda held: None,
                  can_publish: Callable[[], bool] = lambda: True, client_id: str | None = None,
-                 on_sessions_left: Callable[[list[str]], None] = lambda ids: None) -> None:
+                 on_sessions_left: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.engine = engine
         self.lease = lease
@@ -130,14 +130,22 @@ class ClusterMember:
         self.store_reachable = True
         sessions = [c for c in await self.store.remove_expired(self.name)
                     if c is not None and c != self.client_id]
-        if sessions:  # what the broker queued for them: drained by this member
-            self.on_sessions_left(sessions)
+        if sessions and self.on_sessions_left is not None:
+            # first what the broker queued for them (acks among it): handled, or left as
+            # commands that the take-over below carries out before any timer runs
+            await self.on_sessions_left(sessions)
         while ids := await self.store.claim_orphans(self.name, CLAIM_BATCH):
             _LOGGER.warning("taking over %d open alerts from a cluster member that stopped",
                             len(ids))
             self.takeovers += 1
             self.alerts_taken += len(ids)
-            await self.engine.take_over(await self.store.load_work_of(ids))
+            claimed = set(ids)
+            ends = [c for c in await self.store.commands_for(self.name, limit=10_000)
+                    if c.alert_id in claimed and c.kind in ("ack", "cancel", "resolve")]
+            await self.engine.take_over(await self.store.load_work_of(ids),
+                                        [(c.alert_id, c.kind, c.data) for c in ends])
+            if ends:
+                await self.store.commands_done([c.seq for c in ends])
             if len(ids) < CLAIM_BATCH:
                 break
             if not await self.store.renew(self.name, self.lease):  # a long take-over
@@ -176,9 +184,12 @@ class ClusterMember:
         found = await self.store.owner_of(alert_id)
         if found is None:
             raise NotFoundError(f"unknown alert {alert_id!r}")
-        if found[1]:
+        _, final, alive = found
+        if final:
             return None
         seq = await self.store.send_command(alert_id, kind, dict(data))
+        if not alive:  # carried out first thing by whoever takes the alert over
+            return await self.engine.report(alert_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2 * self.lease + 5
         while loop.time() < deadline:  # the owner is another process: ask the store

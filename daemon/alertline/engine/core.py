@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from alertline.clock import Clock, SystemClock
 from alertline.config.sections import Config
@@ -219,9 +220,7 @@ class Engine:
             return forwarded
         record = await self.ledger.load(alert_id)
         if record.status.acknowledged is None:
-            now = self.clock.now()
-            self._end(record, EndAlert("ack", now, f"{via}:{by or ''}",
-                                       Acknowledgement(by=by, via=via, at=now)), "acknowledged")
+            self._end(record, self._ack_fact(by, via), "acknowledged")
         return await self._commit_and_emit(record)
 
     async def cancel(self, alert_id: str, *, by: str | None = None) -> Report:
@@ -259,11 +258,34 @@ class Engine:
 
     # -- a cluster -------------------------------------------------------------------------
 
-    async def take_over(self, work: OpenWork) -> None:
+    async def take_over(self, work: OpenWork, ends: Sequence[tuple[str, str, dict[str, Any]]] = (),
+                        ) -> None:
         """Resume alerts this engine just claimed from a cluster member that stopped
         (``ClusterStore.load_work_of``): requeue what was not sent, settle what was in
-        flight, restart their timers and polls."""
-        await self._recovery.take_over(work, only=set(work.alerts))
+        flight, restart their timers and polls. ``ends`` (``alert_id, kind, data``: acks,
+        cancels, resolves sent meanwhile) are recorded first, so a step that fell due while
+        nobody owned the alert does not go out after its ack."""
+        def prelude() -> set[str]:
+            ended = set()
+            for alert_id, kind, data in ends:
+                record = self.ledger.record(alert_id)
+                by = _text(data.get("by"))
+                if record is None:
+                    continue
+                if kind == "ack" and record.status.acknowledged is None:
+                    self._end(record, self._ack_fact(by, str(data.get("via") or "api")),
+                              "acknowledged")
+                elif kind == "cancel":
+                    self._end(record, EndAlert("cancel", self.clock.now(), by), "cancelled")
+                elif kind == "resolve":
+                    self._end(record, EndAlert("resolve", self.clock.now(), by), "resolved")
+                ended.add(alert_id)
+            return ended
+        await self._recovery.take_over(work, only=set(work.alerts), prelude=prelude)
+
+    def _ack_fact(self, by: str | None, via: str) -> EndAlert:
+        now = self.clock.now()
+        return EndAlert("ack", now, f"{via}:{by or ''}", Acknowledgement(by=by, via=via, at=now))
 
     # -- escalation ------------------------------------------------------------------------
 
@@ -336,6 +358,10 @@ def cancel_queued(record: AlertRecord, reason: str, now: datetime) -> list[Decis
     return [Advance(d.id, DeliveryState.CANCELLED, now, {"reason": reason})
             for d in record.deliveries.values()
             if d.state is DeliveryState.PENDING and record.phase(d.id) is Phase.QUEUED]
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _matches(delivery: Delivery, update: StatusUpdate) -> bool:

@@ -93,9 +93,12 @@ class Recovery:
         await self.policy.load()
         await self.take_over(await self.ledger.store.load_open_work())
 
-    async def take_over(self, work: OpenWork, *, only: set[str] | None = None) -> None:
+    async def take_over(self, work: OpenWork, *, only: set[str] | None = None,
+                        prelude: Callable[[], set[str]] = set) -> None:
         """Restart the work of ``work``'s alerts: at start, or (``only`` naming them) alerts
-        claimed from a cluster member that stopped; other alerts' timers stay untouched."""
+        claimed from a cluster member that stopped; other alerts' timers stay untouched.
+        ``prelude`` runs once the alerts are loaded, before any timer or send can run (what was
+        decided for them meanwhile, e.g. an ack); it returns the alerts it changed."""
         ledger = self.ledger
         by_alert: dict[str, list[StoredDelivery]] = defaultdict(list)
         for item in work.deliveries:
@@ -108,8 +111,9 @@ class Recovery:
             if requeue:
                 ledger.apply(record, [Queue(tuple(d.id for d in requeue))])
             in_doubt += [(record, d) for d in doubtful]
+        ended = prelude()
         ledger.apply(None, self.escalations.resume(work.timers, ledger.record, only=only))
-        changed = await self._settle(in_doubt)
+        changed = await self._settle(in_doubt) | ended
         await ledger.save(set(work.alerts) - changed, publish=False)
         await ledger.save(changed)
         self.tracker.resume(work.submissions)

@@ -179,7 +179,10 @@ class Tracker:
                 alert_id = item.delivery_id.rsplit("-", 1)[0]
                 if self._open_delivery(alert_id, item.delivery_id) is not None:
                     tracked.members[item.delivery_id] = alert_id
-            if tracked.members:
+            existing = self._tracked.get(sub_id)
+            if existing is not None:  # a take-over in batches: more of a job already tracked
+                existing.members.update(tracked.members)
+            elif tracked.members:
                 self._tracked[sub_id] = tracked
                 self.scheduler.call_at(f"poll:{sub_id}", now,
                                        functools.partial(self._poll, tracked))

@@ -110,14 +110,19 @@ class PostgresCluster:
         return await self._read(read, wait=False, lease=True)
 
     async def remove_expired(self, member: str) -> list[str | None]:
-        """Remove the members (other than ``member``) whose lease ran out; their MQTT client
-        ids, for the survivor to drain what their sessions hold."""
+        """Remove the members (other than ``member``) whose lease ran out; the MQTT client ids
+        of theirs that no live member uses, for the survivor to drain what those sessions
+        hold."""
         async def write(conn: Conn) -> list[str | None]:
             cur = await conn.execute(
                 "DELETE FROM cluster_members WHERE member IN (SELECT member FROM "
                 "cluster_members WHERE expires_at < now() AND member <> %s "
                 "FOR UPDATE SKIP LOCKED) RETURNING client_id", (member,))
-            return [r[0] for r in await cur.fetchall()]
+            gone = [r[0] for r in await cur.fetchall()]
+            # a member started again under the same client id has the session back already
+            cur = await conn.execute("SELECT client_id FROM cluster_members")
+            live = {r[0] for r in await cur.fetchall()}
+            return [client_id for client_id in gone if client_id not in live]
         return await self._read(write, wait=False, lease=True)
 
     async def claim_orphans(self, member: str, limit: int = 1000) -> list[str]:
@@ -139,12 +144,16 @@ class PostgresCluster:
         """The open work of ``alert_ids`` (alerts just claimed), with every timer."""
         return await self._read(lambda conn: read_open_work(conn, alert_ids=list(alert_ids)))
 
-    async def owner_of(self, alert_id: str) -> tuple[str | None, bool] | None:
-        """``(owner, final)`` of an alert, None if it is unknown."""
-        async def read(conn: Conn) -> tuple[str | None, bool] | None:
-            cur = await conn.execute("SELECT owner, final FROM alerts WHERE id=%s", (alert_id,))
+    async def owner_of(self, alert_id: str) -> tuple[str | None, bool, bool] | None:
+        """``(owner, final, alive)`` of an alert (``alive``: its owner is a member whose lease
+        runs), None if it is unknown."""
+        async def read(conn: Conn) -> tuple[str | None, bool, bool] | None:
+            cur = await conn.execute(
+                "SELECT a.owner, a.final, EXISTS (SELECT 1 FROM cluster_members m WHERE "
+                "m.member = a.owner AND m.expires_at > now()) FROM alerts a WHERE a.id=%s",
+                (alert_id,))
             row = await cur.fetchone()
-            return (row[0], bool(row[1])) if row else None
+            return (row[0], bool(row[1]), bool(row[2])) if row else None
         return await self._read(read)
 
     # -- singleton leases ------------------------------------------------------------------

@@ -158,8 +158,8 @@ class ClusterStore(Protocol):
         """The open work of ``alert_ids``, with every timer."""
         ...
 
-    async def owner_of(self, alert_id: str) -> tuple[str | None, bool] | None:
-        """``(owner, final)`` of an alert, None if unknown."""
+    async def owner_of(self, alert_id: str) -> tuple[str | None, bool, bool] | None:
+        """``(owner, final, alive)`` of an alert, None if unknown."""
         ...
 
     async def hold_lease(self, name: str, member: str, lease: float) -> bool:
