@@ -56,11 +56,12 @@ class Cluster:
         self.config = make_config(providers={"sim": {"type": "simulator"}}, **(config or {}))
         self.nodes: list[Node] = []
 
-    async def node(self, name: str, **provider: Any) -> Node:
+    async def node(self, name: str, *, max_in_flight: int = 4, **provider: Any) -> Node:
         scheduler = ManualScheduler(self.clock)
         scripted = ScriptedProvider("sim", self.clock, **provider)
         engine = Engine(self.config, PostgresStore(self.url), clock=self.clock,
-                        scheduler=scheduler, providers={"sim": scripted})
+                        scheduler=scheduler, providers={"sim": scripted},
+                        max_in_flight=max_in_flight)
         evicted: list[bool] = []
         member = ClusterMember(engine.store, engine, lease=LEASE,  # type: ignore[arg-type]
                                name=name, on_evicted=lambda: evicted.append(True))
@@ -184,3 +185,31 @@ async def test_one_member_at_a_time_holds_the_outbox(cluster: Cluster) -> None:
     health = b.member.health()
     assert health["leases"]["outbox"] is True and health["store"] == "reachable"
     assert [m["member"] for m in health["members"]] == ["b"]
+
+
+async def test_a_job_whose_alerts_are_taken_over_in_two_batches_is_polled_for_all(
+        cluster: Cluster) -> None:
+    a = await cluster.node("a", gated=True, max_in_flight=1)
+    b = await cluster.node("b")
+    await accept(a, "al-0")
+    await a.provider.entered.wait()  # the one request slot is taken: the next two wait
+    await accept(a, "al-1")
+    await accept(a, "al-2")
+    a.provider.gate.set()
+    await a.engine.drain()
+    assert [[i.alert_id for i in batch.items] for batch in a.provider.batches] == [
+        ["al-0"], ["al-1", "al-2"]]  # one provider job for al-1 and al-2
+    assert await a.store.renew("a", 0.001)  # a's lease runs out now
+
+    async def removed() -> bool:
+        await b.store.remove_expired("b")
+        return all(m.name != "a" for m in await b.store.members())
+    await until(removed, "a's lease ran out and a was removed")
+    for alert_id in ("al-0", "al-1", "al-2"):  # one at a time, like claim batches
+        assert await b.store.claim_orphans("b", 1) == [alert_id]
+        await b.engine.take_over(await b.store.load_work_of([alert_id]))
+    await b.scheduler.advance(5)  # the job's poll: the scripted provider delivers every item
+    for alert_id in ("al-0", "al-1", "al-2"):
+        report = await b.engine.report(alert_id)
+        assert [d.state for d in report.deliveries] == [DeliveryState.DELIVERED], alert_id
+
