@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # handed the engine by its host (the daemon)
 _LOGGER = logging.getLogger(__name__)
 
 OUTBOX_LEASE = "outbox"
-CLAIM_BATCH = 100  # alerts resumed between two renewals: the loop must not block for a lease
+CLAIM_BATCH = 100  # alerts resumed at once: the event loop must not block for long
 COMMAND_POLL_SECONDS = 0.25
 
 
@@ -94,6 +94,7 @@ class ClusterMember:
     def start(self) -> None:
         """Start renewing, claiming and carrying out commands."""
         self._tasks = [asyncio.create_task(self._keep_lease()),
+                       asyncio.create_task(self._keep_taking_over()),
                        asyncio.create_task(self._carry_out_commands())]
 
     async def stop(self) -> None:
@@ -109,32 +110,54 @@ class ClusterMember:
     # -- the lease -------------------------------------------------------------------------
 
     async def _keep_lease(self) -> None:
-        period = self.lease / 3
-        while True:
+        """Renew (and hold the outbox) every third of a lease, whatever else runs: a long
+        take-over or a session drain must not let this member's own lease run out."""
+        await self._every_third(self.renew)
+
+    async def _keep_taking_over(self) -> None:
+        await self._every_third(self.take_over_orphans)
+
+    async def _every_third(self, step: Callable[[], Awaitable[None]]) -> None:
+        while not self.evicted:
             try:
-                await self.tick()
+                await step()
             except StoreFencedError:
                 self._evict()
             except StoreError as err:
                 self.store_reachable = False
-                _LOGGER.warning("cluster lease not renewed (%s); retrying", err)
-            if self.evicted:
-                return
-            await asyncio.sleep(period)
+                _LOGGER.warning("cluster lease or take-over not done now (%s); retrying", err)
+            await asyncio.sleep(self.lease / 3)
 
     async def tick(self) -> None:
-        """Renew the lease, take over alerts no live member owns, hold the outbox if free."""
+        """One round of both loops: renew, take over what no live member owns."""
+        await self.renew()
+        if not self.evicted:
+            await self.take_over_orphans()
+            self.members = await self.store.members()
+
+    async def renew(self) -> None:
+        """Renew the lease; hold the outbox lease if free (give it up without a broker)."""
         if not await self.store.renew(self.name, self.lease):
             self._evict()
             return
         self.store_reachable = True
+        if self.can_publish():
+            self._set_outbox(await self.store.hold_lease(OUTBOX_LEASE, self.name, self.lease))
+        elif self.outbox_held:  # no broker here: let a member that has one publish
+            await self.store.release_lease(OUTBOX_LEASE, self.name)
+            self._set_outbox(False)
+        self.members = await self.store.members()
+
+    async def take_over_orphans(self) -> None:
+        """Remove members whose lease ran out, drain their sessions, resume their alerts."""
         sessions = [c for c in await self.store.remove_expired(self.name)
                     if c is not None and c != self.client_id]
         if sessions and self.on_sessions_left is not None:
             # first what the broker queued for them (acks among it): handled, or left as
             # commands that the take-over below carries out before any timer runs
             await self.on_sessions_left(sessions)
-        while ids := await self.store.claim_orphans(self.name, CLAIM_BATCH):
+        while not self.evicted and \
+                (ids := await self.store.claim_orphans(self.name, CLAIM_BATCH)):
             _LOGGER.warning("taking over %d open alerts from a cluster member that stopped",
                             len(ids))
             self.takeovers += 1
@@ -148,15 +171,6 @@ class ClusterMember:
                 await self.store.commands_done([c.seq for c in ends])
             if len(ids) < CLAIM_BATCH:
                 break
-            if not await self.store.renew(self.name, self.lease):  # a long take-over
-                self._evict()
-                return
-        if self.can_publish():
-            self._set_outbox(await self.store.hold_lease(OUTBOX_LEASE, self.name, self.lease))
-        elif self.outbox_held:  # no broker here: let a member that has one publish
-            await self.store.release_lease(OUTBOX_LEASE, self.name)
-            self._set_outbox(False)
-        self.members = await self.store.members()
         await self.engine.policy.load()  # caps: see what the other members counted
 
     def _evict(self) -> None:

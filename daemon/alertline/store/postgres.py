@@ -133,7 +133,7 @@ class PostgresStore(GroupCommit, PostgresReads, PostgresCluster):
         """A connection of its own for a cluster member's lease (see ``_read``'s ``lease``)."""
         if self._lease_pool is None and not self._shut:
             try:
-                self._lease_pool = await self._new_pool("alertline-lease", 1, 1)
+                self._lease_pool = await self._new_pool("alertline-lease", 1, 2)
             except (psycopg.Error, OSError, TimeoutError) as err:
                 raise StoreUnavailableError(f"the store {self.path} cannot be reached: "
                                             f"{self._describe(err)}") from err

@@ -12,7 +12,9 @@ Fencing: once a member has joined, every transaction it writes first takes a ``K
 its own member row. A survivor removing that row waits for those transactions, and a member whose
 row is gone cannot write at all (:class:`~alertline.store.errors.StoreFencedError`): a daemon that
 was paused past its lease cannot mark a delivery in flight, so cannot send it, after its alerts
-were taken over.
+were taken over. A member frozen in the middle of a transaction would hold that lock for as long
+as it stays frozen; its sessions carry its name (``application_name``), so the survivor ends them
+(``pg_terminate_backend``, allowed between sessions of one role) once its lease has run out.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from alertline.store.postgres_reads import read_open_work
 from alertline.store.stored import Command, Member, OpenWork, Reservation
 
 T = TypeVar("T")
+
+
+def _session_name(member: str) -> str:
+    """The ``application_name`` of a member's database sessions (at most 63 bytes)."""
+    return f"alertline:{member}"[:63]
 
 
 class PostgresCluster:
@@ -53,8 +60,11 @@ class PostgresCluster:
         """Inside a write transaction: refuse it if this member's lease was taken over."""
         if self.member is None:
             return
-        await conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
-                           (str(max(1000, int(self.lease * 1000))),))
+        # the session carries the member's name, so that a survivor can end it (see
+        # ``remove_expired``), and a transaction left idle ends by itself after the lease
+        await conn.execute("SELECT set_config('application_name', %s, false), "
+                           "set_config('idle_in_transaction_session_timeout', %s, true)",
+                           (_session_name(self.member), str(max(1000, int(self.lease * 1000)))))
         cur = await conn.execute("SELECT 1 FROM cluster_members WHERE member=%s FOR KEY SHARE",
                                  (self.member,))
         if await cur.fetchone() is None:
@@ -114,6 +124,16 @@ class PostgresCluster:
         of theirs that no live member uses, for the survivor to drain what those sessions
         hold."""
         async def write(conn: Conn) -> list[str | None]:
+            # a member frozen mid-transaction (a paused VM, SIGSTOP) holds its row's lock for
+            # as long as it is frozen: its lease ran out, so its sessions are ended first
+            cur = await conn.execute(
+                "SELECT member FROM cluster_members WHERE expires_at < now() AND member <> %s",
+                (member,))
+            if expired := [_session_name(str(r[0])) for r in await cur.fetchall()]:
+                await conn.execute(
+                    # waiting up to 1 s for each to end, so its locks are gone below
+                    "SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity WHERE "
+                    "application_name = ANY(%s) AND pid <> pg_backend_pid()", (expired,))
             cur = await conn.execute(
                 "DELETE FROM cluster_members WHERE member IN (SELECT member FROM "
                 "cluster_members WHERE expires_at < now() AND member <> %s "
