@@ -226,3 +226,35 @@ async def test_aps_scheduler_never_asks_tzlocal(monkeypatch: pytest.MonkeyPatch)
         await asyncio.wait_for(done.wait(), 10)
     finally:
         scheduler.shutdown()
+
+
+async def test_aps_scheduler_runs_a_job_replaced_while_its_key_is_running_after_it() -> None:
+    """A poll that reschedules its own key while it runs (or a take-over that schedules a
+    poll of a job being polled) must not be skipped: APScheduler skips a one-shot job whose
+    previous instance still runs, and it would never run."""
+    scheduler = ApsScheduler()
+    scheduler.start()
+    ran: list[str] = []
+    first_running, release, second_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        ran.append("first starts")
+        first_running.set()
+        await release.wait()
+        ran.append("first ends")
+
+    async def second() -> None:
+        ran.append("second")
+        second_done.set()
+
+    try:
+        scheduler.call_at("poll:job", datetime.now(UTC), first)
+        await asyncio.wait_for(first_running.wait(), 10)
+        scheduler.call_at("poll:job", datetime.now(UTC), second)
+        await asyncio.sleep(0.05)  # the second is due while the first still runs: it waits
+        assert ran == ["first starts"]
+        release.set()
+        await asyncio.wait_for(second_done.wait(), 10)
+    finally:
+        scheduler.shutdown()
+    assert ran == ["first starts", "first ends", "second"]

@@ -6,6 +6,7 @@ jobs when told to advance a :class:`~alertline.clock.ManualClock`, so no test wa
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -46,13 +47,33 @@ class ApsScheduler:
         # An explicit time zone: without one, APScheduler asks tzlocal, which reads
         # /etc/timezone and imports tzdata inside the event loop (Home Assistant reports those
         # blocking calls). Run dates are aware datetimes, so the zone only names "now".
+        # APScheduler skips a job whose previous instance still runs, and a one-shot job that
+        # is skipped never runs: instead, runs of one key wait for each other (``_one_at_a_time``)
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
-            "misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+            "misfire_grace_time": None, "coalesce": True, "max_instances": 1000})
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def call_at(self, key: str, when: datetime, job: Job) -> None:
-        """Run ``job`` at ``when`` (replacing any job with ``key``)."""
-        self._scheduler.add_job(_guarded(key, job), id=key, name=key, replace_existing=True,
+        """Run ``job`` at ``when`` (replacing any job with ``key``; a run of ``key`` already
+        under way finishes first)."""
+        self._scheduler.add_job(self._one_at_a_time(key, _guarded(key, job)), id=key, name=key,
+                                replace_existing=True,
                                 trigger=DateTrigger(run_date=when, timezone=UTC))
+
+    def _one_at_a_time(self, key: str, job: Job) -> Job:
+        async def run() -> None:
+            lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+            try:
+                async with lock:
+                    await job()
+            finally:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+        return run
 
     def cancel(self, key: str) -> None:
         """Forget the job with ``key``, if any."""
