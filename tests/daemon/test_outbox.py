@@ -89,6 +89,35 @@ async def test_a_failed_publish_waits_in_the_outbox_until_notified(store: Store)
     assert broker.published == ["r/1", "r/2"]  # in order, each once
 
 
+async def test_news_during_a_failing_publish_is_not_lost(store: Store) -> None:
+    """The broker comes back while a failed publish is still being answered (the failure is
+    handled a moment after the connection hook ran): the drain goes on, it does not wait for a
+    report that may never come. Home Assistant's CI once showed this order."""
+    broker = FakeBroker()
+    broker.failing = ConnectionError("broker unreachable")
+    publisher = OutboxPublisher(store, broker, window=1, refused=())
+    original = broker.publish
+
+    async def fail_then_come_back(topic: str, payload: bytes, *, retain: bool = False) -> None:
+        try:
+            await original(topic, payload, retain=retain)
+        finally:
+            if broker.failing is not None:
+                broker.failing = None
+                publisher.notify()  # the connection hook, before the failure reaches the drain
+
+    broker.publish = fail_then_come_back  # type: ignore[method-assign]
+    await _queue(store, "r/1", "r/2")
+    task = asyncio.create_task(publisher.run())
+    try:
+        assert await _drained(store, publisher) == []
+    finally:
+        task.cancel()
+        await publisher.close()
+    assert broker.handed == ["r/1", "r/1", "r/2"]
+    assert broker.published == ["r/1", "r/2"]
+
+
 async def test_nothing_is_handed_over_while_disconnected(store: Store) -> None:
     broker = FakeBroker()
     broker.connected = False

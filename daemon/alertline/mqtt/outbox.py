@@ -94,6 +94,7 @@ class OutboxPublisher:
         self._acked: list[int] = []
         self._deleting: asyncio.Future[None] | None = None
         self._wakeup = asyncio.Event()
+        self._news = 0  # counts notify(): a failure waits only for news after its publish
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._caught_up = False
@@ -110,6 +111,7 @@ class OutboxPublisher:
         """New rows may be in the outbox, or the broker is back (an engine report listener and
         a connection hook)."""
         self._caught_up = False
+        self._news += 1
         self._idle.clear()
         self._wakeup.set()
 
@@ -182,9 +184,10 @@ class OutboxPublisher:
             self._handled.add(seq)
             future = asyncio.ensure_future(self._broker.publish(topic, payload, retain=retain))
             self._in_flight[seq] = future
-            future.add_done_callback(partial(self._acknowledged, seq))
+            future.add_done_callback(partial(self._acknowledged, seq, self._news))
 
-    def _acknowledged(self, seq: int, future: asyncio.Future[None]) -> None:
+    def _acknowledged(self, seq: int, news: int, future: asyncio.Future[None]) -> None:
+        """``news`` is the count of :meth:`notify` calls when ``seq`` was handed over."""
         self._in_flight.pop(seq, None)
         if len(self._in_flight) < self.window:
             self._room.set()
@@ -202,7 +205,8 @@ class OutboxPublisher:
             self._handled.discard(seq)
             self._last_seq = min(self._last_seq, seq - 1)
             self._failed = True
-            self._wakeup.clear()
+            if self._news == news:  # else the broker may be back already: retry at once
+                self._wakeup.clear()
             return
         else:
             self.published += 1
