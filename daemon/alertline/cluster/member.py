@@ -165,8 +165,7 @@ class ClusterMember:
             claimed = set(ids)
             ends = [c for c in await self.store.commands_for(self.name, limit=10_000)
                     if c.alert_id in claimed and c.kind in ("ack", "cancel", "resolve")]
-            await self.engine.take_over(await self.store.load_work_of(ids),
-                                        [(c.alert_id, c.kind, c.data) for c in ends])
+            await self.engine.take_over(await self.store.load_work_of(ids), ends)
             if ends:
                 await self.store.commands_done([c.seq for c in ends])
             if len(ids) < CLAIM_BATCH:
@@ -237,12 +236,11 @@ class ClusterMember:
                 return False  # open but not resumed yet: the next round
         try:
             if command.kind == "ack":
-                await engine.ack(command.alert_id, by=_text(data.get("by")),
-                                 via=str(data.get("via") or "api"))
+                await engine.ack(command.alert_id, by=command.by, via=command.via)
             elif command.kind == "cancel":
-                await engine.cancel(command.alert_id, by=_text(data.get("by")))
+                await engine.cancel(command.alert_id, by=command.by)
             elif command.kind == "resolve":
-                await engine.resolve(command.alert_id, by=_text(data.get("by")))
+                await engine.resolve(command.alert_id, by=command.by)
             elif command.kind == "push":
                 await engine.apply_push(str(data["provider"]),
                                         [StatusUpdate.from_json(data["update"])])
@@ -285,7 +283,3 @@ class ClusterMember:
                        "Open alerts this daemon took over from members that stopped")
         taken.add(self.alerts_taken)
         return [info, members, outbox, taken]
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from alertline.clock import Clock, SystemClock
 from alertline.config.sections import Config
@@ -35,7 +34,7 @@ from alertline.records import Accepted, AlertRecord
 from alertline.redact import Redactor
 from alertline.states import Phase
 from alertline.store.protocol import Store
-from alertline.store.stored import OpenWork
+from alertline.store.stored import Command, OpenWork
 
 __all__ = ["Accepted", "AcceptedSink", "AlertRecord", "Engine", "OutboxSink", "ReportListener"]
 
@@ -258,28 +257,25 @@ class Engine:
 
     # -- a cluster -------------------------------------------------------------------------
 
-    async def take_over(self, work: OpenWork, ends: Sequence[tuple[str, str, dict[str, Any]]] = (),
-                        ) -> None:
+    async def take_over(self, work: OpenWork, ends: Sequence[Command] = ()) -> None:
         """Resume alerts this engine just claimed from a cluster member that stopped
         (``ClusterStore.load_work_of``): requeue what was not sent, settle what was in
-        flight, restart their timers and polls. ``ends`` (``alert_id, kind, data``: acks,
-        cancels, resolves sent meanwhile) are recorded first, so a step that fell due while
+        flight, restart their timers and polls. ``ends`` (the acks, cancels and resolves
+        sent meanwhile) are recorded first, so a step that fell due while
         nobody owned the alert does not go out after its ack."""
         def prelude() -> set[str]:
             ended = set()
-            for alert_id, kind, data in ends:
-                record = self.ledger.record(alert_id)
-                by = _text(data.get("by"))
+            for end in ends:
+                record = self.ledger.record(end.alert_id)
                 if record is None:
                     continue
-                if kind == "ack" and record.status.acknowledged is None:
-                    self._end(record, self._ack_fact(by, str(data.get("via") or "api")),
-                              "acknowledged")
-                elif kind == "cancel":
-                    self._end(record, EndAlert("cancel", self.clock.now(), by), "cancelled")
-                elif kind == "resolve":
-                    self._end(record, EndAlert("resolve", self.clock.now(), by), "resolved")
-                ended.add(alert_id)
+                if end.kind == "ack" and record.status.acknowledged is None:
+                    self._end(record, self._ack_fact(end.by, end.via), "acknowledged")
+                elif end.kind == "cancel":
+                    self._end(record, EndAlert("cancel", self.clock.now(), end.by), "cancelled")
+                elif end.kind == "resolve":
+                    self._end(record, EndAlert("resolve", self.clock.now(), end.by), "resolved")
+                ended.add(end.alert_id)
             return ended
         await self._recovery.take_over(work, only=set(work.alerts), prelude=prelude)
 
@@ -358,10 +354,6 @@ def cancel_queued(record: AlertRecord, reason: str, now: datetime) -> list[Decis
     return [Advance(d.id, DeliveryState.CANCELLED, now, {"reason": reason})
             for d in record.deliveries.values()
             if d.state is DeliveryState.PENDING and record.phase(d.id) is Phase.QUEUED]
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def _matches(delivery: Delivery, update: StatusUpdate) -> bool:

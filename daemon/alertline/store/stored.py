@@ -74,6 +74,17 @@ class Command:
     kind: str
     data: dict[str, Any]
 
+    @property
+    def by(self) -> str | None:
+        """Who acked, cancelled or resolved (None: not said)."""
+        by = self.data.get("by")
+        return None if by is None else str(by)
+
+    @property
+    def via(self) -> str:
+        """Where an ack came from (``api`` when not said)."""
+        return str(self.data.get("via") or "api")
+
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
