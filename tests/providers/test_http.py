@@ -361,6 +361,21 @@ async def test_the_last_error_is_raised_once_the_attempts_are_spent() -> None:
     assert (err.value.status, err.value.message) == (500, "HTTP 500: database down")
 
 
+async def test_a_server_error_answering_a_post_is_retried() -> None:
+    """A 5xx is an answer: the provider says it did not do it, so even a POST is repeated (a
+    timed-out POST, which may have been acted on, is not: see the timeout tests)."""
+    async def once_down(_: web.Request, number: int) -> web.StreamResponse:
+        if number == 1:
+            return web.Response(status=500, text="database down")
+        return web.json_response({"jobId": "J8"})
+
+    async with LoopbackProvider(once_down) as provider:
+        endpoint = api(provider.url, clock=ManualClock())
+        response = await endpoint.request("POST", "/jobs", json={})
+        await endpoint.aclose()
+    assert response.json() == {"jobId": "J8"} and len(provider.requests) == 2
+
+
 @pytest.mark.parametrize(("code", "error", "retried"), [
     (400, RejectedError, False), (401, AuthError, False), (403, AuthError, False),
     (409, DuplicateError, False), (422, RejectedError, False), (408, TransientError, True),

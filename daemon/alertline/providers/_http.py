@@ -194,8 +194,9 @@ async def with_retries(provider: str, attempt: Callable[[int], Awaitable[_T]], *
     """``await attempt(n)`` until it succeeds; 5xx and transport errors are retried.
 
     The wait follows ``retry`` on ``clock``; an error whose request may have reached the provider
-    is repeated only when ``idempotent``. A rate limit is not retried and a 503 only once
-    (:func:`is_throttled`): the caller pauses the provider instead.
+    (a timeout, a connection lost mid-exchange) is repeated only when ``idempotent``. A 5xx is an
+    answer saying the provider did not do it, so it is repeated for any method. A rate limit is
+    not retried and a 503 only once (:func:`is_throttled`): the caller pauses the provider.
     """
     number = 0
     while True:
