@@ -46,7 +46,7 @@ async def test_final_states_by_last_digit(manual_engine: EngineHarness) -> None:
     }
     assert report.state is AlertState.IN_PROGRESS
     await manual_engine.advance(engine, 30)
-    final = await engine.wait_final(accepted.alert_id, timeout=1)
+    final = await engine.wait_final(accepted.alert_id, timeout=10)
     expired = final.deliveries[3]
     assert expired.state is DeliveryState.EXPIRED
     assert expired.updated_at == T0 + timedelta(seconds=30), "expires at the deadline"
@@ -82,7 +82,7 @@ async def test_failed_alert(manual_engine: EngineHarness) -> None:
     engine = await manual_engine.start()
     accepted = await manual_engine.send(engine, to=["+491701234568", "+491701234578"])
     await manual_engine.advance(engine, 2)
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     assert report.state is AlertState.FAILED
     assert report.to_json()["counts"] == {"failed": 2}
 
@@ -324,7 +324,7 @@ async def test_expired_before_it_could_be_sent(manual_engine: EngineHarness) -> 
     accepted = await manual_engine.send(engine, to="+491701234560", not_before=later,
                                         expires="30s")
     await manual_engine.advance(engine, 61)
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     assert by_number(report) == {"+491701234560": ("expired", None,
                                                    "expired before it could be sent")}
     assert sim(engine).requests == 0
@@ -334,7 +334,7 @@ async def test_expiry_shortens_the_tracking_deadline(manual_engine: EngineHarnes
     engine = await manual_engine.start()
     accepted = await manual_engine.send(engine, to="+491701234569", expires="5s")
     await manual_engine.advance(engine, 6)
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     assert report.deliveries[0].state is DeliveryState.EXPIRED
     assert report.deliveries[0].updated_at == T0 + timedelta(seconds=5)
 

@@ -46,7 +46,7 @@ async def test_restart_resumes_tracking_without_resubmitting(
     assert resumed.state is AlertState.IN_PROGRESS
     assert restarted.open_alerts == 1
     await manual_engine.advance(restarted, 10)
-    final = await restarted.wait_final(accepted.alert_id, timeout=1)
+    final = await restarted.wait_final(accepted.alert_id, timeout=10)
     assert {d.recipient.number: d.state.value for d in final.deliveries} == {
         "+491701234560": "delivered", "+491701234568": "failed"}
     assert [d.provider_ref for d in final.deliveries] == \
@@ -82,7 +82,7 @@ async def test_restart_expires_deliveries_past_their_deadline(
     manual_engine.clock.advance(3600)  # down for an hour
     restarted = await manual_engine.start()
     await manual_engine.advance(restarted, 0)
-    report = await restarted.wait_final(accepted.alert_id, timeout=1)
+    report = await restarted.wait_final(accepted.alert_id, timeout=10)
     assert report.deliveries[0].state is DeliveryState.EXPIRED
     assert "last: ACCEPTED" in (report.deliveries[0].reason or "")
 
@@ -106,7 +106,7 @@ async def test_in_doubt_submission_is_not_repeated(manual_engine: EngineHarness)
     after = ScriptedProvider("sim", manual_engine.clock)
     restarted = await manual_engine.start(providers={"sim": after})
     await restarted.drain()
-    report = await restarted.wait_final(alert_id, timeout=1)
+    report = await restarted.wait_final(alert_id, timeout=10)
     delivery = report.deliveries[0]
     assert delivery.state is DeliveryState.FAILED
     assert delivery.reason is not None and "interrupted while being submitted" in delivery.reason
@@ -119,7 +119,7 @@ async def test_in_doubt_submission_is_repeated_where_the_provider_deduplicates(
     after = ScriptedProvider("sim", manual_engine.clock, idempotent=True)
     restarted = await manual_engine.start(providers={"sim": after})
     await manual_engine.advance(restarted, 2)
-    report = await restarted.wait_final(alert_id, timeout=1)
+    report = await restarted.wait_final(alert_id, timeout=10)
     assert report.state is AlertState.DELIVERED
     assert [[item.delivery_id for item in b.items] for b in after.batches] == [[f"{alert_id}-1"]]
 
@@ -151,7 +151,7 @@ async def test_in_doubt_submission_is_settled_by_asking_the_provider(
                                 received={delivery_id} if provider_has_it else set())
     restarted = await manual_engine.start(providers={"sim": after})
     await manual_engine.advance(restarted, 2)
-    report = await restarted.wait_final(alert_id, timeout=1)
+    report = await restarted.wait_final(alert_id, timeout=10)
     assert after.asked == [[delivery_id]]
     assert report.state is AlertState.DELIVERED
     if provider_has_it:  # tracked under the job the provider already had: not sent again
@@ -188,7 +188,7 @@ async def test_failover_to_the_next_provider_of_the_route(
     accepted = await manual_engine.send(engine, route="leak")
     assert (len(flaky.batches), backup.requests) == (1, 1)
     await manual_engine.advance(engine, 2)
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     delivery = report.deliveries[0]
     assert (delivery.state, delivery.provider) == (DeliveryState.DELIVERED, "sim")
     assert delivery.details["failover_from"] == "flaky"
@@ -208,7 +208,7 @@ async def test_no_failover_for_rejected_requests(manual_engine: EngineHarness) -
     error = RejectedError("flaky", "sender id not allowed", code="E42")
     flaky, backup, engine = await start_failover(manual_engine, error)
     accepted = await manual_engine.send(engine, route="leak")
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     assert (len(flaky.batches), backup.requests) == (1, 0)
     delivery = report.deliveries[0]
     assert delivery.state is DeliveryState.REJECTED
@@ -224,7 +224,7 @@ async def test_every_provider_failing_fails_the_delivery(manual_engine: EngineHa
     engine = await manual_engine.start(make_config(**FAILOVER_CONFIG),
                                        providers={"flaky": first, "sim": second})
     accepted = await manual_engine.send(engine, route="leak")
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     assert (len(first.batches), len(second.batches)) == (1, 1)
     delivery = report.deliveries[0]
     assert (delivery.state, delivery.reason) == (DeliveryState.FAILED,
@@ -240,7 +240,7 @@ async def test_secrets_stay_out_of_failure_reasons(manual_engine: EngineHarness)
                               error=RejectedError("sim", f"login {secret} refused"))
     engine = await manual_engine.start(config, providers={"sim": broken})
     accepted = await manual_engine.send(engine, to="+491701234560")
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     assert report.deliveries[0].reason == "sim: login **REDACTED** refused"
     assert secret not in str(report.to_json())
 
@@ -256,7 +256,7 @@ async def test_secrets_stay_out_of_failover_logs_and_details(
     with caplog.at_level(logging.DEBUG, logger="alertline"):
         accepted = await manual_engine.send(engine, route="leak")
         await manual_engine.advance(engine, 2)
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     assert report.deliveries[0].details["failover_reason"] == \
         "flaky: GET /?token=**REDACTED** timed out"
     assert "failing over to sim" in caplog.text

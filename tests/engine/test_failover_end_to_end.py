@@ -28,7 +28,7 @@ async def test_a_provider_refusal_fails_over_to_the_next_provider(
     engine = await manual_engine.start(config(["picky", "sim"]), providers=providers)
     accepted = await manual_engine.send(engine, route="leak")
     await manual_engine.advance(engine, 2)
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     delivery = report.deliveries[0]
     assert (len(picky.batches), backup.requests) == (1, 1)
     assert (delivery.state, delivery.provider) == (DeliveryState.DELIVERED, "sim")
@@ -44,7 +44,7 @@ async def test_a_provider_refusal_without_another_provider_is_rejected_with_its_
     providers: dict[str, Provider] = {"picky": picky, "sim": backup}
     engine = await manual_engine.start(config(["picky"]), providers=providers)
     accepted = await manual_engine.send(engine, route="leak")
-    report = await engine.wait_final(accepted.alert_id, timeout=1)
+    report = await engine.wait_final(accepted.alert_id, timeout=10)
     delivery = report.deliveries[0]
     assert (len(picky.batches), backup.requests) == (1, 0)
     assert delivery.state is DeliveryState.REJECTED
@@ -60,6 +60,6 @@ async def test_a_connection_failure_an_adapter_did_not_map_fails_over(
     engine = await manual_engine.start(config(["picky", "sim"]), providers=providers)
     accepted = await manual_engine.send(engine, route="leak")
     await manual_engine.advance(engine, 2)
-    delivery = (await engine.wait_final(accepted.alert_id, timeout=1)).deliveries[0]
+    delivery = (await engine.wait_final(accepted.alert_id, timeout=10)).deliveries[0]
     assert (delivery.state, delivery.provider) == (DeliveryState.DELIVERED, "sim")
     assert "connection failed" in delivery.details["failover_reason"]
