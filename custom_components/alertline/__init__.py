@@ -6,6 +6,8 @@ work; this integration translates config entries, entities, services, events, we
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -30,6 +32,8 @@ from alertline import (
     ProviderError,
     StoreBusyError,
     create_engine,
+    keep_pruning,
+    prune_finished,
     pushes_status,
     remove_store,
 )
@@ -100,6 +104,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: AlertlineConfigEntry) ->
     if runtime.mqtt is not None:
         runtime.mqtt.async_start(
             lambda target, name: entry.async_create_background_task(hass, target, name))
+    retention = engine.config.store_retention  # finished alerts leave first, then are counted
+    await prune_finished(engine.store, engine.clock.now, retention)
+    runtime.pruning = entry.async_create_background_task(hass, keep_pruning(
+        engine.store, engine.clock.now, retention, at_once=False), "alertline pruning")
     if wants_postbacks(engine):
         runtime.postbacks = async_register_postbacks(
             hass, f"alertline {entry.title}", entry.data[CONF_WEBHOOK_ID], engine)
@@ -208,6 +216,10 @@ async def _async_stop_runtime(runtime: AlertlineData) -> None:
     runtime.stopped = True
     if runtime.mqtt is not None:
         await runtime.mqtt.async_stop()
+    if runtime.pruning is not None:
+        runtime.pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.pruning
     await runtime.reports.async_stop()
     await runtime.engine.stop()
 

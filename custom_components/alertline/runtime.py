@@ -47,6 +47,7 @@ class AlertlineData:
     reports: ReportHub
     postbacks: PostbackReceiver | None = None
     mqtt: MqttReportPublisher | None = None
+    pruning: asyncio.Task[None] | None = None
     built_from: ReloadKey | None = None
     legacy_notify: AlertlineNotificationService | None = None
     stopped: bool = False

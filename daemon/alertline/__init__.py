@@ -56,6 +56,7 @@ from alertline.reports_waiting import (
 from alertline.store.errors import StoreBusyError
 from alertline.store.protocol import Store
 from alertline.store.sqlite import SqliteStore
+from alertline.store.sqlite_retention import keep_pruning, prune_finished
 
 __all__ = [
     "MASK",
@@ -106,10 +107,12 @@ __all__ = [
     "check_provider",
     "create_engine",
     "default_channel",
+    "keep_pruning",
     "load_config",
     "nothing_sent",
     "parse_request",
     "provider_answered",
+    "prune_finished",
     "pushes_status",
     "read_limited",
     "remove_store",

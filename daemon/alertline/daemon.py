@@ -44,7 +44,7 @@ from alertline.store.errors import StoreBusyError, StoreError
 from alertline.store.health import describe
 from alertline.store.protocol import Store
 from alertline.store.select import shared
-from alertline.store.sqlite_retention import DEFAULT_RETENTION_SECONDS, keep_pruning
+from alertline.store.sqlite_retention import keep_pruning
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -215,14 +215,13 @@ class Daemon:
         """The loops that run beside the engine: publishing, states, pruning, the cluster."""
         assert self.publisher is not None and self.states is not None
         assert self.store is not None and self.engine is not None
-        retention = float(self.config.raw["store"].get("retention", DEFAULT_RETENTION_SECONDS))
         if self.cluster is None:  # in a cluster, the outbox lease's holder publishes
             self.publisher.publish_while(True)
         else:
             self.cluster.start()
         self._tasks = [asyncio.create_task(self.states.run()),
                        asyncio.create_task(keep_pruning(self.store, self.engine.clock.now,
-                                                        retention))]
+                                                        self.config.store_retention))]
 
     def _callback_base(self, token: str | None) -> str | None:
         if not token:

@@ -3,6 +3,7 @@ state that survives a restart."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,10 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from alertline import SqliteStore
+from alertline import DeliveryState, NotFoundError, SqliteStore
+from alertline.model import AlertStatus
+from alertline.store.intents import InsertAlert, SaveDeliveries
+from alertline.store.stored import Phase
 from custom_components.alertline.const import (
     CONF_PROVIDER_OPTIONS,
     CONF_PROVIDER_TYPE,
@@ -24,6 +28,7 @@ from custom_components.alertline.const import (
 from custom_components.alertline.runtime import store_path
 from tests.emulators.retarus_sms import RetarusSmsEmulator
 from tests.mosquitto import free_port
+from tests.store.samples import alert, delivery, finished
 
 from .conftest import (
     RETARUS_PASSWORD,
@@ -161,6 +166,36 @@ async def test_open_deliveries_resume_after_a_restart(hass: HomeAssistant,
     acked = await call_action(hass, "ack", {"alert_id": alert_id})
     assert acked["report"]["state"] == "acknowledged"
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_alerts_finished_more_than_30_days_ago_leave_the_store(
+        hass: HomeAssistant, reports: Reports) -> None:
+    entry = make_entry(hass)
+    await setup_entry(hass, entry)
+    recent = (await call_action(hass, "send", {"message": "Leak",
+                                               "target": ["+491701234560"]}))["alert_id"]
+    await reports.wait(recent)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    store = SqliteStore(store_path(hass, entry.entry_id))
+    await store.open()
+    for alert_id, days in (("al-31-days", 31), ("al-29-days", 29)):
+        at = datetime.now(UTC) - timedelta(days=days)
+        sent = delivery(alert_id, state=DeliveryState.DELIVERED)
+        await store.commit([InsertAlert(alert(alert_id, at=at), AlertStatus(), "accepted", False,
+                                        ()),
+                            SaveDeliveries(((sent, Phase.DONE, None),)), finished(alert_id, at)])
+    await store.close()
+
+    await setup_entry(hass, entry)  # pruned at the start, before anything counts them
+    engine = entry.runtime_data.engine
+    with pytest.raises(NotFoundError):
+        await engine.report("al-31-days")
+    assert (await engine.report("al-29-days")).state == "delivered"
+    assert (await engine.report(recent)).state == "delivered"
+    pruning = entry.runtime_data.pruning
+    assert pruning is not None and not pruning.done()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert pruning.done()  # nothing outlives the entry
 
 
 async def test_old_unique_ids_migrate_to_the_account(hass: HomeAssistant,

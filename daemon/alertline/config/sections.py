@@ -105,6 +105,11 @@ class Config:
         return str(self.raw["store"]["path"])
 
     @property
+    def store_retention(self) -> float:
+        """Seconds a finished alert stays in the store (``store.retention``)."""
+        return float(self.raw["store"]["retention"])
+
+    @property
     def store_url(self) -> str | None:
         """The PostgreSQL store's URL (``store.url``, a secret: its password is redacted), or
         None for the SQLite store at ``store_path``."""

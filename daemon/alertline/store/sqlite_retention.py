@@ -80,23 +80,34 @@ def size_sync(conn: sqlite3.Connection, path: str) -> StoreSize:
     return StoreSize(file_bytes=file_bytes, free_bytes=free_pages * page_size, alerts=alerts)
 
 
-async def keep_pruning(store: Store, now: Callable[[], datetime], retention: float) -> None:
-    """Prune alerts finished longer than ``retention`` seconds ago, for ever (cancel to stop):
-    in batches (a short transaction each), every tenth of the retention period, at most hourly."""
+async def prune_finished(store: Store, now: Callable[[], datetime], retention: float) -> int:
+    """Prune alerts finished longer than ``retention`` seconds ago, in batches (a short
+    transaction each); how many went. A store error is logged, not raised (the next pass
+    tries again)."""
+    pruned = 0
+    try:
+        while True:
+            batch = await store.prune(now() - timedelta(seconds=retention), limit=PRUNE_BATCH)
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                break
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:
+        _LOGGER.error("pruning finished alerts failed: %s", err)
+    if pruned:
+        _LOGGER.info("pruned %d alerts finished more than %s ago", pruned,
+                     timedelta(seconds=retention))
+    return pruned
+
+
+async def keep_pruning(store: Store, now: Callable[[], datetime], retention: float, *,
+                       at_once: bool = True) -> None:
+    """:func:`prune_finished` for ever (cancel to stop), every tenth of the retention period,
+    at most hourly; the first pass at once, or after one period if the host just ran one."""
     interval = max(1.0, min(MAX_PRUNE_INTERVAL, retention / 10))
+    if not at_once:
+        await asyncio.sleep(interval)
     while True:
-        pruned = 0
-        try:
-            while True:
-                batch = await store.prune(now() - timedelta(seconds=retention), limit=PRUNE_BATCH)
-                pruned += batch
-                if batch < PRUNE_BATCH:
-                    break
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            _LOGGER.error("pruning finished alerts failed: %s", err)
-        if pruned:
-            _LOGGER.info("pruned %d alerts finished more than %s ago", pruned,
-                         timedelta(seconds=retention))
+        await prune_finished(store, now, retention)
         await asyncio.sleep(interval)
