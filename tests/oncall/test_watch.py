@@ -93,3 +93,50 @@ async def test_rate_limits_count_as_reachable_and_auth_errors_as_down(
     await watch.check_all()
     assert (watch.health["busy"].up, watch.health["locked"].up) == (True, False)
     assert watch.to_json()["locked"]["error"] == "locked: wrong password"
+
+
+async def test_an_outage_outlives_a_restart(manual_engine: EngineHarness) -> None:
+    """Down when the daemon stops: after the restart no second alert goes out, and the first
+    is resolved when the provider answers again."""
+    clock = manual_engine.clock
+    primary, backup = WatchedProvider("primary", clock), WatchedProvider("backup", clock)
+    config = make_config(
+        providers={"primary": {"type": "simulator"}, "backup": {"type": "simulator"}},
+        contacts={"alice": {"phone": "+491701234560"}},
+        routes={"ops-fallback": {"to": ["alice"], "provider": ["primary", "backup"]}},
+        watch={"every": "5m", "after": 2, "route": "ops-fallback"})
+    engine = await manual_engine.start(config, providers={"primary": primary, "backup": backup})
+    watch = ProviderWatch.from_config(engine)
+    assert watch is not None
+    primary.check_error = TransientError("primary", "connection refused")
+    watch.start()
+    await manual_engine.advance(engine, 300)
+    assert not watch.health["primary"].up
+    alert_id = watch.health["primary"].alert_id
+    assert alert_id is not None
+    await engine.stop()
+
+    primary, backup = WatchedProvider("primary", clock), WatchedProvider("backup", clock)
+    primary.check_error = TransientError("primary", "connection refused")
+    engine = await manual_engine.start(config, providers={"primary": primary, "backup": backup})
+    watch = ProviderWatch.from_config(engine)
+    assert watch is not None
+    watch.start()
+    await manual_engine.advance(engine, 600)
+    assert not watch.health["primary"].up
+    assert not primary.healthy, "routes still try it last"
+    outages = {r.alert.id for r in manual_engine.reports if r.alert.route == "ops-fallback"}
+    assert outages == {alert_id}, "one alert per outage, restart or not"
+
+    primary.check_error = None
+    await manual_engine.advance(engine, 300)
+    assert watch.health["primary"].up and primary.healthy
+    assert (await engine.report(alert_id)).status.resolved
+    await engine.stop()
+
+    engine = await manual_engine.start(config, providers={
+        "primary": WatchedProvider("primary", clock), "backup": backup})
+    watch = ProviderWatch.from_config(engine)
+    assert watch is not None
+    await watch.check_all()
+    assert watch.health["primary"].up, "a recovered outage is not taken up again"

@@ -4,13 +4,15 @@ every ``watch.every``; after ``watch.after`` failed checks in a row the provider
 While it is down, routes try it last, so new alerts go straight to the next provider instead of
 waiting for its timeouts, and one alert goes out through ``watch.route`` (where the down provider
 also comes last). The next good check marks it up again and resolves that alert. A rate-limited
-answer counts as reachable: the provider is there, only busy.
+answer counts as reachable: the provider is there, only busy. An outage is kept in the store, so a
+restart neither forgets to resolve its alert nor sends a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from alertline.errors import AlertlineError, NotFoundError, RateLimitedError
 from alertline.http.metrics import Family
 from alertline.intake.request import parse_request
+from alertline.store import intents
 
 if TYPE_CHECKING:
     from alertline.engine.core import Engine
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 TIMER_KEY = "provider-watch"
+META_PREFIX = "provider-watch:"
 CHECK_TIMEOUT = 30.0
 
 
@@ -57,6 +61,7 @@ class ProviderWatch:
         self.route = route
         self.timeout = timeout
         self.health = {name: ProviderHealth() for name in engine.providers}
+        self._restored = False
 
     @classmethod
     def from_config(cls, engine: Engine) -> ProviderWatch | None:
@@ -77,7 +82,9 @@ class ProviderWatch:
         await self.check_all()
 
     async def check_all(self) -> None:
-        """One round of checks, all providers at once."""
+        """One round of checks, all providers at once (the first takes up stored outages)."""
+        if not self._restored:
+            await self._restore()
         names = list(self.engine.providers)
         results = await asyncio.gather(*(self._check(self.engine.providers[n]) for n in names))
         for name, error in zip(names, results, strict=True):
@@ -114,8 +121,10 @@ class ProviderWatch:
             _LOGGER.error("provider %s is down after %d failed checks: %s", name,
                           health.failures, error)
             await self._alert(name, health)
+            await self._save(name, health)
         elif not health.up and health.alert_id is None:
             await self._alert(name, health)  # the last attempt could not be sent: again
+            await self._save(name, health)
 
     async def _alert(self, name: str, health: ProviderHealth) -> None:
         if not self.route:
@@ -139,9 +148,35 @@ class ProviderWatch:
         self.engine.providers[name].healthy = True
         _LOGGER.info("provider %s is up again", name)
         alert_id, health.alert_id = health.alert_id, None
+        await self._save(name, health)
         if alert_id is not None:
             with contextlib.suppress(NotFoundError):
                 await self.engine.resolve(alert_id, by="provider-watch")
+
+    async def _restore(self) -> None:
+        """Take up the outages stored by the run before a restart: those providers stay down
+        (routes try them last) until a check answers, which resolves their alert."""
+        for name, health in self.health.items():
+            stored = await self.engine.store.meta_get(META_PREFIX + name)
+            if not stored or not (outage := json.loads(stored)):
+                continue
+            health.up, health.failures = False, self.after
+            health.failing_since = datetime.fromisoformat(outage["failing_since"])
+            health.alert_id, health.error = outage.get("alert_id"), outage.get("error")
+            self.engine.providers[name].healthy = False
+            _LOGGER.warning("provider %s was down when alertline stopped; checking it again",
+                            name)
+        self._restored = True
+
+    async def _save(self, name: str, health: ProviderHealth) -> None:
+        outage = {} if health.up else {
+            "failing_since": (health.failing_since or self.engine.clock.now()).isoformat(),
+            "alert_id": health.alert_id, "error": health.error}
+        try:
+            await self.engine.store.commit([intents.meta_set(META_PREFIX + name,
+                                                             json.dumps(outage))])
+        except Exception as err:  # the store's own outage: remembered in memory meanwhile
+            _LOGGER.error("provider %s: keeping its state failed: %s", name, err)
 
     def to_json(self) -> dict[str, Any]:
         """Every provider's health, for ``/healthz``."""
