@@ -53,16 +53,20 @@ async def _drained(store: Store, publisher: OutboxPublisher) -> list[str]:
     return [topic for _, topic, _, _ in await store.outbox()]
 
 
-async def test_one_at_a_time_in_order_then_removed(store: Store) -> None:
-    broker = FakeBroker()
-    publisher = OutboxPublisher(store, broker, window=1, refused=())
-    await _queue(store, "r/1", "r/2", "r/3")
+async def _run_until_drained(store: Store, publisher: OutboxPublisher) -> None:
     task = asyncio.create_task(publisher.run())
     try:
         assert await _drained(store, publisher) == []
     finally:
         task.cancel()
         await publisher.close()
+
+
+async def test_one_at_a_time_in_order_then_removed(store: Store) -> None:
+    broker = FakeBroker()
+    publisher = OutboxPublisher(store, broker, window=1, refused=())
+    await _queue(store, "r/1", "r/2", "r/3")
+    await _run_until_drained(store, publisher)
     assert broker.published == ["r/1", "r/2", "r/3"]
     assert publisher.published == 3
 
@@ -108,12 +112,7 @@ async def test_news_during_a_failing_publish_is_not_lost(store: Store) -> None:
 
     broker.publish = fail_then_come_back  # type: ignore[method-assign]
     await _queue(store, "r/1", "r/2")
-    task = asyncio.create_task(publisher.run())
-    try:
-        assert await _drained(store, publisher) == []
-    finally:
-        task.cancel()
-        await publisher.close()
+    await _run_until_drained(store, publisher)
     assert broker.handed == ["r/1", "r/1", "r/2"]
     assert broker.published == ["r/1", "r/2"]
 
@@ -143,11 +142,6 @@ async def test_a_refused_message_is_dropped(store: Store) -> None:
     broker.failing = PublishError("the broker refused the message")
     publisher = OutboxPublisher(store, broker)  # the daemon's defaults
     await _queue(store, "r/1")
-    task = asyncio.create_task(publisher.run())
-    try:
-        assert await _drained(store, publisher) == []
-    finally:
-        task.cancel()
-        await publisher.close()
+    await _run_until_drained(store, publisher)
     assert publisher.refused == 1
     assert broker.published == []
