@@ -198,8 +198,12 @@ async def test_publish_resolves_on_the_brokers_ack_even_across_an_outage(
     broker.start()
     await asyncio.wait_for(pending, WAIT)
 
-    assert [m.payload for m in (await listener.expect("bridge/out"),
-                                await listener.expect("bridge/out"))] == [b"before", b"during"]
+    payloads: list[bytes] = []
+    while b"during" not in payloads:
+        payloads.append((await listener.expect("bridge/out")).payload)
+    # QoS 1 is "at least once": the restarted broker sends "before" to the listener again when
+    # the listener's acknowledgement had not reached it before the broker stopped (CI saw this)
+    assert list(dict.fromkeys(payloads)) == [b"before", b"during"]
 
 
 async def test_publishing_an_invalid_topic_fails_with_a_clear_error(
