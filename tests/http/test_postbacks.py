@@ -163,6 +163,12 @@ async def test_malformed_bodies_are_a_400_naming_the_field(receiver: PostbackRec
     assert recorder.updates == []
 
 
+async def test_a_body_nested_beyond_the_recursion_limit_is_a_400(recorder: Recorder) -> None:
+    receiver = PostbackReceiver(SECRET, recorder, {"ft": fortytwo()}.get, max_body=64 * 1024)
+    result = await receiver.handle("ft", SECRET, b"[" * 30_000 + b"]" * 30_000, None)
+    assert (result.status, result.body["field"]) == (400, "body")  # not a 500 from the parser
+
+
 async def test_duplicates_are_dropped_in_a_bounded_memory(receiver: PostbackReceiver,
                                                           recorder: Recorder) -> None:
     first = await receiver.handle("ft", SECRET, body(), None)

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from alertline.errors import ValidationError
+from alertline.intake.json_text import load_json
 from alertline.providers.base import Provider, StatusMode, StatusUpdate
 from alertline.redact import Redactor
 
@@ -120,8 +121,8 @@ class PostbackReceiver:
         if len(body) > self.max_body:
             return PostbackResult(413, {"error": "too_large", "limit": self.max_body})
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as err:
+            payload = load_json(body)
+        except ValidationError as err:
             _LOGGER.warning("%s: postback is not JSON (content type %s): %s", provider,
                             content_type, err)
             return PostbackResult(400, {"error": "malformed", "field": "body",

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from alertline.errors import NotFoundError, ValidationError
+from alertline.intake.json_text import load_json
 from alertline.intake.request import MAX_MESSAGE_CHARS, AlertRequest, decode_payload, parse_request
 
 if TYPE_CHECKING:
@@ -75,17 +76,8 @@ def parse_notification(payload: bytes, *, route: str, max_bytes: int) -> Notific
     if not text.strip():
         raise ValidationError("payload", "empty: expected an Alertmanager webhook payload",
                               code="empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValidationError("payload", f"malformed JSON: {err.msg} at line {err.lineno} "
-                              f"column {err.colno}", code="json") from None
-    except RecursionError:
-        # refused as bad input (400), not an internal error that Alertmanager retries forever
-        raise ValidationError("payload", "JSON nested too deeply", code="json") from None
-    except ValueError as err:  # e.g. an integer literal beyond Python's digit limit
-        raise ValidationError("payload", f"malformed JSON: {err}", code="json") from None
-    return notification_from_json(data, route)
+    # bad JSON is refused as bad input (400), not an internal error Alertmanager retries
+    return notification_from_json(load_json(text), route)
 
 
 def notification_from_json(data: Any, route: str) -> Notification:

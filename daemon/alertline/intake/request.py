@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 
 from alertline.engine.policy import is_quiet_window
 from alertline.errors import ValidationError
+from alertline.intake.json_text import load_json
 from alertline.model import Channel, Priority
 
 MAX_MESSAGE_CHARS = 4000
@@ -84,15 +84,7 @@ def parse_payload(payload: bytes, *, max_bytes: int, route: str | None = None) -
     """A request from raw MQTT bytes: JSON object, or (for a route topic) plain text."""
     stripped = decode_payload(payload, max_bytes=max_bytes).strip()
     if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as err:
-            raise ValidationError("payload", f"malformed JSON: {err.msg} at line {err.lineno} "
-                                  f"column {err.colno}", code="json") from None
-        except RecursionError:
-            raise ValidationError("payload", "JSON nested too deeply", code="json") from None
-        except ValueError as err:  # e.g. an integer literal beyond Python's digit limit
-            raise ValidationError("payload", f"malformed JSON: {err}", code="json") from None
+        data = load_json(stripped)
         if route is None:
             return parse_request(data)
         if isinstance(data, dict) and data.get("route", route) != route:

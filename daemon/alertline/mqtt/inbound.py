@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from alertline.errors import NotFoundError, ValidationError
 from alertline.intake.alertmanager import apply_notification, parse_notification
+from alertline.intake.json_text import load_json
 from alertline.intake.request import parse_payload
 from alertline.mqtt.bridge import InboundMessage, Outgoing
 from alertline.mqtt.topics import ORDERED_KINDS, InboundKind, InboundTopic, Topics
@@ -76,9 +77,6 @@ class InboundHandler:
             answer, extra = await self._dispatch(parsed, message)
         except ValidationError as err:
             return self._error(message, self._id_of(message, alert_id), err)
-        except RecursionError:
-            return self._error(message, self._id_of(message, alert_id), ValidationError(
-                "payload", "JSON nested too deeply", code="json"))
         except NotFoundError as err:
             return self._error(message, alert_id, ValidationError("id", str(err),
                                                                   code="not_found"))
@@ -171,10 +169,7 @@ def _control_body(payload: bytes) -> str | None:
         raise ValidationError("payload", f"not UTF-8 (byte {err.start})", code="encoding") from None
     if not text:
         return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValidationError("payload", f"malformed JSON: {err.msg}", code="json") from None
+    data = load_json(text)
     if not isinstance(data, dict):
         raise ValidationError("payload", "expected empty or a JSON object", code="type")
     unknown = sorted(str(k) for k in data if k != "by")
@@ -191,8 +186,8 @@ def _request_id(payload: bytes, limit: int) -> str | None:
     if len(payload) > limit or not payload.lstrip().startswith(b"{"):
         return None
     try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = load_json(payload)
+    except ValidationError:
         return None
     value = data.get("id") if isinstance(data, dict) else None
     return value if isinstance(value, str) and 0 < len(value) <= 128 else None
