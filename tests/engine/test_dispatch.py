@@ -207,6 +207,40 @@ async def test_pauses_without_retry_after_grow_from_the_rate_window(clock: Manua
     assert len(outcomes.finished) == 1 and outcomes.finished[0][1] is None
 
 
+class LateProvider(GatedProvider):
+    """A gated provider whose second request is answered only once ``late`` is set."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock, gated=True)
+        self.late = asyncio.Event()
+        self.sent = 0
+
+    async def submit(self, batch: Batch) -> Submission:
+        """The second request waits for ``late`` before it is answered."""
+        self.sent += 1
+        if self.sent == 2:
+            await self.late.wait()
+        return await super().submit(batch)
+
+
+async def test_a_late_refusal_of_a_request_sent_before_the_pause_does_not_grow_it(
+        clock: ManualClock) -> None:
+    """Two requests out at once, both refused; the second answer comes after the first pause
+    began (and, on this manual clock, after it ended): still one episode, no doubled pause."""
+    provider = LateProvider(clock)
+    provider.refuse.extend(RateLimitedError("gated", "HTTP 429") for _ in range(2))
+    queue = dispatcher(provider, Outcomes(), max_in_flight=2)
+    queue.enqueue(key(content="0"), [item("a0")])
+    queue.enqueue(key(content="1"), [item("a1")])
+    await settle(lambda: provider.sent == 2)
+    provider.gate.set()
+    await settle(lambda: bool(clock.slept))  # the first pause began
+    provider.late.set()
+    await queue.drain()
+    assert len(clock.slept) == 2
+    assert all(10.0 <= pause <= 12.0 + 1e-9 for pause in clock.slept), clock.slept
+
+
 async def test_a_503_pauses_like_a_rate_limit(clock: ManualClock) -> None:
     provider = GatedProvider(clock)
     provider.refuse.append(TransientError("gated", "HTTP 503", status=503))

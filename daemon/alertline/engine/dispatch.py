@@ -114,6 +114,7 @@ class Dispatcher:
         self._allowed = max_in_flight  # 1 after a refusal, widening with each admitted request
         self._streak = 0  # refusals since the last admitted request (pause growth)
         self._paused_until: datetime | None = None
+        self._paused_since: datetime | None = None  # when the current episode of refusals began
         self._last_refusal: datetime | None = None
         self._paced: list[_PacedRequest] = []  # requests counted in the pacing window
         self._wake: asyncio.Task[None] | None = None
@@ -248,7 +249,7 @@ class Dispatcher:
                 self._paced.remove(paced)
             return
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started, sent_at = loop.time(), self._clock.now()
         self.requests += 1
         try:
             submission = await self.provider.submit(prepared)
@@ -256,7 +257,7 @@ class Dispatcher:
             paced.done = self._clock.now()
             seconds = loop.time() - started
             if is_throttled(err) and self._throttled is not None:
-                self._refused(err)
+                self._refused(err, sent_at)
                 retry = await self._throttled(prepared, err, seconds)
                 if retry is not None and retry.items:
                     self._put_back(key, list(retry.items))
@@ -282,13 +283,15 @@ class Dispatcher:
         if self._last_refusal is None or self._clock.now() - self._last_refusal >= calm:
             self._allowed = min(self.max_in_flight, self._allowed + 1)
 
-    def _refused(self, err: BaseException) -> None:
-        """Pause the provider: its ``Retry-After``, else the rate window, growing with jitter."""
+    def _refused(self, err: BaseException, sent_at: datetime) -> None:
+        """Pause the provider: its ``Retry-After``, else the rate window, growing with jitter.
+        A refusal of a request sent before the current pause began belongs to that pause (the
+        provider said nothing new), whenever its answer arrives."""
         self.refusals += 1
         self._allowed = 1
         now = self._clock.now()
         self._last_refusal = now
-        already = self._paused_until is not None and now < self._paused_until
+        already = self._paused_since is not None and sent_at <= self._paused_since
         hint = getattr(err, "retry_after", None)
         if hint is not None and hint > 0:
             seconds = float(hint) * (1 + random.uniform(0, PAUSE_JITTER / 4))
@@ -303,6 +306,7 @@ class Dispatcher:
             return
         self._paused_until = until
         if not already:
+            self._paused_since = now
             reason = self.provider.context.redactor.text(str(err) or type(err).__name__)
             _LOGGER.warning("%s refused for load (%s); pausing it for %.1fs", self.provider.name,
                             reason, seconds)
