@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Literal, cast
 
 from alertline.clock import Clock, SystemClock
 from alertline.config.sections import Config
@@ -37,6 +38,11 @@ from alertline.store.protocol import Store
 from alertline.store.stored import Command, OpenWork
 
 __all__ = ["Accepted", "AcceptedSink", "AlertRecord", "Engine", "OutboxSink", "ReportListener"]
+
+EndKind = Literal["ack", "cancel", "resolve"]
+_OUTCOMES: dict[EndKind, str] = {"ack": "acknowledged", "cancel": "cancelled",
+                                 "resolve": "resolved"}
+"""What an alert's escalation ends with when it is acknowledged, cancelled or resolved."""
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -218,8 +224,7 @@ class Engine:
         if (forwarded := await self._elsewhere(alert_id, "ack", {"by": by, "via": via})):
             return forwarded
         record = await self.ledger.load(alert_id)
-        if record.status.acknowledged is None:
-            self._end(record, self._ack_fact(by, via), "acknowledged")
+        self._apply_end(record, "ack", by, via)
         return await self._commit_and_emit(record)
 
     async def cancel(self, alert_id: str, *, by: str | None = None) -> Report:
@@ -227,7 +232,7 @@ class Engine:
         if (forwarded := await self._elsewhere(alert_id, "cancel", {"by": by})):
             return forwarded
         record = await self.ledger.load(alert_id)
-        self._end(record, EndAlert("cancel", self.clock.now(), by), "cancelled")
+        self._apply_end(record, "cancel", by)
         return await self._commit_and_emit(record)
 
     async def resolve(self, alert_id: str, *, by: str | None = None) -> Report:
@@ -235,7 +240,7 @@ class Engine:
         if (forwarded := await self._elsewhere(alert_id, "resolve", {"by": by})):
             return forwarded
         record = await self.ledger.load(alert_id)
-        self._end(record, EndAlert("resolve", self.clock.now(), by), "resolved")
+        self._apply_end(record, "resolve", by)
         return await self._commit_and_emit(record)
 
     async def _elsewhere(self, alert_id: str, kind: str, data: dict[str, object]) -> Report | None:
@@ -244,10 +249,21 @@ class Engine:
             return None
         return await self.forward(alert_id, kind, data)
 
-    def _end(self, record: AlertRecord, fact: EndAlert, outcome: str) -> None:
-        """Record ``fact``, end the escalation and cancel what is still queued."""
+    def _apply_end(self, record: AlertRecord, kind: EndKind, by: str | None,
+                   via: str = "api") -> None:
+        """Record an ``ack`` (once), ``cancel`` or ``resolve`` of ``record``: the fact, the
+        end of its escalation, and what is still queued cancelled."""
+        now = self.clock.now()
+        if kind == "ack":
+            if record.status.acknowledged is not None:
+                return
+            fact = EndAlert("ack", now, f"{via}:{by or ''}",
+                            Acknowledgement(by=by, via=via, at=now))
+        else:
+            fact = EndAlert(kind, now, by)
+        outcome = _OUTCOMES[kind]
         self.ledger.apply(record, [fact, *self.escalations.stop(record, outcome),
-                                   *cancel_queued(record, outcome, self.clock.now())])
+                                   *cancel_queued(record, outcome, now)])
 
     async def _commit_and_emit(self, record: AlertRecord) -> Report:
         self.ledger.adopt(record)
@@ -267,21 +283,11 @@ class Engine:
             ended = set()
             for end in ends:
                 record = self.ledger.record(end.alert_id)
-                if record is None:
-                    continue
-                if end.kind == "ack" and record.status.acknowledged is None:
-                    self._end(record, self._ack_fact(end.by, end.via), "acknowledged")
-                elif end.kind == "cancel":
-                    self._end(record, EndAlert("cancel", self.clock.now(), end.by), "cancelled")
-                elif end.kind == "resolve":
-                    self._end(record, EndAlert("resolve", self.clock.now(), end.by), "resolved")
-                ended.add(end.alert_id)
+                if record is not None and end.kind in ("ack", "cancel", "resolve"):
+                    self._apply_end(record, cast(EndKind, end.kind), end.by, end.via)
+                    ended.add(end.alert_id)
             return ended
         await self._recovery.take_over(work, only=set(work.alerts), prelude=prelude)
-
-    def _ack_fact(self, by: str | None, via: str) -> EndAlert:
-        now = self.clock.now()
-        return EndAlert("ack", now, f"{via}:{by or ''}", Acknowledgement(by=by, via=via, at=now))
 
     # -- escalation ------------------------------------------------------------------------
 
